@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Build the lab's base image with debootstrap (no registry is reachable) and
+# load it with `podman import`. The tag carries a hash of the recipe (this
+# script and image-packages.txt), so the image is rebuilt only when the recipe
+# changes. Prints the image reference on stdout.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lab/common.sh
+. "$here/common.sh"
+
+suite=${LAB_SUITE:-bookworm}
+recipe_hash=$(cat "$here/image.sh" "$here/image-packages.txt" | sha256sum | cut -c1-12)
+image="localhost/nebula-lab:${suite}-${recipe_hash}"
+
+if podman image exists "$image"; then
+  echo "$image"
+  exit 0
+fi
+
+need debootstrap "apt-get install debootstrap"
+mirror=${LAB_MIRROR:-$(host_mirror)}
+[ -n "$mirror" ] || die "no Debian mirror found in the host's apt sources; set LAB_MIRROR="
+
+work=$(mktemp -d /var/tmp/nebula-lab-image.XXXXXX)
+rootfs="$work/rootfs"
+cleanup() {
+  for m in proc sys dev/pts dev; do
+    mountpoint -q "$rootfs/$m" 2>/dev/null && umount -l "$rootfs/$m" || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+log "debootstrap $suite from $mirror into $rootfs"
+debootstrap --variant=minbase --include=apt-utils,gnupg "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
+  || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap of $suite from $mirror failed"; }
+
+# Services must not start inside the chroot while packages are installed.
+printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+cat >"$rootfs/etc/apt/sources.list" <<SRC
+deb $mirror $suite main
+deb $mirror ${suite}-updates main
+SRC
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+mount -t proc proc "$rootfs/proc"
+mount --rbind /dev "$rootfs/dev"
+
+mapfile -t pkgs < <(grep -Ev '^\s*(#|$)' "$here/image-packages.txt")
+log "installing ${#pkgs[@]} packages"
+chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+  sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"' sh "${pkgs[@]}" \
+  >"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; die "package installation in the lab image failed"; }
+
+umount -l "$rootfs/dev" "$rootfs/proc"
+chroot "$rootfs" sh -c '
+  apt-get clean
+  rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /etc/ssh/ssh_host_*
+  # Host keys are generated per container at first boot.
+  systemctl enable ssh.service >/dev/null 2>&1 || true
+  # Units that cannot work in a container, or that roles start themselves.
+  for u in nfs-kernel-server.service nfs-ganesha.service nfs-server.service rpc-statd.service \
+           libvirtd.service virtlogd.service virtlockd.service lvm2-lvmpolld.socket \
+           lvmlockd.service dlm.service systemd-udevd.service; do
+    systemctl disable "$u" >/dev/null 2>&1 || true
+  done
+  for u in systemd-remount-fs.service systemd-udev-trigger.service getty@tty1.service \
+           console-getty.service systemd-logind.service; do
+    systemctl mask "$u" >/dev/null 2>&1 || true
+  done
+  printf "[Unit]\nDescription=Regenerate ssh host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n[Install]\nWantedBy=multi-user.target\n" \
+    > /etc/systemd/system/ssh-hostkeys.service
+  systemctl enable ssh-hostkeys.service >/dev/null 2>&1
+'
+: >"$rootfs/etc/resolv.conf"
+echo "nebula-lab" >"$rootfs/etc/hostname"
+
+log "importing $image"
+tar -C "$rootfs" --numeric-owner -c . \
+  | podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$image" >/dev/null
+echo "$image"
