@@ -1,0 +1,362 @@
+# -*- coding: utf-8 -*-
+# Copyright: nebula.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runtime helpers with the semantics of OpenNebula's tm_common.sh / scripts_common.sh.
+
+Every command is an argument list. Local commands never go through a shell;
+remote commands are joined with ``shlex.quote`` so the remote shell sees every
+argument as one word of data. Multi-step remote work uses :func:`ssh_script`,
+which runs a *constant* ``sh -c`` script and passes paths as positional
+parameters (``"$1"``), never by pasting them into the script text.
+"""
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import errno
+import fcntl
+import ipaddress
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+
+LEGACY_BEGIN = "ERROR MESSAGE --8<------"
+LEGACY_END = "ERROR MESSAGE ------>8--"
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+class TMError(Exception):
+    """An action failure: ``msg`` goes to stderr, ``rc`` is the exit code."""
+
+    def __init__(self, msg, rc=1):
+        super(TMError, self).__init__(msg)
+        self.msg = msg
+        self.rc = rc if rc else 1
+
+
+class Context(object):
+    """What an action needs: its name, the driver's rc settings and I/O streams."""
+
+    def __init__(self, action, rc=None, legacy=False, stderr=None, driver_dir=None):
+        self.action = action
+        self.rc = dict(rc or {})
+        self.legacy = legacy
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.driver_dir = driver_dir
+
+    def setting(self, key, default=None):
+        value = self.rc.get(key)
+        return default if value is None or value == "" else value
+
+    def flag(self, key, default=False):
+        value = self.rc.get(key)
+        if value is None or value == "":
+            return default
+        return is_yes(value)
+
+    def number(self, key, default):
+        value = self.rc.get(key)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise TMError("rc setting %s=%r is not a number" % (key, value))
+
+
+def is_yes(value):
+    return str(value).strip().lower() in ("yes", "true", "1", "on", "y")
+
+
+# --------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------
+
+def fix_dir_slashes(path):
+    """Collapse repeated slashes and drop a trailing one (``/`` stays ``/``)."""
+    path = re.sub(r"/+", "/", path)
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return path
+
+
+def arg_host(arg):
+    """Host part of ``host:path``; an argument with no colon has no host ("")."""
+    if ":" not in arg:
+        return ""
+    return arg.split(":", 1)[0]
+
+
+def arg_path(arg, fix=True):
+    """Path part of ``host:path`` (slashes normalised); no colon: all path."""
+    path = arg.split(":", 1)[1] if ":" in arg else arg
+    return fix_dir_slashes(path) if fix else path
+
+
+def is_disk(path):
+    """True when the path names a VM disk (``.../disk.N``), as tm_common's is_disk."""
+    return re.search(r"/disk\.[0-9]+", path) is not None
+
+
+# --------------------------------------------------------------------------
+# Logging and failures
+# --------------------------------------------------------------------------
+
+def _write(ctx, text):
+    stream = ctx.stderr
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
+
+
+def log(ctx, msg):
+    """``INFO: <action>: msg`` on stderr, as OpenNebula >= 6.0.3 reads it."""
+    _write(ctx, "INFO: %s: %s" % (ctx.action, msg))
+
+
+def log_error(ctx, msg):
+    _write(ctx, "ERROR: %s: %s" % (ctx.action, msg))
+
+
+def error_message(ctx, msg):
+    """The error text oned shows; wrapped in the legacy markers on request."""
+    if ctx.legacy:
+        _write(ctx, "%s\n%s\n%s" % (LEGACY_BEGIN, msg, LEGACY_END))
+    else:
+        _write(ctx, msg)
+
+
+def fail(msg, rc=1):
+    raise TMError(msg, rc)
+
+
+# --------------------------------------------------------------------------
+# Hosts
+# --------------------------------------------------------------------------
+
+def is_valid_host(host):
+    """A hostname (RFC 1123 labels) or an IPv4/IPv6 address; nothing else."""
+    if not host or len(host) > 253:
+        return False
+    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(candidate)
+        return True
+    except ValueError:
+        pass
+    if candidate != host:
+        return False
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return all(_HOST_LABEL.match(label) for label in labels)
+
+
+def check_host(host):
+    if not is_valid_host(host):
+        raise TMError("Invalid host %r: not a hostname or an IP address" % (host,))
+    return host
+
+
+def _local_names():
+    names = set(["localhost", "localhost.localdomain", "ip6-localhost"])
+    try:
+        name = socket.gethostname()
+        names.update([name, name.split(".")[0]])
+        names.add(socket.getfqdn())
+    except (OSError, socket.error):
+        pass
+    return set(n.lower() for n in names if n)
+
+
+def is_local_host(host):
+    """True for this machine: empty host, its hostname, FQDN or a loopback address."""
+    if not host:
+        return True
+    candidate = host.strip("[]")
+    try:
+        return ipaddress.ip_address(candidate).is_loopback
+    except ValueError:
+        pass
+    return host.lower().rstrip(".") in _local_names()
+
+
+def runs_local(ctx, host):
+    """Whether an action on ``host`` runs here (local shortcut, rc LOCAL_SHORTCUT)."""
+    if not host:
+        return True
+    check_host(host)
+    return ctx.flag("LOCAL_SHORTCUT", True) and is_local_host(host)
+
+
+# --------------------------------------------------------------------------
+# Command execution
+# --------------------------------------------------------------------------
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+
+def run_command(argv, data=None, timeout=None):
+    """Run an argument list (no shell). Returns ``(rc, stdout, stderr)`` as text.
+
+    ``timeout`` (seconds) kills the whole process group and returns rc 124.
+    """
+    if isinstance(argv, str):
+        raise TypeError("commands are argument lists, not shell strings")
+    argv = [str(a) for a in argv]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        return 127, "", "%s: %s" % (argv[0], exc.strerror or exc)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        out, err = proc.communicate(payload, timeout=timeout or None)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        return 124, out.decode("utf-8", "replace"), "Timeout after %ss" % timeout
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _shown(argv):
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def exec_and_log(ctx, argv, msg=None, timeout=None, data=None):
+    """Run locally; on failure log the command and its stderr, then fail with ``msg``."""
+    if timeout is None:
+        timeout = ctx.number("COMMAND_TIMEOUT", 0) or None
+    rc, out, err = run_command(argv, data=data, timeout=timeout)
+    if rc != 0:
+        log_error(ctx, 'Command "%s" failed: %s' % (_shown(argv), err.strip()))
+        raise TMError(msg or 'Error executing "%s": %s' % (_shown(argv), err.strip()), rc if rc > 0 else 1)
+    return out
+
+
+def timeout_exec_and_log(ctx, timeout, argv, msg=None):
+    """:func:`exec_and_log` that kills the command after ``timeout`` seconds."""
+    return exec_and_log(ctx, argv, msg or "Timeout executing %s" % _shown(argv), timeout=timeout)
+
+
+def ssh_command(ctx):
+    """The ssh client argv prefix: rc ``SSH`` (binary) and ``SSH_OPTS`` (options)."""
+    return shlex.split(ctx.setting("SSH", "ssh")) + shlex.split(ctx.setting("SSH_OPTS", ""))
+
+
+def remote_argv(ctx, host, argv):
+    """The argv that runs ``argv`` on ``host``: local when the shortcut applies, else ssh.
+
+    The remote command line is ``shlex.quote``-d word by word, so the remote
+    shell never interprets a path.
+    """
+    if runs_local(ctx, host):
+        return [str(a) for a in argv]
+    return ssh_command(ctx) + ["--", host, _shown(argv)]
+
+
+def ssh_exec_and_log(ctx, host, argv, msg=None, timeout=None, data=None):
+    """Run ``argv`` on ``host`` (or here, for this machine) and fail with ``msg``."""
+    return exec_and_log(ctx, remote_argv(ctx, host, argv), msg, timeout=timeout, data=data)
+
+
+def ssh_script(ctx, host, script, args, msg=None, timeout=None):
+    """Run a constant POSIX sh script on ``host`` with ``args`` as ``$1``, ``$2``..."""
+    return ssh_exec_and_log(ctx, host, ["sh", "-c", script, "sh"] + [str(a) for a in args], msg, timeout=timeout)
+
+
+def ssh_capture(ctx, host, argv, timeout=None):
+    """Run ``argv`` on ``host``; returns ``(rc, stdout, stderr)`` without failing."""
+    if timeout is None:
+        timeout = ctx.number("COMMAND_TIMEOUT", 0) or None
+    return run_command(remote_argv(ctx, host, argv), timeout=timeout)
+
+
+def ssh_make_path(ctx, host, path):
+    """``mkdir -p path`` on ``host``."""
+    if runs_local(ctx, host):
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise TMError("Error creating directory %s at %s: %s" % (path, host or "localhost", exc.strerror or exc))
+        return
+    ssh_exec_and_log(ctx, host, ["mkdir", "-p", "--", path], "Error creating directory %s at %s" % (path, host))
+
+
+# --------------------------------------------------------------------------
+# Locking
+# --------------------------------------------------------------------------
+
+def lock_dir(ctx):
+    path = ctx.setting("LOCK_DIR", "/var/lock/one")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    fallback = os.path.join(tempfile.gettempdir(), "one-tm-locks-%d" % os.getuid())
+    os.makedirs(fallback, exist_ok=True)
+    return fallback
+
+
+@contextmanager
+def flock(path, timeout=60.0, poll=0.05):
+    """Hold an exclusive ``flock`` on ``path``; TMError after ``timeout`` seconds."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.time() >= deadline:
+                    raise TMError("Could not acquire exclusive lock on %s within %ss" % (path, timeout))
+                time.sleep(poll)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def lock_for(ctx, key):
+    """A flock keyed on ``key`` (e.g. a host:path) in the driver's lock directory."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[-180:]
+    return flock(os.path.join(lock_dir(ctx), "tm-%s.lock" % safe), timeout=ctx.number("LOCK_TIMEOUT", 600))
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+def run_action(ctx, func, args):
+    """Run ``func(ctx, args)``; returns the process exit code (0 on success)."""
+    try:
+        func(ctx, list(args))
+        return 0
+    except TMError as exc:
+        error_message(ctx, exc.msg)
+        return exc.rc
+    except KeyboardInterrupt:
+        error_message(ctx, "%s: interrupted" % ctx.action)
+        return 130
+    except Exception as exc:  # pylint: disable=broad-except
+        error_message(ctx, "%s: unexpected error: %s: %s" % (ctx.action, type(exc).__name__, exc))
+        return 1

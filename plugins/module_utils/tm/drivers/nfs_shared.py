@@ -1,0 +1,634 @@
+# -*- coding: utf-8 -*-
+# Copyright: nebula.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``nfs_shared``: the shared-filesystem (NFS) TM driver.
+
+The image and system datastores are on a filesystem every host mounts at the
+same path. Arguments follow OpenNebula 7.x (``src/tm_mad/shared`` -> ``qcow2``
+and ``common``); ``LEGACY_ACTIONS`` implements the 3.x ``tm_<action>.sh SRC
+DST`` protocol, where every action runs on the front-end.
+
+Remote work is either one argument list or a constant ``sh -c`` script whose
+data arrive as ``"$1"``, ``"$2"``...; no path is ever pasted into code.
+
+Without oned's XML-RPC (``onevm show``), the driver reads what it needs from the
+files themselves: the image format from ``qemu-img info``, the snapshot chain
+from the ``disk.N -> disk.N.snap/K`` link made by a qcow2 overlay clone.
+"""
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from ..common import (TMError, arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
+                      remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path,
+                      ssh_script)
+from ..copy import copy_local, copy_remote, download, is_url
+
+NAME = "nfs_shared"
+
+DEFAULT_RC = [
+    ("SSH", "ssh"),
+    ("SSH_OPTS", "-o BatchMode=yes -o ConnectTimeout=15"),
+    ("REMOTE_PYTHON", "python3"),
+    ("QCOW2_OVERLAY", "no"),
+    ("CLONE_COPY", "stream"),
+    ("MV_TRANSFER", "auto"),
+    ("LOCAL_SHORTCUT", "yes"),
+    ("LEGACY_ERRORS", "no"),
+    ("LOCK_DIR", "/var/lock/one"),
+    ("LOCK_TIMEOUT", "600"),
+    ("COMMAND_TIMEOUT", "0"),
+    ("DOWNLOAD_TIMEOUT", "60"),
+    ("DELETE_RETRIES", "10"),
+    ("VM_DIR", ""),
+    ("VM_RDIR", ""),
+]
+
+RC_HEADER = """nfs_shared TM driver settings (KEY=value), managed by nebula.storage.tm_driver.
+SSH, SSH_OPTS: ssh client and options for every host command and copy.
+QCOW2_OVERLAY=yes: clone a qcow2 image as a qcow2 overlay backed by it.
+CLONE_COPY: stream (front-end streams the image to the host) or host (cp on the host).
+MV_TRANSFER: auto (copy between hosts when the source is not visible on the target) or no.
+LOCAL_SHORTCUT=yes: run locally, without ssh, when the host is this machine.
+LEGACY_ERRORS=yes: wrap errors in ERROR MESSAGE markers (OpenNebula < 6.0.3)."""
+
+# ---------------------------------------------------------------------------
+# Constant remote scripts (data only through "$1", "$2", ...)
+# ---------------------------------------------------------------------------
+
+_SH_PRELUDE = "set -e\nexport PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH\n"
+
+_SH_TEMP = (
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp "$d/.$(basename -- "$dst").tmcopy-XXXXXX")\n'
+    "trap 'rm -f -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+)
+
+_SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
+
+SCRIPT_HOST_COPY = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + \
+    'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + _SH_COMMIT
+
+SCRIPT_OVERLAY = _SH_PRELUDE + (
+    'dst=$1; src=$2; fmt=$3\n'
+    'b=$(basename -- "$dst"); mkdir -p -- "$(dirname -- "$dst")"\n'
+    'rm -rf -- "$dst.snap"; mkdir -p -- "$dst.snap"\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt="$fmt" -b "$src" "$dst.snap/0"\n'
+    'ln -sfn . "$dst.snap/$b.snap"\n'
+    'rm -f -- "$dst"\n'
+    'ln -s -- "$b.snap/0" "$dst"\n'
+)
+
+SCRIPT_LN = _SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
+
+SCRIPT_MV = _SH_PRELUDE + (
+    'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
+    'mkdir -p -- "$(dirname -- "$2")"\n'
+    'mv -f -- "$1" "$2"\n'
+)
+
+SCRIPT_RECV_TREE = _SH_PRELUDE + (
+    'dst=$1; name=$2\n'
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp -d "$d/.$(basename -- "$dst").tmmv-XXXXXX")\n'
+    "trap 'rm -rf -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+    'tar -C "$t" -xSf -\n'
+    'rm -rf -- "$dst"\n'
+    'mv -- "$t/$name" "$dst"\n'
+)
+
+SCRIPT_DELETE = (
+    'p=$1; tries=$2\n'
+    'if [ ! -e "$p" ] && [ ! -L "$p" ]; then exit 0; fi\n'
+    'i=1\n'
+    'until rm -rf -- "$p"; do\n'
+    '  if [ "$i" -ge "$tries" ]; then exit 1; fi\n'
+    '  i=$((i + 1)); sleep 1\n'
+    'done\n'
+)
+
+SCRIPT_MKIMAGE = _SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + _SH_TEMP + (
+    'case "$fmt" in\n'
+    '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
+    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
+    '  raw) truncate -s "${size}M" "$t" ;;\n'
+    '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
+    'esac\n'
+) + _SH_COMMIT
+
+SCRIPT_CPDS = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + (
+    'if [ ! -e "$src" ]; then echo "Source $src does not exist" >&2; exit 1; fi\n'
+    'fmt=$(qemu-img info -U "$src" 2>/dev/null | sed -n "s/^file format: //p")\n'
+    'if [ "$fmt" = qcow2 ]; then qemu-img convert -q -O qcow2 "$src" "$t"\n'
+    'else cp --sparse=always -- "$src" "$t"; fi\n'
+) + _SH_COMMIT
+
+_SH_SNAP = _SH_PRELUDE + (
+    'disk=$1; b=$(basename -- "$disk"); snap="$disk.snap"\n'
+    'cur=$(readlink -- "$disk" || true)\n'
+    'case "$cur" in\n'
+    '  "$b.snap/"*) active=${cur#"$b.snap/"} ;;\n'
+    '  *) echo "Operation not supported: $disk is not a qcow2 overlay (disk -> $b.snap/N)" >&2; exit 3 ;;\n'
+    'esac\n'
+)
+
+SCRIPT_SNAP_CREATE = _SH_SNAP + (
+    'next=$2\n'
+    'if [ -e "$snap/$next" ]; then echo "Snapshot file $snap/$next already exists." >&2; exit 1; fi\n'
+    'cd -- "$snap"\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$active" "$next"\n'
+    'ln -sfn -- "$b.snap/$next" "$disk"\n'
+)
+
+SCRIPT_SNAP_REVERT = _SH_SNAP + (
+    'id=$2\n'
+    'if [ ! -f "$snap/$id" ]; then echo "Snapshot $snap/$id does not exist" >&2; exit 1; fi\n'
+    'if [ "$id" = "$active" ]; then echo "Snapshot $id is the active image" >&2; exit 1; fi\n'
+    'cd -- "$snap"\n'
+    'rm -f -- ".$active.revert"\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$id" ".$active.revert"\n'
+    'mv -f -- ".$active.revert" "$active"\n'
+)
+
+SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'
+
+SCRIPT_IN_DIR = 'cd -- "$1"\nshift\nexec "$@"\n'
+
+NOT_SUPPORTED = ("snap_create_live", "prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore")
+
+_SIZE = re.compile(r"^[0-9]+$")
+_SNAP_ID = re.compile(r"^-?[0-9]+$")
+_FS = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def _need(ctx, args, count, usage, at_least=False):
+    if len(args) < count or (not at_least and len(args) > count):
+        fail("%s: expected arguments %s, got %d: %s" % (ctx.action, usage, len(args), " ".join(args)))
+    return args
+
+
+def _host_path(arg):
+    """``(host, path)`` of ``host:path``; the path must be absolute."""
+    host = arg_host(arg)
+    path = arg_path(arg)
+    if host:
+        check_host(host)
+    if not path.startswith("/"):
+        fail("Path %r is not absolute" % (path,))
+    return host, path
+
+
+def _size(ctx, value):
+    if not _SIZE.match(value):
+        fail("%s: size %r is not a number of MiB" % (ctx.action, value))
+    return value
+
+
+def _snap_id(ctx, value):
+    if not _SNAP_ID.match(value):
+        fail("%s: snapshot id %r is not a number" % (ctx.action, value))
+    return int(value)
+
+
+def _safe_to_delete(path):
+    return path.startswith("/") and path.rstrip("/").count("/") >= 2
+
+
+def image_format(ctx, path):
+    """The image format ``qemu-img info`` reports for a local file."""
+    rc, out, err = run_command(["qemu-img", "info", "-U", "--output=json", path], timeout=60)
+    if rc != 0:
+        fail("Cannot read the image format of %s: %s" % (path, err.strip()))
+    try:
+        return json.loads(out).get("format", "raw")
+    except ValueError:
+        fail("Cannot read the image format of %s: bad qemu-img output" % path)
+
+
+def _exists_on(ctx, host, path):
+    rc, _out, _err = ssh_capture(ctx, host, ["test", "-e", path])
+    return rc == 0
+
+
+# ---------------------------------------------------------------------------
+# Action cores (host "" means this machine)
+# ---------------------------------------------------------------------------
+
+def do_clone(ctx, src, host, dst):
+    label = "%s:%s" % (host, dst) if host else dst
+    local = runs_local(ctx, host)
+    with lock_for(ctx, label):
+        ssh_make_path(ctx, host, os.path.dirname(dst))
+        if is_url(src):
+            download(ctx, src, None if local else host, dst)
+            return
+        if not os.path.exists(src):
+            fail("Error copying %s to %s: source does not exist" % (src, label))
+        if ctx.flag("QCOW2_OVERLAY"):
+            fmt = image_format(ctx, src)
+            if fmt == "qcow2":
+                log(ctx, "Creating qcow2 overlay %s backed by %s" % (label, src))
+                ssh_script(ctx, host, SCRIPT_OVERLAY, [dst, src, fmt], "Error creating overlay %s of %s" % (label, src))
+                return
+        log(ctx, "Cloning %s in %s" % (src, label))
+        if os.path.isdir(src):
+            if local:
+                exec_and_log(ctx, ["cp", "-a", "--sparse=always", "--", src, dst], "Error copying %s to %s" % (src, label))
+                return
+            fail("Error copying %s to %s: directories are only cloned locally" % (src, label))
+        if local:
+            copy_local(src, dst)
+        elif ctx.setting("CLONE_COPY", "stream") == "host":
+            ssh_script(ctx, host, SCRIPT_HOST_COPY, [src, dst], "Error copying %s to %s" % (src, label))
+        else:
+            copy_remote(ctx, src, host, dst)
+
+
+def do_ln(ctx, src, host, dst):
+    log(ctx, "Linking %s in %s" % (src, dst))
+    ssh_script(ctx, host, SCRIPT_LN, [src, dst], "Error linking %s to %s" % (src, dst))
+
+
+def do_delete(ctx, host, path):
+    if not _safe_to_delete(path):
+        fail("Refusing to delete %s" % path)
+    log(ctx, "Deleting %s" % path)
+    retries = str(int(ctx.number("DELETE_RETRIES", 10)) or 1)
+    ssh_script(ctx, host, SCRIPT_DELETE, [path, retries], "Error deleting %s" % path)
+
+
+def do_mkimage(ctx, size, fmt, host, dst):
+    if fmt not in ("raw", "qcow2", "swap") and not _FS.match(fmt):
+        fail("%s: format %r not supported" % (ctx.action, fmt))
+    log(ctx, "Making image of %sM and type %s at %s" % (size, fmt, dst))
+    ssh_script(ctx, host, SCRIPT_MKIMAGE, [size, fmt, dst], "Could not create image %s" % dst)
+
+
+def _pipe(ctx, src_argv, dst_argv, msg):
+    """``src_argv | dst_argv``; both must succeed."""
+    err_a = tempfile.TemporaryFile()
+    err_b = tempfile.TemporaryFile()
+    try:
+        first = subprocess.Popen(src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+        second = subprocess.Popen(dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL,
+                                  start_new_session=True)
+        first.stdout.close()
+        rc_b = second.wait()
+        rc_a = first.wait()
+        if rc_a or rc_b:
+            errors = []
+            for handle in (err_a, err_b):
+                handle.seek(0)
+                errors.append(handle.read().decode("utf-8", "replace").strip())
+            fail("%s: %s" % (msg, "; ".join(e for e in errors if e) or "rc=%s/%s" % (rc_a, rc_b)))
+    finally:
+        err_a.close()
+        err_b.close()
+
+
+def do_mv(ctx, src_host, src, dst_host, dst):
+    both_local = runs_local(ctx, src_host) and runs_local(ctx, dst_host)
+    if src == dst and (src_host == dst_host or both_local):
+        log(ctx, "Will not move, source and destination are equal")
+        return
+    transfer = (ctx.setting("MV_TRANSFER", "auto") == "auto" and src_host != dst_host and not both_local
+                and not _exists_on(ctx, dst_host, src))
+    if not transfer:
+        log(ctx, "Moving %s to %s" % (src, dst))
+        ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst],
+                   "Error moving VM files: %s to %s in %s" % (src, dst, dst_host or "localhost"))
+        return
+    log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    sender = remote_argv(ctx, src_host, ["tar", "-C", os.path.dirname(src) or "/", "-cSf", "-", "--",
+                                         os.path.basename(src)])
+    receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
+    _pipe(ctx, sender, receiver, "Error moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    do_delete(ctx, src_host, src)
+
+
+def _iso_tool():
+    for tool in ("genisoimage", "mkisofs"):
+        path = shutil.which(tool)
+        if path:
+            return [path]
+    path = shutil.which("xorriso")
+    if path:
+        return [path, "-as", "mkisofs"]
+    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
+
+
+def do_context(ctx, files, host, dst):
+    log(ctx, "Generating context block device at %s" % dst)
+    tool = _iso_tool()
+    work = tempfile.mkdtemp(prefix="one-context-")
+    try:
+        content = os.path.join(work, "iso")
+        os.mkdir(content)
+        for item in files:
+            if is_url(item):
+                name = os.path.basename(item.split("?", 1)[0].rstrip("/")) or "download"
+                download(ctx, item, None, os.path.join(content, name))
+                continue
+            path, _sep, target = item.partition(":")
+            name = os.path.basename(target) if target else os.path.basename(path.rstrip("/"))
+            if not name or name in (".", ".."):
+                fail("Bad context file name in %r" % item)
+            if not os.path.exists(path):
+                fail("Error copying %s to the context ISO: no such file" % path)
+            if os.path.isdir(path):
+                shutil.copytree(path, os.path.join(content, name), symlinks=True)
+            else:
+                shutil.copyfile(path, os.path.join(content, name))
+        iso = os.path.join(work, "context.iso")
+        exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
+        ssh_make_path(ctx, host, os.path.dirname(dst))
+        if runs_local(ctx, host):
+            copy_local(iso, dst, mode=0o644)
+        else:
+            copy_remote(ctx, iso, host, dst, mode=0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# OpenNebula 7.x actions
+# ---------------------------------------------------------------------------
+
+def clone(ctx, args):
+    """clone fe:SRC host:DST VMID DSID"""
+    src, dst = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    raw_src = arg_path(src, fix=False)
+    src_path = src if is_url(src) else (raw_src if is_url(raw_src) else arg_path(src))
+    host, dst_path = _host_path(dst)
+    if not is_url(src_path) and not src_path.startswith("/"):
+        fail("Path %r is not absolute" % src_path)
+    do_clone(ctx, src_path, host, dst_path)
+
+
+def ln(ctx, args):
+    """ln fe:SRC host:DST VMID DSID"""
+    src, dst = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    _src_host, src_path = _host_path(src)
+    host, dst_path = _host_path(dst)
+    ssh_make_path(ctx, host, os.path.dirname(dst_path))
+    do_ln(ctx, src_path, host, dst_path)
+
+
+def mv(ctx, args):
+    """mv host:SRC host:DST VMID DSID"""
+    src, dst = _need(ctx, args, 4, "host:SRC host:DST VMID DSID")[:2]
+    src_host, src_path = _host_path(src)
+    dst_host, dst_path = _host_path(dst)
+    if is_disk(dst_path):
+        log(ctx, "Not moving disk %s: shared datastore, the VM directory moves as a whole" % dst_path)
+        return
+    do_mv(ctx, src_host, src_path, dst_host, dst_path)
+
+
+def mvds(ctx, args):
+    """mvds host:SRC fe:DST VMID DSID: the disk is already in the shared datastore."""
+    _need(ctx, args, 4, "host:SRC fe:DST VMID DSID")
+    log(ctx, "Nothing to move: the datastore is shared")
+
+
+def cpds(ctx, args):
+    """cpds host:SRC fe:DST SNAP_ID VMID DSID"""
+    src, dst, snap = _need(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
+    host, src_path = _host_path(src)
+    _fe, dst_path = _host_path(dst)
+    snap_id = _snap_id(ctx, snap)
+    if snap_id != -1:
+        src_path = "%s.snap/%d" % (src_path, snap_id)
+    log(ctx, "Copying %s to datastore as %s" % (src_path, dst_path))
+    ssh_script(ctx, host, SCRIPT_CPDS, [src_path, dst_path], "Could not copy image %s to %s" % (src_path, dst_path))
+
+
+def delete(ctx, args):
+    """delete host:PATH VMID DSID"""
+    target = _need(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    host, path = _host_path(target)
+    do_delete(ctx, host, path)
+
+
+def mkimage(ctx, args):
+    """mkimage SIZE FORMAT host:DST VMID DSID"""
+    size, fmt, dst = _need(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
+    host, dst_path = _host_path(dst)
+    do_mkimage(ctx, _size(ctx, size), fmt, host, dst_path)
+
+
+def mkswap(ctx, args):
+    """mkswap SIZE host:DST VMID DSID"""
+    size, dst = _need(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = _host_path(dst)
+    do_mkimage(ctx, _size(ctx, size), "swap", host, dst_path)
+
+
+def context(ctx, args):
+    """context FILE... host:DST VMID DSID"""
+    _need(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
+    host, dst_path = _host_path(args[-3])
+    do_context(ctx, args[:-3], host, dst_path)
+
+
+def resize(ctx, args):
+    """resize host:DISK SIZE VMID"""
+    disk, size = _need(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
+    host, path = _host_path(disk)
+    log(ctx, "Resizing %s to %sM" % (path, _size(ctx, size)))
+    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
+
+
+def _noop(ctx, args):
+    log(ctx, "Nothing to do on a shared datastore")
+
+
+premigrate = postmigrate = failmigrate = _noop
+
+
+def snap_create(ctx, args):
+    """snap_create host:DISK SNAP_ID VMID"""
+    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = _host_path(disk)
+    snap_id = _snap_id(ctx, snap)
+    with lock_for(ctx, "%s:%s" % (host, path)):
+        _snap(ctx, host, SCRIPT_SNAP_CREATE, [path, str(snap_id + 1)], "Error creating snapshot %d of %s" % (snap_id, path))
+
+
+def snap_revert(ctx, args):
+    """snap_revert host:DISK SNAP_ID VMID"""
+    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = _host_path(disk)
+    snap_id = _snap_id(ctx, snap)
+    with lock_for(ctx, "%s:%s" % (host, path)):
+        _snap(ctx, host, SCRIPT_SNAP_REVERT, [path, str(snap_id)], "Error reverting %s to snapshot %d" % (path, snap_id))
+
+
+def _snap(ctx, host, script, args, msg):
+    rc, _out, err = ssh_capture(ctx, host, ["sh", "-c", script, "sh"] + args)
+    if rc == 3:
+        fail("%s: %s" % (ctx.action, err.strip()))
+    if rc != 0:
+        fail("%s: %s" % (msg, err.strip()))
+
+
+def _qemu_backing(ctx, host, snap_dir, name):
+    rc, out, err = ssh_capture(ctx, host, ["qemu-img", "info", "-U", "--output=json", os.path.join(snap_dir, name)])
+    if rc != 0:
+        fail("Cannot read %s/%s: %s" % (snap_dir, name, err.strip()))
+    try:
+        info = json.loads(out)
+    except ValueError:
+        fail("Cannot read %s/%s: bad qemu-img output" % (snap_dir, name))
+    return info.get("backing-filename"), info.get("backing-filename-format") or "qcow2"
+
+
+def snap_delete(ctx, args):
+    """snap_delete host:DISK SNAP_ID VMID: merge the snapshot into its children, then remove it."""
+    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = _host_path(disk)
+    snap_id = str(_snap_id(ctx, snap))
+    snap_dir = path + ".snap"
+    with lock_for(ctx, "%s:%s" % (host, path)):
+        rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_ACTIVE, "sh", path])
+        if rc == 3:
+            fail("%s: %s" % (ctx.action, err.strip()))
+        if rc != 0:
+            fail("Error deleting snapshot %s of %s: %s" % (snap_id, path, err.strip()))
+        lines = out.split()
+        active, names = lines[0], [n for n in lines[1:] if n.isdigit()]
+        if snap_id == active:
+            fail("Error deleting snapshot %s of %s: it is the active image" % (snap_id, path))
+        if snap_id not in names:
+            log(ctx, "Snapshot %s of %s does not exist, nothing to delete" % (snap_id, path))
+            return
+        parent, parent_fmt = _qemu_backing(ctx, host, snap_dir, snap_id)
+        for name in names:
+            if name == snap_id:
+                continue
+            backing, _fmt = _qemu_backing(ctx, host, snap_dir, name)
+            if backing is not None and os.path.basename(backing) == snap_id:
+                rebase = ["qemu-img", "rebase", "-q", "-f", "qcow2", "-b", parent or ""]
+                if parent:
+                    rebase += ["-F", parent_fmt]
+                log(ctx, "Merging snapshot %s into %s" % (snap_id, name))
+                ssh_exec_and_log(ctx, host, ["sh", "-c", SCRIPT_IN_DIR, "sh", snap_dir] + rebase + [name],
+                                 "Error merging snapshot %s into %s" % (snap_id, name))
+        ssh_exec_and_log(ctx, host, ["rm", "-f", "--", os.path.join(snap_dir, snap_id)],
+                         "Error deleting snapshot %s of %s" % (snap_id, path))
+
+
+def _not_supported(ctx, args):
+    fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
+
+
+ACTIONS = {
+    "clone": clone,
+    "ln": ln,
+    "mv": mv,
+    "mvds": mvds,
+    "cpds": cpds,
+    "delete": delete,
+    "mkimage": mkimage,
+    "mkswap": mkswap,
+    "context": context,
+    "resize": resize,
+    "premigrate": premigrate,
+    "postmigrate": postmigrate,
+    "failmigrate": failmigrate,
+    "snap_create": snap_create,
+    "snap_delete": snap_delete,
+    "snap_revert": snap_revert,
+}
+for _name in NOT_SUPPORTED:
+    ACTIONS[_name] = _not_supported
+
+
+# ---------------------------------------------------------------------------
+# OpenNebula 3.x protocol: tm_<action>.sh, run on the front-end
+# ---------------------------------------------------------------------------
+
+def _legacy_path(ctx, arg):
+    """Path of a 3.x ``host:path`` argument, VM_RDIR mapped to VM_DIR (fix_paths)."""
+    path = arg_path(arg)
+    remote_dir, local_dir = ctx.setting("VM_RDIR", ""), ctx.setting("VM_DIR", "")
+    if remote_dir and local_dir and (path == remote_dir or path.startswith(remote_dir.rstrip("/") + "/")):
+        path = local_dir.rstrip("/") + path[len(remote_dir.rstrip("/")):]
+    if not path.startswith("/"):
+        fail("Path %r is not absolute" % (path,))
+    return path
+
+
+def legacy_clone(ctx, args):
+    """tm_clone.sh SRC DST"""
+    src, dst = _need(ctx, args, 2, "SRC DST")
+    source = src if is_url(src) else _legacy_path(ctx, src)
+    do_clone(ctx, source, "", _legacy_path(ctx, dst))
+
+
+def legacy_ln(ctx, args):
+    """tm_ln.sh SRC DST"""
+    src, dst = _need(ctx, args, 2, "SRC DST")
+    dst_path = _legacy_path(ctx, dst)
+    ssh_make_path(ctx, "", os.path.dirname(dst_path))
+    do_ln(ctx, _legacy_path(ctx, src), "", dst_path)
+
+
+def legacy_mkswap(ctx, args):
+    """tm_mkswap.sh SIZE DST"""
+    size, dst = _need(ctx, args, 2, "SIZE DST")
+    do_mkimage(ctx, _size(ctx, size), "swap", "", _legacy_path(ctx, dst))
+
+
+def legacy_mkimage(ctx, args):
+    """tm_mkimage.sh SIZE FSTYPE DST"""
+    size, fstype, dst = _need(ctx, args, 3, "SIZE FSTYPE DST")
+    do_mkimage(ctx, _size(ctx, size), fstype, "", _legacy_path(ctx, dst))
+
+
+def legacy_delete(ctx, args):
+    """tm_delete.sh SRC [DST]"""
+    _need(ctx, args, 1, "SRC [DST]", at_least=True)
+    do_delete(ctx, "", _legacy_path(ctx, args[0]))
+
+
+def legacy_mv(ctx, args):
+    """tm_mv.sh SRC DST"""
+    src, dst = _need(ctx, args, 2, "SRC DST")
+    src_path, dst_path = _legacy_path(ctx, src), _legacy_path(ctx, dst)
+    if src_path == dst_path:
+        log(ctx, "Will not move, source and destination are equal")
+    elif os.path.isdir(src_path):
+        log(ctx, "Will not move, is not saving image")
+    else:
+        do_mv(ctx, "", src_path, "", dst_path)
+
+
+def legacy_context(ctx, args):
+    """tm_context.sh FILE... DST"""
+    _need(ctx, args, 2, "FILE... DST", at_least=True)
+    do_context(ctx, args[:-1], "", _legacy_path(ctx, args[-1]))
+
+
+LEGACY_ACTIONS = {
+    "clone": legacy_clone,
+    "ln": legacy_ln,
+    "mkswap": legacy_mkswap,
+    "mkimage": legacy_mkimage,
+    "delete": legacy_delete,
+    "mv": legacy_mv,
+    "context": legacy_context,
+}
