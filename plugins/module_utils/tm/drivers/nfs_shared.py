@@ -54,7 +54,7 @@ RC_HEADER = """nfs_shared TM driver settings (KEY=value), managed by nebula.stor
 SSH, SSH_OPTS: ssh client and options for every host command and copy.
 QCOW2_OVERLAY=yes: clone a qcow2 image as a qcow2 overlay backed by it.
 CLONE_COPY: stream (front-end streams the image to the host) or host (cp on the host).
-MV_TRANSFER: auto (copy between hosts when the source is not visible on the target) or no.
+MV_TRANSFER: auto (copy between hosts when the source is not visible on the target), always or no.
 LOCAL_SHORTCUT=yes: run locally, without ssh, when the host is this machine.
 LEGACY_ERRORS=yes: wrap errors in ERROR MESSAGE markers (OpenNebula < 6.0.3)."""
 
@@ -304,8 +304,9 @@ def do_mv(ctx, src_host, src, dst_host, dst):
     if src == dst and (src_host == dst_host or both_local):
         log(ctx, "Will not move, source and destination are equal")
         return
-    transfer = (ctx.setting("MV_TRANSFER", "auto") == "auto" and src_host != dst_host and not both_local
-                and not _exists_on(ctx, dst_host, src))
+    policy = ctx.setting("MV_TRANSFER", "auto")
+    transfer = src_host != dst_host and not both_local and (
+        policy == "always" or (policy == "auto" and not _exists_on(ctx, dst_host, src)))
     if not transfer:
         log(ctx, "Moving %s to %s" % (src, dst))
         ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst],
