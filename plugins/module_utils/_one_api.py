@@ -239,7 +239,8 @@ def render_template_text(pairs):
 
 
 _TOKEN_RE = re.compile(r'''
-    (?P<ws>[ \t\r\n]+)
+    (?P<eqempty>[ \t]*=[ \t]*\n)
+  | (?P<ws>[ \t\r\n]+)
   | (?P<comment>\#[^\n]*)
   | (?P<quoted>"(?:\\"|[^"])*")
   | (?P<punct>[=,\[\]])
@@ -275,6 +276,10 @@ def parse_template_text(text):
 
     while i < len(tokens):
         kind, key = tokens[i]
+        if kind == 'word' and i + 1 < len(tokens) and tokens[i + 1][0] == 'eqempty':
+            pairs.append((check_key(key), ''))
+            i += 2
+            continue
         if kind != 'word' or i + 1 >= len(tokens) or tokens[i + 1] != ('punct', '='):
             raise ValueError('syntax error in template near %r' % (key,))
         key = check_key(key)

@@ -119,7 +119,7 @@ class OnedFailure(Exception):
 # Independent of plugins/module_utils on purpose: the double must not share
 # code with what it tests. Follows src/parsers/template_parser.l.
 # ---------------------------------------------------------------------------
-_TOKENS = re.compile(r'(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<q>"(?:\\"|[^"])*")|(?P<p>[=,\[\]])|(?P<w>[^=#\s,\[\]"]+)')
+_TOKENS = re.compile(r'(?P<e>[ \t]*=[ \t]*\n)|(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<q>"(?:\\"|[^"])*")|(?P<p>[=,\[\]])|(?P<w>[^=#\s,\[\]"]+)')
 
 
 def parse_text_template(text):
@@ -144,6 +144,10 @@ def parse_text_template(text):
         return "", j
 
     while i < len(toks):
+        if toks[i][0] == "w" and i + 1 < len(toks) and toks[i + 1][0] == "e":
+            out.append([toks[i][1].upper(), ""])
+            i += 2
+            continue
         if toks[i][0] != "w" or i + 1 >= len(toks) or toks[i + 1] != ("p", "="):
             raise ValueError(f"syntax error, unexpected {toks[i][1]!r}")
         key = toks[i][1].upper()
