@@ -283,6 +283,8 @@ def parse(text, path='<string>'):
 
     def fail(i, expected):
         kind, tok, pos = toks[i]
+        if kind == 't':  # point at what follows the blanks
+            pos += len(tok) - len(tok.lstrip(' \t'))
         line, col = _position(text, pos)
         raise TemplateSyntaxError(path, line, col, 'expected %s, found %s' % (expected, _describe(kind, tok)))
 
