@@ -74,6 +74,21 @@ ONED_OWNED = {
 _DS_OWNED_PREFIXES = ('LN_TARGET_', 'CLONE_TARGET_', 'DISK_TYPE_')
 
 
+# Values that oned upper-cases when it stores them (Image::str_to_disk_type()
+# and disk_type_to_str(), Datastore::str_to_type() and type_to_str()).
+CASE_INSENSITIVE_VALUES = frozenset(('DISK_TYPE', 'TYPE'))
+
+
+def same_value(key, current, wanted):
+    # type: (str, Optional[str], str) -> bool
+    """Compare a stored value with a wanted one the way oned stores it."""
+    if current is None:
+        return False
+    if key.upper() in CASE_INSENSITIVE_VALUES:
+        return current.upper() == wanted.upper()
+    return current == wanted
+
+
 def is_oned_owned(key, object_type):
     # type: (str, str) -> bool
     """True if oned fills ``key`` itself in templates of ``object_type``."""

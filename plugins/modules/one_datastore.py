@@ -153,6 +153,7 @@ from ansible_collections.nebula.storage.plugins.module_utils._one_api import (
     is_oned_owned,
     normalize_value,
     render_template_text,
+    same_value,
     singles,
 )
 
@@ -209,7 +210,7 @@ def diff_text(ds_template, clusters, enabled):
 def plan_template(ds, desired, mode):
     """Return (changes, removals, new_template) for an existing datastore."""
     current = singles(ds['template'])
-    changes = [(k, v) for k, v in desired if current.get(k) != v]
+    changes = [(k, v) for k, v in desired if not same_value(k, current.get(k), v)]
     removals = []
     if mode == 'exact':
         wanted = set(k for k, _ in desired)
@@ -297,7 +298,7 @@ def verify(module, client, oid, desired, result, after_clusters):
     result['datastore'] = summary(ds)
     result['diff']['after'] = diff_text(ds['template'], ds['clusters'], None if module.params['enabled'] is None else ds['state'] == 0)
     current = singles(ds['template'])
-    rewritten = ['%s=%s (asked %s)' % (k, current.get(k, '<unset>'), v) for k, v in desired if current.get(k) != v]
+    rewritten = ['%s=%s (asked %s)' % (k, current.get(k, '<unset>'), v) for k, v in desired if not same_value(k, current.get(k), v)]
     if rewritten:
         module.fail_json(msg='oned changed or dropped attributes of datastore %r (ID %d) after the update, so they would never converge: %s. '
                              'These are set by oned from TM_MAD_CONF/DS_MAD_CONF; remove them from template.'

@@ -404,7 +404,7 @@ class OnedState:
     def _disk_type(dtype, s_dt):
         if dtype in ("FILE_DS", "BACKUP_DS"):
             return 0, False
-        dt = DISK_TYPES.get((s_dt or "FILE").upper().replace("FILE_SYSTEM", "FILESYSTEM"))
+        dt = DISK_TYPES.get((s_dt or "FILE").upper())
         if dt is None:
             raise OnedFailure(INTERNAL, "Unknown DISK_TYPE in template.")
         if dtype == "IMAGE_DS" and dt in (1, 4, 6, 8):

@@ -119,6 +119,13 @@ def test_normalize_and_keys():
         api.normalize_value({"a": 1})
 
 
+def test_same_value_follows_oned_normalisation():
+    assert api.same_value("DISK_TYPE", "BLOCK", "block")
+    assert api.same_value("type", "SYSTEM_DS", "system_ds")
+    assert not api.same_value("BRIDGE_LIST", "Node1", "node1")
+    assert not api.same_value("X", None, "")
+
+
 def test_oned_owned_attributes():
     assert api.is_oned_owned("shared", "SYSTEM_DS")
     assert api.is_oned_owned("LN_TARGET_SSH", "IMAGE_DS")

@@ -156,7 +156,7 @@ def test_storpool_required_attrs(run_module, oned):
     sp = dict(name="sp", type="image", template={"DS_MAD": "storpool", "TM_MAD": "storpool", "BRIDGE_LIST": "node1 node2"})
     r = run_module("one_datastore", args(oned, **sp))
     assert r["failed"] and "missing the \"DISK_TYPE\" attribute" in r["msg"]
-    sp["template"]["DISK_TYPE"] = "BLOCK"
+    sp["template"]["DISK_TYPE"] = "block"  # as in the StorPool docs; oned stores it upper-case
     r = run_module("one_datastore", args(oned, **sp))
     assert not r["failed"] and r["changed"] and r["datastore"]["template"]["DISK_TYPE"] == "BLOCK"
     assert not run_module("one_datastore", args(oned, **sp))["changed"]
