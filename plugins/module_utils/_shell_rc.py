@@ -377,12 +377,9 @@ def edit_words(doc, key, add=(), remove=(), separator=' '):
     if found:
         a = found[-1]
         new = separator.join(new_words)
-        a.raw = new if a.conf else shell_quote(new, _quote_style(a.raw) or ('"' if len(new_words) > 1 else None))
+        a.raw = new if a.conf else shell_quote(new, _quote_style(a.raw))
     else:
-        new_a = _new_assignment(doc, key, separator.join(new_words))
-        if not new_a.conf and len(new_words) > 1 and not new_a.raw.startswith('"'):
-            new_a.raw = shell_quote(separator.join(new_words), '"')
-        _insert(doc, new_a)
+        _insert(doc, _new_assignment(doc, key, separator.join(new_words)))
     return changes
 
 
