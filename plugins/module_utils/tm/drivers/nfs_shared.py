@@ -13,7 +13,9 @@ data arrive as ``"$1"``, ``"$2"``...; no path is ever pasted into code.
 
 Without oned's XML-RPC (``onevm show``), the driver reads what it needs from the
 files themselves: the image format from ``qemu-img info``, the snapshot chain
-from the ``disk.N -> disk.N.snap/K`` link made by a qcow2 overlay clone.
+from the ``disk.N -> disk.N.snap/K`` link made by a qcow2 overlay clone. As in
+OpenNebula, backing files inside the chain are ``disk.N.snap/K`` (relative),
+and ``disk.N.snap/disk.N.snap -> .`` makes that resolve from both directories.
 """
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
@@ -144,7 +146,8 @@ SCRIPT_SNAP_CREATE = _SH_SNAP + (
     'next=$2\n'
     'if [ -e "$snap/$next" ]; then echo "Snapshot file $snap/$next already exists." >&2; exit 1; fi\n'
     'cd -- "$snap"\n'
-    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$active" "$next"\n'
+    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$active" "$next"\n'
     'ln -sfn -- "$b.snap/$next" "$disk"\n'
 )
 
@@ -154,7 +157,8 @@ SCRIPT_SNAP_REVERT = _SH_SNAP + (
     'if [ "$id" = "$active" ]; then echo "Snapshot $id is the active image" >&2; exit 1; fi\n'
     'cd -- "$snap"\n'
     'rm -f -- ".$active.revert"\n'
-    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$id" ".$active.revert"\n'
+    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$id" ".$active.revert"\n'
     'mv -f -- ".$active.revert" "$active"\n'
 )
 
