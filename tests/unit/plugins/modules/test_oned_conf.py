@@ -1,0 +1,136 @@
+"""nebula.storage.oned_conf through AnsibleModule (in-process), on copies of the real fixtures."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+ONED = FIXTURES / "oned"
+
+STORPOOL = {
+    "drivers": [
+        {"attribute": "TM_MAD", "add": ["storpool"]},
+        {"attribute": "DATASTORE_MAD", "add": ["storpool"]},
+        {"attribute": "DATASTORE_MAD", "option": "-s", "add": ["storpool"]},
+    ],
+    "blocks": [
+        {"attribute": "TM_MAD_CONF", "match": {"NAME": "storpool"},
+         "set": {"LN_TARGET": "NONE", "CLONE_TARGET": "SELF", "SHARED": "yes", "DS_MIGRATE": "yes"}},
+        {"attribute": "DS_MAD_CONF", "match": {"NAME": "storpool"}, "set": {"REQUIRED_ATTRS": "DISK_TYPE", "PERSISTENT_ONLY": "NO"}},
+    ],
+    "lists": [{"name": "VM_RESTRICTED_ATTR", "add": ["VMSNAPSHOT_LIMIT", "DISKSNAPSHOT_LIMIT"]}],
+}
+
+
+@pytest.fixture
+def conf(tmp_path):
+    def copy(name="oned-7.4.0.conf"):
+        p = tmp_path / "one" / "oned.conf"
+        p.parent.mkdir(exist_ok=True)
+        shutil.copyfile(ONED / name, p)
+        os.chmod(p, 0o640)
+        os.chown(p, 9869, 9869)
+        return p
+    return copy
+
+
+def test_storpool_changed_then_idempotent(run_module, conf):
+    p = conf()
+    original = p.read_text()
+    res = run_module("oned_conf", {"path": str(p), **STORPOOL})
+    assert res["failed"] is False and res["changed"] is True, res
+    assert res["changes"][0] == 'TM_MAD: added "storpool" to -d'
+    assert len(res["changes"]) == 7
+    text = p.read_text()
+    assert text != original and 'NAME = "storpool", LN_TARGET = "NONE"' in text
+    st = os.stat(p)
+    assert stat.S_IMODE(st.st_mode) == 0o640 and (st.st_uid, st.st_gid) == (9869, 9869)
+    again = run_module("oned_conf", {"path": str(p), **STORPOOL})
+    assert again["failed"] is False and again["changed"] is False and again["changes"] == []
+    assert os.stat(p).st_mtime_ns == st.st_mtime_ns
+
+
+def test_check_and_diff_write_nothing(run_module, conf):
+    p = conf()
+    original = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), **STORPOOL}, check_mode=True, diff=True)
+    assert res["changed"] is True and res["failed"] is False
+    assert res["diff"]["before"] == original.decode() and "storpool" in res["diff"]["after"]
+    assert res["diff"]["before_header"] == str(p)
+    assert p.read_bytes() == original
+    assert sorted(os.listdir(p.parent)) == ["oned.conf"]
+
+
+def test_backup_and_validate(run_module, conf, tmp_path):
+    p = conf()
+    seen = tmp_path / "validated"
+    res = run_module("oned_conf", {"path": str(p), "backup": True, "validate": "cp %%s %s" % seen,
+                                   "attributes": [{"name": "DEFAULT_DEVICE_PREFIX", "value": "vd"}]})
+    assert res["changed"] and res["changes"] == ['DEFAULT_DEVICE_PREFIX: set to "vd" (was "sd")']
+    assert open(res["backup_file"]).read() == (ONED / "oned-7.4.0.conf").read_text()
+    assert seen.read_text() == p.read_text()
+    res = run_module("oned_conf", {"path": str(p), "validate": "false %s",
+                                   "attributes": [{"name": "DEFAULT_DEVICE_PREFIX", "value": "hd"}]})
+    assert res["failed"] and "validate command failed" in res["msg"]
+    assert 'DEFAULT_DEVICE_PREFIX    = "vd"' in p.read_text()
+
+
+def test_bad_file_fails_with_position_and_stays_untouched(run_module, tmp_path):
+    p = tmp_path / "oned.conf"
+    p.write_text('A = 1\nTM_MAD = [\n  EXECUTABLE = "one_tm",\n  ARGUMENTS = "-d x",\n]\n')
+    before = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), **STORPOOL})
+    assert res["failed"] is True
+    assert res["msg"] == "%s:5:1: expected an attribute name after ',', found ']'" % p
+    assert p.read_bytes() == before
+
+
+def test_ambiguous_match_fails_naming_lines(run_module, tmp_path):
+    p = tmp_path / "oned.conf"
+    p.write_text('TM_MAD_CONF = [ NAME = "a" ]\n\nTM_MAD_CONF = [ NAME = "A", SHARED = "yes" ]\n')
+    before = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), "blocks": [{"attribute": "TM_MAD_CONF", "match": {"NAME": "a"}, "set": {"X": "1"}}]})
+    assert res["failed"] and "line 1" in res["msg"] and "line 3" in res["msg"]
+    assert p.read_bytes() == before
+
+
+def test_drivers_on_3x_fails_with_hint(run_module, conf):
+    p = conf("oned-3.0.conf")
+    res = run_module("oned_conf", {"path": str(p), "drivers": [{"attribute": "TM_MAD", "add": ["storpool"]}]})
+    assert res["failed"] and "use a blocks entry" in res["msg"]
+
+
+def test_3x_block_through_module(run_module, conf):
+    p = conf("oned-3.0.conf")
+    args = {"path": str(p), "blocks": [{"attribute": "TM_MAD", "match": {"NAME": "tm_storpool"},
+                                        "set": {"EXECUTABLE": "one_tm", "ARGUMENTS": "tm_storpool/tm_storpool.conf"}}]}
+    assert run_module("oned_conf", args)["changed"] is True
+    assert '    name       = "tm_storpool",\n    executable = "one_tm",\n' in p.read_text()
+    assert run_module("oned_conf", args)["changed"] is False
+
+
+@pytest.mark.parametrize("args,msg", [
+    ({"blocks": [{"attribute": "X", "bogus": 1}]}, "bogus"),
+    ({"blocks": [{"attribute": "X", "state": "gone"}]}, "state"),
+    ({"blocks": [{"attribute": "X", "state": "absent", "set": {"A": 1}}]}, "state=absent"),
+    ({"attributes": [{"name": "X"}]}, "value"),
+    ({"attributes": [{"name": "X", "state": "absent", "value": "1"}]}, "state=absent"),
+    ({"drivers": [{"attribute": "TM_MAD"}]}, "add or remove"),
+    ({"drivers": [{"add": ["x"]}]}, "attribute"),
+    ({"nonsense": True}, "nonsense"),
+])
+def test_option_combinations_are_rejected(run_module, conf, args, msg):
+    p = conf()
+    before = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), **args})
+    assert res["failed"] is True and msg in res["msg"], res
+    assert p.read_bytes() == before
+
+
+def test_missing_file_fails(run_module, tmp_path):
+    res = run_module("oned_conf", {"path": str(tmp_path / "nope.conf"), **STORPOOL})
+    assert res["failed"] and "cannot read" in res["msg"]
