@@ -23,8 +23,10 @@ description:
 author: nebula.storage maintainers (@nebula-storage)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:
@@ -306,8 +308,8 @@ def verify(module, client, oid, desired, result, after_clusters):
     return result
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         name=dict(type='str', required=True),
         type=dict(type='str', choices=['system', 'image', 'file']),
         template=dict(type='dict', default={}),
@@ -318,9 +320,13 @@ def main():
         enabled=dict(type='bool'),
         force=dict(type='bool', default=False),
     )
-    argument_spec.update(API_ARGUMENT_SPEC)
+    spec.update(API_ARGUMENT_SPEC)
+    return spec
+
+
+def main():
     module = AnsibleModule(
-        argument_spec=argument_spec,
+        argument_spec=argument_spec(),
         required_if=[('state', 'present', ('type',))],
         required_together=[('api_username', 'api_password')],
         supports_check_mode=True,

@@ -20,8 +20,10 @@ description:
 author: nebula.storage maintainers (@nebula-storage)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   name:
@@ -162,14 +164,18 @@ def run(module, client):
     return result
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         name=dict(type='str', required=True),
         attributes=dict(type='dict', required=True),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
-    argument_spec.update(API_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, required_together=[('api_username', 'api_password')],
+    spec.update(API_ARGUMENT_SPEC)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), required_together=[('api_username', 'api_password')],
                            supports_check_mode=True)
     try:
         wanted(module.params)  # validate input before talking to oned

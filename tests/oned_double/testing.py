@@ -79,6 +79,8 @@ def spawn_double(tmp_path, args=(), auth=AUTH):
     """Run ``python -m tests.oned_double`` as a process; yields (url, state_file)."""
     port_file = tmp_path / "oned-double.port"
     state_file = tmp_path / "oned-double.json"
+    if port_file.exists():
+        port_file.unlink()  # a stale port from an earlier run
     cmd = [sys.executable, "-m", "tests.oned_double", "--port", "0", "--port-file", str(port_file),
            "--auth", auth, "--state", str(state_file), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

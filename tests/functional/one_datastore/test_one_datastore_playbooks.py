@@ -186,3 +186,18 @@ def test_absent_and_clear_errors(lab, tmp_path):
     assert stats["changed"] == 1 and lab.datastores("created_then_removed")
     stats, (r,) = lab.single(name="created_then_removed", state="absent")
     assert stats["changed"] == 1 and not lab.datastores("created_then_removed")
+
+
+def test_double_keeps_state_across_restarts(tmp_path):
+    """The lab runs the double as a service: a restart (SIGTERM) must keep the datastores."""
+    import xmlrpc.client
+
+    with spawn_double(tmp_path, ["--cluster", "100:c100"]) as (url, state_file):
+        proxy = xmlrpc.client.ServerProxy(url)
+        ok, oid, _ = proxy.one.datastore.allocate(AUTH, 'NAME = "kept"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', 100)
+        assert ok and oid == 100
+    with spawn_double(tmp_path, ["--cluster", "100:c100"]) as (url, _):
+        ok, body, _ = xmlrpc.client.ServerProxy(url).one.datastorepool.info(AUTH)
+        assert ok and "<NAME>kept</NAME>" in body
+        ok, oid2, _ = xmlrpc.client.ServerProxy(url).one.datastore.allocate(AUTH, 'NAME = "next"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', -1)
+        assert ok and oid2 == 101

@@ -239,3 +239,51 @@ def test_find_by_name_lists_duplicate_ids():
     assert api.find_by_name(objs, "c", "datastore") is None
     with pytest.raises(api.OneError, match=r"2 datastores are named 'a' \(IDs 100, 104\)"):
         api.find_by_name(objs, "a", "datastore")
+
+
+def _pyenv_python(version):
+    path = Path.home() / ".pyenv" / "versions" / version / "bin" / "python"
+    return path if path.exists() else None
+
+
+PY36 = _pyenv_python("3.6.15")
+PY311 = Path("/usr/bin/python3.11") if Path("/usr/bin/python3.11").exists() else None
+
+_PY36_CLIENT = r'''
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("one_api", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+c = m.OneClient(sys.argv[2], sys.argv[3])
+oid = c.datastore_allocate([("NAME", "py36"), ("TYPE", "SYSTEM_DS"), ("TM_MAD", "ssh"), ("Q", 'a "b" \\c')], 100)
+t = m.singles(c.datastore(oid)["template"])
+assert t["Q"] == 'a "b" \\c' and t["SHARED"] == "NO", t
+try:
+    m.OneClient(sys.argv[2], "oneadmin:bad").datastores()
+except m.OneError as e:
+    print(e.code)
+'''
+
+
+@pytest.mark.skipif(PY36 is None or PY311 is None, reason="needs pyenv Python 3.6.15 and /usr/bin/python3.11")
+def test_module_utils_on_python36_against_double_on_python311(tmp_path):
+    """The oldest target Python runs the client; the double runs on the lab's Python (3.11), standalone."""
+    import subprocess
+
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([str(PY311), str(Path(double.__file__)), "--port", "0", "--port-file", str(port_file),
+                             "--auth", "oneadmin:secret", "--cluster", "100:c100"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if port_file.exists():
+                break
+            import time
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{int(port_file.read_text())}/RPC2"
+        out = subprocess.run([str(PY36), "-c", _PY36_CLIENT, api.__file__, url, "oneadmin:secret"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "256"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -188,3 +188,26 @@ def test_bad_input_fails_before_talking_to_oned(run_module, oned):
         r = run_module("one_datastore", args(oned, name="x", type="system", template=template))
         assert r["failed"] and needle in r["msg"], (template, r["msg"])
     assert oned.state.calls == []
+
+
+@pytest.mark.parametrize("module_name", ["one_datastore", "one_host_attributes"])
+def test_documentation_matches_argument_spec(module_name):
+    import importlib
+
+    import yaml
+
+    mod = importlib.import_module(f"ansible_collections.nebula.storage.plugins.modules.{module_name}")
+    doc = yaml.safe_load(mod.DOCUMENTATION)
+    yaml.safe_load(mod.EXAMPLES)
+    yaml.safe_load(mod.RETURN)
+    assert doc["module"] == module_name and doc["version_added"] == "0.1.0"
+    spec = mod.argument_spec()
+    assert set(doc["options"]) == set(spec)
+    for name, opt in spec.items():
+        d = doc["options"][name]
+        assert d["type"] == opt["type"], name
+        assert d.get("default") == opt.get("default"), name
+        assert d.get("choices") == opt.get("choices"), name
+        assert d.get("elements") == opt.get("elements"), name
+        assert bool(d.get("required")) == bool(opt.get("required")), name
+    assert spec["api_password"]["no_log"] is True
