@@ -48,7 +48,8 @@ options:
   clusters:
     description:
       - Cluster IDs the datastore must belong to. Missing memberships are added.
-      - When omitted, memberships are not managed (a new datastore goes to oned's default cluster 0).
+      - When omitted, memberships are not managed. A new datastore without clusters goes to oned's default cluster 0
+        (with O(clusters=[]) and O(clusters_exclusive=true) it is removed from there).
     type: list
     elements: int
   clusters_exclusive:
@@ -251,7 +252,8 @@ def run(module, client):
     clusters = p['clusters']
 
     if ds is None:
-        after_clusters = clusters if clusters is not None else [0]
+        # oned puts a datastore allocated without a cluster into the default cluster 0.
+        after_clusters = clusters if clusters else ([] if clusters == [] and p['clusters_exclusive'] else [0])
         result['diff'] = dict(before='', after=diff_text(desired, after_clusters, p['enabled']))
         result['changed'] = True
         if module.check_mode:
@@ -260,6 +262,8 @@ def run(module, client):
         oid = client.datastore_allocate([('NAME', name)] + desired, first)
         for cid in (clusters or [])[1:]:
             client.cluster_add_datastore(cid, oid)
+        if clusters == [] and p['clusters_exclusive']:
+            client.cluster_del_datastore(0, oid)
         if p['enabled'] is False:
             client.datastore_enable(oid, False)
         return verify(module, client, oid, desired, result, after_clusters)

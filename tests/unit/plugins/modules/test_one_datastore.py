@@ -1,6 +1,8 @@
 """one_datastore through AnsibleModule, against the oned TEST DOUBLE on 127.0.0.1 (not oned)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.oned_double.testing import DEFAULT_SEED, running_double
@@ -20,6 +22,11 @@ def args(d, **kw):
 
 REPLICA = dict(name="system_replica_1", type="system", template={"TM_MAD": "ssh", "REPLICA_HOST": "cluster100-host1"},
                clusters=[100])
+
+
+def snapshot(d):
+    """A deep, comparable copy of the double's whole state."""
+    return json.dumps(d.state.to_json(), sort_keys=True)
 
 
 def writes(d):
@@ -43,17 +50,17 @@ def test_create_then_idempotent(run_module, oned):
 
 
 def test_check_mode_writes_nothing(run_module, oned):
-    before = oned.state.to_json()
+    before = snapshot(oned)
     r = run_module("one_datastore", args(oned, **REPLICA), check_mode=True, diff=True)
     assert r["changed"] and r["id"] is None and 'TM_MAD = "ssh"' in r["diff"]["after"]
-    assert oned.state.to_json() == before and writes(oned) == []
+    assert snapshot(oned) == before and writes(oned) == []
     run_module("one_datastore", args(oned, **REPLICA))
-    before = oned.state.to_json()
+    before = snapshot(oned)
     changed = dict(REPLICA, template={"TM_MAD": "ssh", "REPLICA_HOST": "cluster100-host2"})
     r = run_module("one_datastore", args(oned, **changed), check_mode=True, diff=True)
     assert r["changed"] and 'REPLICA_HOST = "cluster100-host1"' in r["diff"]["before"]
     assert 'REPLICA_HOST = "cluster100-host2"' in r["diff"]["after"]
-    assert oned.state.to_json() == before
+    assert snapshot(oned) == before
 
 
 def test_keys_are_case_insensitive_and_values_normalised(run_module, oned):
@@ -97,6 +104,14 @@ def test_clusters_add_and_exclusive(run_module, oned):
 def test_new_datastore_without_clusters_goes_to_default(run_module, oned):
     r = run_module("one_datastore", args(oned, name="s", type="system", template={"TM_MAD": "shared"}))
     assert r["datastore"]["clusters"] == [0]
+    r = run_module("one_datastore", args(oned, name="t", type="system", template={"TM_MAD": "shared"}, clusters=[]))
+    assert r["datastore"]["clusters"] == [0]
+    r = run_module("one_datastore", args(oned, name="u", type="system", template={"TM_MAD": "shared"}, clusters=[],
+                                         clusters_exclusive=True), diff=True)
+    assert r["changed"] and r["datastore"]["clusters"] == []
+    r = run_module("one_datastore", args(oned, name="u", type="system", template={"TM_MAD": "shared"}, clusters=[],
+                                         clusters_exclusive=True))
+    assert not r["changed"]
 
 
 def test_enabled_toggles_system_only(run_module, oned):
