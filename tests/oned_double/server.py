@@ -780,7 +780,7 @@ def main(argv=None):
     print(f"oned TEST DOUBLE listening on http://{args.listen}:{port}/RPC2", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         pass
     finally:

@@ -64,7 +64,7 @@ def running_double(seed=None, auth=AUTH, state_file=None):
     state = OnedState(auth, state_file=state_file)
     state.seed(DEFAULT_SEED if seed is None else seed)
     server = make_server(state, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield Double(f"http://127.0.0.1:{server.server_address[1]}/RPC2", state, auth)

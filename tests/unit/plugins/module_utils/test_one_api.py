@@ -82,7 +82,7 @@ _vector = st.lists(st.tuples(_keys, _values), min_size=1, max_size=3)
 _pairs = st.lists(st.tuples(_keys, st.one_of(_values, _vector)), max_size=6)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_pairs)
 def test_text_roundtrip_and_double_agrees(pairs):
     text = api.render_template_text(pairs)
@@ -94,7 +94,7 @@ def test_text_roundtrip_and_double_agrees(pairs):
 _xml_values = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=30)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(_keys, st.one_of(_xml_values, st.lists(st.tuples(_keys, _xml_values), min_size=1, max_size=3))),
                 max_size=6))
 def test_xml_roundtrip(pairs):
