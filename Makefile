@@ -1,0 +1,42 @@
+# nebula.storage: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SCENARIO ?= default
+
+.PHONY: help bootstrap test unit sanity lint molecule demo lab-image lab-down bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap:  ## install Debian packages (as root) and the pinned venv
+	@scripts/bootstrap.sh
+
+test:  ## every check; ends with "N passed, N failed"
+	@scripts/test.sh
+
+unit: bootstrap  ## unit and functional pytest only
+	@TEST_ONLY=unit scripts/test.sh
+
+sanity: bootstrap  ## ansible-test sanity
+	@scripts/sanity.sh
+
+lint: bootstrap  ## ansible-lint, production profile
+	@.venv/bin/ansible-lint
+
+molecule: bootstrap  ## one molecule scenario: make molecule SCENARIO=default
+	@lab/molecule test -s $(SCENARIO)
+
+demo:  ## bring up the lab and run site.yml against it
+	@scripts/demo.sh
+
+lab-image:  ## build (or reuse) the lab's base image
+	@lab/image.sh
+
+lab-down:  ## remove the lab's containers, networks and namespace
+	@lab/down
+
+bench: bootstrap  ## run every benchmark in benchmarks/
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+clean: lab-down  ## remove build outputs and venvs
+	rm -rf .venv .venv-sanity .build .cache

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make demo`: bring up the lab (a front-end and two hypervisor hosts as
+# containers), run site.yml against it with the demo inventory, and print what
+# was configured where. The lab stays up for exploring; `make lab-down` ends it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/lab/molecule" create -s default
+"$root/lab/molecule" prepare -s default --force
+export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
+# shellcheck source=lab/common.sh
+. "$root/lab/common.sh"
+in_lab ansible-playbook -i inventory/demo/hosts.yml site.yml
+in_lab ansible-playbook -i inventory/demo/hosts.yml playbooks/report.yml
+printf '\nThe lab is still running: %s\n' "lab/ns podman exec -it frontend bash   |   make lab-down"
