@@ -19,8 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import tests.conftest  # noqa: E402,F401  (makes ansible_collections.nebula.storage importable)
-from tests.conftest import FIXTURES  # noqa: E402
+from tests.conftest import FIXTURES  # noqa: E402  (also makes ansible_collections.nebula.storage importable)
 
 from ansible_collections.nebula.storage.plugins.module_utils._oned_template import apply_edits, parse  # noqa: E402
 
@@ -47,7 +46,7 @@ EDITS = dict(
 
 def best(fn, runs):
     times = []
-    for _ in range(runs):
+    for _n in range(runs):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -76,7 +75,7 @@ def parse_render():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--runs", type=int, default=50)
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):  # one core

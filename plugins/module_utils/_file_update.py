@@ -94,7 +94,7 @@ def update_file(module, path, old_text, new_text, reparse=None, validate=None, b
             f.write(_encode(new_text))
             f.flush()
             os.fsync(f.fileno())
-        written, _ = read_text(tmp)
+        written = read_text(tmp)[0]
         if written != new_text:
             raise FileUpdateError('%s: the temporary file %s does not read back as written' % (path, tmp))
         if reparse is not None:

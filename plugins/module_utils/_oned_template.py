@@ -302,12 +302,12 @@ def parse(text, path='<string>'):
             fail(i, "'=' after attribute name %s" % key)
         i += 1
         ws2 = ''
-        kind, tok, _ = toks[i]
+        kind, tok = toks[i][:2]
         if kind == 't':
             if _BLANKS_RE.match(tok):
                 ws2 = tok
                 i += 1
-                kind, tok, _ = toks[i]
+                kind, tok = toks[i][:2]
             elif top and _EMPTY_VALUE_RE.match(tok):
                 # ``KEY =`` at the end of the line: an empty value.  The
                 # trivia stays in the document.
@@ -345,7 +345,7 @@ def parse(text, path='<string>'):
                 i += 1
             else:
                 parts.append('')
-            kind, tok, _ = toks[i]
+            kind, tok = toks[i][:2]
             if kind == 'p' and tok == ']':
                 parts.append(']')
                 return Vector(parts), i + 1
@@ -446,10 +446,10 @@ class _VecStyle:
             self.ws1 = ' '
         self.align = None  # type: Optional[int]
         if self.one_per_line and len(pairs) >= 2:
-            widths = set(len(p.parts[0]) + len(p.parts[1]) for p, _ in pairs)
-            if len(widths) == 1 and len(set(len(p.parts[0]) for p, _ in pairs)) > 1:
+            widths = set(len(p.parts[0]) + len(p.parts[1]) for p, _before in pairs)
+            if len(widths) == 1 and len(set(len(p.parts[0]) for p, _before in pairs)) > 1:
                 self.align = widths.pop()
-        self.case = _key_case(p.parts[0] for p, _ in pairs)
+        self.case = _key_case(p.parts[0] for p, _before in pairs)
         lines = vec.render().split('\n')
         self.width = max([80] + [len(line) for line in lines[1:]])
         self.t0 = parts[1]
@@ -641,7 +641,7 @@ def edit_option_words(args, option, add=(), remove=()):
         k = idx[-1]
         if new_words:
             if have_list:
-                s, e, _ = tokens[k + 1]
+                s, e = tokens[k + 1][:2]
                 return args[:s] + new_list + args[e:], added, removed
             e = tokens[k][1]
             return args[:e] + ' ' + new_list + args[e:], added, removed
@@ -733,7 +733,7 @@ def _new_block(doc, attribute, items, ref, raw):
         ws1, ws2 = ' ', ' '
         name = attribute
     case = style.case if style is not None else _doc_vector_case(doc)
-    keys = [_apply_case(k, case) for k, _ in items]
+    keys = [_apply_case(k, case) for k, _v in items]
     if style is None or style.one_per_line or not style.multiline:
         multiline = style is None or style.multiline
         indent = style.indent if style is not None else '    '
@@ -743,7 +743,7 @@ def _new_block(doc, attribute, items, ref, raw):
         if align is not None:
             align = max(align, max(len(k) for k in keys) + 1)
         parts = ['[', (style.t0 if style is not None and '\n' in style.t0 else '\n' + indent) if multiline else ' ']  # type: List[Any]
-        for n, (k, (_, v)) in enumerate(zip(keys, items)):
+        for n, (k, (_k, v)) in enumerate(zip(keys, items)):
             if n:
                 parts.extend([',', '\n' + indent if multiline else ' '])
             w1 = ' ' * max(1, align - len(k)) if align is not None else kws1
@@ -757,9 +757,9 @@ def _new_block(doc, attribute, items, ref, raw):
         vec = Vector(parts)
     else:
         # packed: several pairs per line, wrapped like the reference block
-        first_key, (_, first_v) = keys[0], items[0]
+        first_key, first_v = keys[0], items[0][1]
         vec = Vector(['[', style.t0, Pair(first_key, render_value(first_v, None, raw), style.ws1, style.ws2), style.closing, ']'])
-        for k, (_, v) in zip(keys[1:], items[1:]):
+        for k, (_k, v) in zip(keys[1:], items[1:]):
             _append_pair(vec, k, render_value(v, None, raw), style)
     return Pair(name, vec, ws1, ws2)
 
@@ -780,7 +780,7 @@ def edit_block(doc, attribute, match=None, set=None, unset=None, state='present'
     for k in unset:
         if k.upper() in mkeys:
             raise TemplateError('%s: cannot unset %s, it is part of match' % (what, k))
-        if any(k.upper() == s.upper() for s, _ in set_items):
+        if any(k.upper() == s.upper() for s, _v in set_items):
             raise TemplateError('%s: %s is both in set and unset' % (what, k))
     label = _label(attribute, dict(match_items) if match_items else None)
     candidates = doc.find(attribute)
@@ -846,14 +846,13 @@ def edit_block(doc, attribute, match=None, set=None, unset=None, state='present'
             changes.append('%s: set %s=%s' % (label, newp.key, newp.raw))
     drop = [k.upper() for k in unset]
     if state == 'exact':
-        keep = [k.upper() for k, _ in set_items] + list(mkeys)
+        keep = [k.upper() for k, _v in set_items] + list(mkeys)
         drop.extend(p.ukey for p in vec.pairs if p.ukey not in keep)
     for p in list(vec.pairs):
         if p.ukey in drop:
             _remove_pair(vec, p)
             changes.append('%s: removed %s' % (label, p.key))
     return changes
-
 
 
 def edit_attribute(doc, name, value=None, state='present', raw=False):
@@ -923,7 +922,7 @@ def edit_list(doc, name, add=(), remove=(), raw=False):
 
 
 def apply_edits(doc, drivers=None, blocks=None, attributes=None, lists=None):
-    # type: (Document, Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]]) -> List[str]
+    # type: (Document, Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]]) -> List[str]  # noqa: E501  pylint: disable=line-too-long
     """Apply all edits (dicts shaped like the oned_conf module options) in order; return the change list."""
     changes = []  # type: List[str]
     for d in drivers or ():

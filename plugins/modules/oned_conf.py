@@ -24,11 +24,13 @@ description:
   - Values are written quoted, unless the value being replaced was unquoted or O(blocks[].raw)/O(attributes[].raw) is set.
   - The file is written to a temporary file in the same directory, parsed again, optionally validated and moved into
     place atomically, keeping owner, group and mode. A file that does not parse is never changed.
-  - Edits are applied in this order: O(drivers), O(blocks), O(attributes), O(lists).
+  - 'Edits are applied in this order: O(drivers), O(blocks), O(attributes), O(lists).'
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   path:
@@ -83,7 +85,7 @@ options:
         required: true
       match:
         description:
-          - Keys and values that identify the block, for example C({NAME: storpool}). Keys and values compare case-insensitively.
+          - 'Keys and values that identify the block, for example C({NAME: storpool}). Keys and values compare case-insensitively.'
           - Without O(blocks[].match), the attribute must occur at most once.
           - More than one matching block fails the task and names their lines.
         type: dict
@@ -285,7 +287,7 @@ def main():
     path = p['path']
     result = dict(changed=False, changes=[], path=path)
     try:
-        old, _ = read_text(path)
+        old = read_text(path)[0]
         doc = parse(old, path)
         changes = apply_edits(doc, drivers=p['drivers'], blocks=p['blocks'], attributes=p['attributes'], lists=p['lists'])
         new = doc.render() if changes else old

@@ -113,6 +113,6 @@ def test_create_missing_file(tmp_path):
 def test_non_utf8_bytes_survive(tmp_path):
     p = tmp_path / "latin1.conf"
     p.write_bytes(b"# caf\xe9\nA=1\n")
-    text, _ = read_text(str(p))
+    text = read_text(str(p))[0]
     update_file(make_module(tmp_path), str(p), text, text.replace("A=1", "A=2"))
     assert p.read_bytes() == b"# caf\xe9\nA=2\n"

@@ -291,8 +291,8 @@ def test_gfs2clvm_edit_on_74():
     )
     text = read(V74)
     new, changes = edit_text(text, "f", **edits)
-    assert block(new, "TM_MAD_CONF", "gfs2clvm") == {"NAME": "gfs2clvm", "LN_TARGET": "NONE", "CLONE_TARGET": "SYSTEM",
-                                                      "SHARED": "YES", "DRIVER": "qcow2"}
+    assert block(new, "TM_MAD_CONF", "gfs2clvm") == {
+        "NAME": "gfs2clvm", "LN_TARGET": "NONE", "CLONE_TARGET": "SYSTEM", "SHARED": "YES", "DRIVER": "qcow2"}
     assert '    NAME = "gfs2clvm", REQUIRED_ATTRS = "", PERSISTENT_ONLY = "NO"' in new
     assert parse(new).find("TM_MAD")[0].node.get("ARGUMENTS").endswith(",purefa,gfs2clvm")
     assert len(changes) == 4
@@ -397,14 +397,14 @@ def test_3x_tm_mad_block_edit_on_30():
 
 def test_3x_add_key_to_aligned_block():
     text = read(V30)
-    new, _ = edit_text(text, "f", blocks=[{"attribute": "TM_MAD", "match": {"NAME": "tm_shared"}, "set": {"DEFAULT": "x"}}])
+    new = edit_text(text, "f", blocks=[{"attribute": "TM_MAD", "match": {"NAME": "tm_shared"}, "set": {"DEFAULT": "x"}}])[0]
     assert diff_lines(text, new) == (['    arguments  = "tm_shared/tm_shared.conf" ]'],
                                      ['    arguments  = "tm_shared/tm_shared.conf",', '    default    = "x" ]'])
 
 
 def test_4x_new_block_uses_lowercase_keys():
     text = read(ONED / "oned-4.14.2.conf")
-    new, _ = edit_text(text, "f", blocks=[{"attribute": "TM_MAD_CONF", "match": {"NAME": "storpool"}, "set": {"SHARED": "yes"}}])
+    new = edit_text(text, "f", blocks=[{"attribute": "TM_MAD_CONF", "match": {"NAME": "storpool"}, "set": {"SHARED": "yes"}}])[0]
     assert diff_lines(text, new)[1] == ["TM_MAD_CONF = [", '    name = "storpool", shared = "yes"', "]", ""]
 
 
@@ -412,7 +412,7 @@ def test_4x_new_block_uses_lowercase_keys():
 
 def test_comment_on_last_pair_line_stays_there():
     text = 'V = [\n    A = 1, # one\n    B = 2 # two\n]\n'
-    new, _ = edit_text(text, blocks=[{"attribute": "V", "set": {"C": 3}}])
+    new = edit_text(text, blocks=[{"attribute": "V", "set": {"C": 3}}])[0]
     assert new == 'V = [\n    A = 1, # one\n    B = 2, # two\n    C = "3"\n]\n'
 
 
@@ -434,13 +434,13 @@ def test_remove_pairs_in_every_position():
 
 
 def test_new_block_when_none_exists_goes_at_end():
-    new, _ = edit_text("A = 1\n", blocks=[{"attribute": "TM_MAD_CONF", "match": {"NAME": "x"}, "set": {"SHARED": "yes"}}])
+    new = edit_text("A = 1\n", blocks=[{"attribute": "TM_MAD_CONF", "match": {"NAME": "x"}, "set": {"SHARED": "yes"}}])[0]
     assert new == 'A = 1\n\nTM_MAD_CONF = [\n    NAME = "x",\n    SHARED = "yes"\n]\n'
     assert parse(new).render() == new
 
 
 def test_empty_top_level_value_can_be_set():
-    new, _ = edit_text("A =\nB = 1\n", attributes=[{"name": "A", "value": "x"}])
+    new = edit_text("A =\nB = 1\n", attributes=[{"name": "A", "value": "x"}])[0]
     assert new == 'A = "x"\nB = 1\n'
 
 

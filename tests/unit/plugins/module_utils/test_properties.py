@@ -60,7 +60,7 @@ def document(draw):
     """(text, model) where model is [(KEY, value or {K: V})]."""
     out = [draw(st.sampled_from(["", "\n", "# head\n"]))]
     model = []
-    for _ in range(draw(st.integers(0, 8))):
+    for _n in range(draw(st.integers(0, 8))):
         key = draw(KEYS)
         kind = draw(st.sampled_from(["scalar", "vector", "empty"]))
         if kind == "vector":
@@ -95,8 +95,8 @@ def expected_after(model, edit):
     model = [(k, dict(v) if isinstance(v, dict) else v) for k, v in model]
     kind = edit[0]
     if kind == "attribute":
-        _, name, value = edit
-        idx = [i for i, (k, _) in enumerate(model) if k == name.upper()]
+        name, value = edit[1:]
+        idx = [i for i, (k, _v) in enumerate(model) if k == name.upper()]
         if len(idx) > 1 or (idx and isinstance(model[idx[0]][1], dict)):
             return None
         if idx:
@@ -105,8 +105,8 @@ def expected_after(model, edit):
             model.append((name.upper(), value))
         return model
     if kind == "list":
-        _, name, values = edit
-        idx = [i for i, (k, _) in enumerate(model) if k == name.upper()]
+        name, values = edit[1:]
+        idx = [i for i, (k, _v) in enumerate(model) if k == name.upper()]
         if any(isinstance(model[i][1], dict) for i in idx):
             return None
         have = {model[i][1] for i in idx}
@@ -117,7 +117,7 @@ def expected_after(model, edit):
                 model.insert(pos, (name.upper(), v))
                 pos += 1
         return model
-    _, attr, name, sets, unset, state = edit
+    attr, name, sets, unset, state = edit[1:]
     idx = [i for i, (k, v) in enumerate(model) if k == attr.upper() and isinstance(v, dict)
            and v.get("NAME", None) is not None and v["NAME"].upper() == name.upper()]
     if len(idx) > 1:
@@ -135,7 +135,7 @@ def expected_after(model, edit):
     else:
         new = {"NAME": name}
         new.update({k.upper(): v for k, v in sets.items()})
-        same = [i for i, (k, _) in enumerate(model) if k == attr.upper()]
+        same = [i for i, (k, _v) in enumerate(model) if k == attr.upper()]
         model.insert(same[-1] + 1 if same else len(model), (attr.upper(), new))
     return model
 
@@ -190,7 +190,7 @@ def test_oned_remove_keeps_others(doc, name):
     text, model = doc
     assume(not any(k == name and isinstance(v, dict) for k, v in model))
     values = [v for k, v in model if k == name]
-    new, _ = ot.edit_text(text, "f", lists=[{"name": name, "remove": values or ["zz"]}])
+    new = ot.edit_text(text, "f", lists=[{"name": name, "remove": values or ["zz"]}])[0]
     assert semantic(new) == [(k, v) for k, v in model if k != name]
     assert ot.edit_text(new, "f", lists=[{"name": name, "remove": values or ["zz"]}]) == (new, [])
 
@@ -204,7 +204,7 @@ RC_KEYS = st.sampled_from(["A", "B_1", "LIVE_DISK_SNAPSHOTS", "x", "REPLICA_SSH_
 @st.composite
 def rc_document(draw):
     lines, model = [], {}
-    for _ in range(draw(st.integers(0, 8))):
+    for _n in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from(["comment", "blank", "assign", "commented"]))
         if kind == "comment":
             lines.append(draw(COMMENT).rstrip("\n"))
@@ -264,9 +264,9 @@ def test_rc_random_edit(doc, sets, unset):
 @settings(max_examples=25, deadline=None)
 @given(rc_document(), st.dictionaries(RC_KEYS, SH_VALUE, min_size=1, max_size=3))
 def test_rc_random_edit_agrees_with_real_shell(doc, sets):
-    text, _ = doc
+    text = doc[0]
     assume("\x00" not in text)
-    new, _ = rc.edit_text(text, set=sets)
+    new = rc.edit_text(text, set=sets)[0]
     script = new + "\n" + "".join('printf "%%s\\0" "$%s"\n' % k for k in sets)
     out = subprocess.run(["sh", "-c", script], capture_output=True, check=True).stdout.decode("utf-8", "surrogateescape")
     assert out.split("\0")[:-1] == [sets[k] for k in sets]

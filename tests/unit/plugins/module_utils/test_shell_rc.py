@@ -85,7 +85,7 @@ def test_same_value_left_byte_identical():
 
 def test_quoted_value_keeps_its_quote_style():
     text = "A=\"x\"\nB='y'\nC=z\n"
-    new, _ = edit_text(text, set={"A": "x2", "B": "y2", "C": "z2"})
+    new = edit_text(text, set={"A": "x2", "B": "y2", "C": "z2"})[0]
     assert new == "A=\"x2\"\nB='y2'\nC=z2\n"
 
 
@@ -139,9 +139,9 @@ def test_vmm_execrc_words():
 
 
 def test_words_create_and_custom_separator():
-    new, _ = edit_text("# x\n", words=[{"name": "L", "add": ["a", "b"]}])
+    new = edit_text("# x\n", words=[{"name": "L", "add": ["a", "b"]}])[0]
     assert new == '# x\nL="a b"\n'
-    new, _ = edit_text("FS=ext4\n", words=[{"name": "FS", "add": ["xfs"], "separator": ","}])
+    new = edit_text("FS=ext4\n", words=[{"name": "FS", "add": ["xfs"], "separator": ","}])[0]
     assert new == "FS=ext4,xfs\n"
 
 
@@ -158,7 +158,7 @@ def test_unset_removes_every_assignment_but_not_comments():
 
 
 def test_last_assignment_is_edited_and_export_kept():
-    new, _ = edit_text("A=1\nexport A=2 # note\n", set={"A": 3})
+    new = edit_text("A=1\nexport A=2 # note\n", set={"A": 3})[0]
     assert new == "A=1\nexport A=3 # note\n"
 
 
@@ -184,7 +184,7 @@ def test_unterminated_quote_reports_position():
 
 def test_opaque_lines_are_kept():
     text = 'if [ -f x ]; then\n  . x\nfi\nA=1 B=2\nA=5\n'
-    new, _ = edit_text(text, set={"A": 6})
+    new = edit_text(text, set={"A": 6})[0]
     assert new == 'if [ -f x ]; then\n  . x\nfi\nA=1 B=2\nA=6\n'
 
 
