@@ -577,7 +577,7 @@ def _append_top(doc, new, blank_line):
     text_before = doc.render() if len(parts) > 1 or last else ''
     if text_before and not text_before.endswith('\n'):
         last += '\n'
-    if blank_line and text_before and not (text_before + '\n').endswith('\n\n\n') and not text_before.endswith('\n\n'):
+    if blank_line and text_before and not (text_before + last[len(parts[-1]):]).endswith('\n\n'):
         last += '\n'
     parts[-1:] = [last, new, '\n']
 

@@ -194,7 +194,7 @@ def _scan_word(text, pos, path):
     n = len(text)
     while pos < n:
         c = text[pos]
-        if c in ' \t\n;&|<>()':
+        if c.isspace() or c in ';&|<>()':
             return pos
         m = _PIECE_RE.match(text, pos)
         if m is None:

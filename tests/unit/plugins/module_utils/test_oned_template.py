@@ -468,3 +468,29 @@ def test_same_value_differently_quoted_is_not_a_change():
     text = "V = [ A = \"1\", B = 2 ]\n"
     new, changes = edit_text(text, blocks=[{"attribute": "V", "set": {"A": 1, "B": "2"}, "raw": True}])
     assert changes == [] and new == text
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_ONED if p.name != "oned-3.0.conf"], ids=lambda p: p.name)
+def test_drivers_on_every_version_with_a_dash_d_list(path):
+    text = read(path)
+    edits = dict(drivers=[{"attribute": "TM_MAD", "add": ["storpool"]}, {"attribute": "DATASTORE_MAD", "add": ["storpool"]}])
+    new, changes = edit_text(text, str(path), **edits)
+    removed, added = diff_lines(text, new)
+    assert len(removed) == 2 and len(added) == 2
+    for old_line, new_line in zip(removed, added):
+        assert new_line.replace(",storpool", "", 1) == old_line
+    assert changes == ['TM_MAD: added "storpool" to -d', 'DATASTORE_MAD: added "storpool" to -d']
+    assert_idempotent(new, **edits)
+
+
+def test_new_block_at_end_of_file_without_newline():
+    new = edit_text("A = 1", blocks=[{"attribute": "V", "set": {"K": "x"}}])[0]
+    assert new == 'A = 1\n\nV = [\n    K = "x"\n]\n'
+    new = edit_text("A = 1\n\n", blocks=[{"attribute": "V", "set": {"K": "x"}}])[0]
+    assert new == 'A = 1\n\nV = [\n    K = "x"\n]\n'
+
+
+def test_crlf_file_round_trips_and_edits():
+    text = 'A = "1"\r\nV = [\r\n  K = 1\r\n]\r\n'
+    assert parse(text).render() == text
+    assert edit_text(text, attributes=[{"name": "A", "value": "2"}])[0] == 'A = "2"\r\nV = [\r\n  K = 1\r\n]\r\n'

@@ -200,3 +200,9 @@ def test_bad_names_and_conflicts():
 def test_file_without_trailing_newline():
     assert edit_text("A=1", set={"B": 2})[0] == "A=1\nB=2\n"
     assert edit_text("", set={"B": 2})[0] == "B=2\n"
+
+
+def test_crlf_lines_are_kept():
+    text = "A=1\r\nB=2\n"
+    assert parse(text).render() == text
+    assert edit_text(text, set={"B": 3})[0] == "A=1\r\nB=3\n"

@@ -134,3 +134,41 @@ def test_option_combinations_are_rejected(run_module, conf, args, msg):
 def test_missing_file_fails(run_module, tmp_path):
     res = run_module("oned_conf", {"path": str(tmp_path / "nope.conf"), **STORPOOL})
     assert res["failed"] and "cannot read" in res["msg"]
+
+
+CASES = {
+    "storpool-7.4": ("oned-7.4.0.conf", STORPOOL),
+    "gfs2clvm-7.4": ("oned-7.4.0.conf", {
+        "drivers": [{"attribute": "TM_MAD", "add": ["gfs2clvm"]}, {"attribute": "DATASTORE_MAD", "add": ["gfs2clvm"]}],
+        "blocks": [{"attribute": "TM_MAD_CONF", "match": {"NAME": "gfs2clvm"},
+                    "set": {"LN_TARGET": "NONE", "CLONE_TARGET": "SYSTEM", "SHARED": "YES", "DRIVER": "qcow2"}}]}),
+    "shared-7.4": ("oned-7.4.0.conf", {
+        "blocks": [{"attribute": "TM_MAD_CONF", "match": {"NAME": "shared"}, "set": {"DS_MIGRATE": "NO"}}]}),
+    "ssh-7.4": ("oned-7.4.0.conf", {
+        "blocks": [{"attribute": "TM_MAD_CONF", "match": {"NAME": "ssh"}, "set": {"ALLOW_ORPHANS": "NO"},
+                    "unset": ["DS_MIGRATE_SNAP"]}]}),
+    "exact-absent-7.4": ("oned-7.4.0.conf", {
+        "blocks": [{"attribute": "DS_MAD_CONF", "match": {"NAME": "ceph"}, "set": {"PERSISTENT_ONLY": "NO"}, "state": "exact"},
+                   {"attribute": "DS_MAD_CONF", "match": {"NAME": "dev"}, "state": "absent"}],
+        "attributes": [{"name": "MAX_BACKUPS_HOST", "state": "absent"}],
+        "lists": [{"name": "VM_RESTRICTED_ATTR", "remove": ["NIC/MAC"]}]}),
+    "tm_mad-3.0": ("oned-3.0.conf", {
+        "blocks": [{"attribute": "TM_MAD", "match": {"NAME": "tm_storpool"},
+                    "set": {"EXECUTABLE": "one_tm", "ARGUMENTS": "tm_storpool/tm_storpool.conf"}}]}),
+    "storpool-5.12": ("oned-5.12.13.conf", STORPOOL),
+    "storpool-4.14": ("oned-4.14.2.conf", STORPOOL),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_module_matches_pure_functions(run_module, conf, case):
+    from ansible_collections.nebula.storage.plugins.module_utils._oned_template import edit_text
+
+    name, edits = CASES[case]
+    p = conf(name)
+    want, want_changes = edit_text(p.read_text(), str(p), **edits)
+    res = run_module("oned_conf", {"path": str(p), **edits})
+    assert res["failed"] is False and res["changed"] is True, res
+    assert res["changes"] == want_changes
+    assert p.read_text() == want
+    assert run_module("oned_conf", {"path": str(p), **edits})["changed"] is False
