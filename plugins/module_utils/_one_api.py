@@ -228,28 +228,30 @@ def render_template_xml(pairs):
     return ET.tostring(root, encoding='unicode')
 
 
-def _quote(value):
-    # type: (str) -> str
-    if value.endswith('\\'):
+def _quote(value, strict=True):
+    # type: (str, bool) -> str
+    if strict and value.endswith('\\'):
         # oned's lexer reads a trailing \" as an escaped quote.
         raise ValueError('value %r ends with a backslash, which oned\'s text template syntax cannot express' % (value,))
     return '"%s"' % value.replace('"', '\\"')
 
 
-def render_template_text(pairs):
-    # type: (List[Tuple[str, object]]) -> str
+def render_template_text(pairs, strict=True):
+    # type: (List[Tuple[str, object]], bool) -> str
     """Render pairs in oned's text syntax: ``KEY = "value"`` lines.
 
     oned's parser (src/parsers/template_syntax.y) turns ``\\"`` into ``"`` and
-    leaves every other backslash alone, so only quotes are escaped.
+    leaves every other backslash alone, so only quotes are escaped. A value
+    ending with a backslash cannot be written in this syntax: ValueError, unless
+    ``strict`` is false (for display only; oned is always sent XML).
     """
     lines = []
     for key, value in pairs:
         if isinstance(value, list):
-            inner = ',\n  '.join('%s = %s' % (k, _quote(v)) for k, v in value)
+            inner = ',\n  '.join('%s = %s' % (k, _quote(v, strict)) for k, v in value)
             lines.append('%s = [\n  %s ]' % (key, inner))
         else:
-            lines.append('%s = %s' % (key, _quote(value)))
+            lines.append('%s = %s' % (key, _quote(value, strict)))
     return '\n'.join(lines) + ('\n' if lines else '')
 
 

@@ -207,7 +207,7 @@ def diff_text(ds_template, clusters, enabled):
         head += '# CLUSTERS = %s\n' % ','.join(str(c) for c in sorted(clusters))
     if enabled is not None:
         head += '# STATE = %s\n' % ('READY' if enabled else 'DISABLED')
-    return head + render_template_text(ds_template)
+    return head + render_template_text(ds_template, strict=False)
 
 
 def plan_template(ds, desired, mode):

@@ -149,7 +149,7 @@ def run(module, client):
     changed_keys = set(k for k, _ in changes)
     new_template = [(k, v) for k, v in host['template'] if k not in removals and k not in changed_keys] + changes
     result = dict(changed=bool(changes or removals), id=host['id'], attributes=singles(host['template']),
-                  diff=dict(before=render_template_text(host['template']), after=render_template_text(new_template)))
+                  diff=dict(before=render_template_text(host['template'], strict=False), after=render_template_text(new_template, strict=False)))
     if not result['changed'] or module.check_mode:
         if module.check_mode:
             result['attributes'] = singles(new_template)
@@ -160,7 +160,7 @@ def run(module, client):
         client.host_update(host['id'], changes, merge=True)
     after = client.host(host['id'])
     result['attributes'] = singles(after['template'])
-    result['diff']['after'] = render_template_text(after['template'])
+    result['diff']['after'] = render_template_text(after['template'], strict=False)
     return result
 
 

@@ -71,3 +71,11 @@ def test_auth_failure(run_module, oned):
     r = run_module("one_host_attributes", dict(api_url=oned.url, api_username="oneadmin", api_password="nope",
                                                name="cluster100-host1", attributes={"A": "1"}))
     assert r["failed"] and "[one.hostpool.info] User couldn't be authenticated, aborting call." in r["msg"]
+
+
+def test_value_ending_with_backslash_goes_through_xml(run_module, oned):
+    """oned's text syntax cannot end a value with a backslash; the module sends XML, so it arrives intact."""
+    a = args(oned, name="cluster100-host1", attributes={"SHARE": "\\\\srv\\share\\"})
+    r = run_module("one_host_attributes", a, diff=True)
+    assert not r["failed"] and r["changed"] and tmpl(oned)["SHARE"] == "\\\\srv\\share\\"
+    assert not run_module("one_host_attributes", a)["changed"]
