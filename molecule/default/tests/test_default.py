@@ -29,3 +29,18 @@ def test_lab_dns_resolves_peers(host):
         out = host.run("getent hosts %s", peer)
         assert out.rc == 0, out.stderr
         assert out.stdout.startswith("198.18.0."), out.stdout
+
+
+def test_oned_double_answers_on_frontend(host):
+    """The lab's oned TEST DOUBLE serves the XML-RPC API with oneadmin's credentials."""
+    if host.backend.get_hostname() != "frontend":
+        pytest.skip("front-end only")
+    assert host.service("oned-double").is_running
+    script = (
+        "import xmlrpc.client;"
+        "auth=open('/var/lib/one/.one/one_auth').read().strip();"
+        "r=xmlrpc.client.ServerProxy('http://localhost:2633/RPC2').one.hostpool.info(auth,-2,-1,-1);"
+        "print(r[0], 'host1' in r[1], 'host2' in r[1])"
+    )
+    out = host.check_output("python3 -c \"%s\"" % script)
+    assert out == "True True True"
