@@ -152,7 +152,6 @@ EXECUTABLE = '''#!/usr/bin/env python3
 import os
 import sys
 
-sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 

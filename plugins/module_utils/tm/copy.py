@@ -21,21 +21,14 @@ __metaclass__ = type
 
 import errno
 import fcntl
-import glob
 import os
 import signal
 import struct
-import subprocess
 import tempfile
 import threading
 from contextlib import contextmanager
 
 from .common import TMError, log, remote_argv
-
-try:
-    from urllib.request import urlopen
-except ImportError:  # pragma: no cover - Python 2 is not a target
-    urlopen = None
 
 FICLONE = 0x40049409
 CHUNK = 1 << 20
@@ -63,8 +56,13 @@ def temp_prefix(dst):
 def cleanup_stale(dst):
     """Remove temp files an interrupted (even SIGKILLed) copy to ``dst`` left behind."""
     removed = []
-    pattern = os.path.join(glob.escape(os.path.dirname(dst) or "."), glob.escape(temp_prefix(dst)) + "*")
-    for path in glob.glob(pattern):
+    directory = os.path.dirname(dst) or "."
+    prefix = temp_prefix(dst)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for path in (os.path.join(directory, n) for n in names if n.startswith(prefix)):
         try:
             os.unlink(path)
             removed.append(path)
@@ -300,6 +298,7 @@ class _Stream(object):
     """A writer to the receiver process (local or over one ssh connection)."""
 
     def __init__(self, ctx, host, dst, mode):
+        import subprocess
         self.dst = dst
         self.host = host
         self.err = tempfile.TemporaryFile()
@@ -406,8 +405,7 @@ def copy_remote(ctx, src, host, dst, mode=None):
 
 
 def _open_url(url, timeout):
-    if urlopen is None:
-        raise TMError("no urllib available to download %s" % url)
+    from urllib.request import urlopen  # imported here: only downloads pay for it
     try:
         return urlopen(url, timeout=timeout)  # nosec - the URL is the image source oned gave us
     except Exception as exc:  # pylint: disable=broad-except

@@ -20,11 +20,9 @@ and ``disk.N.snap/disk.N.snap -> .`` makes that resolve from both directories.
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 
 from ..common import (TMError, arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
@@ -212,6 +210,7 @@ def _safe_to_delete(path):
 
 def image_format(ctx, path):
     """The image format ``qemu-img info`` reports for a local file."""
+    import json
     rc, out, err = run_command(["qemu-img", "info", "-U", "--output=json", path], timeout=60)
     if rc != 0:
         fail("Cannot read the image format of %s: %s" % (path, err.strip()))
@@ -282,6 +281,7 @@ def do_mkimage(ctx, size, fmt, host, dst):
 
 def _pipe(ctx, src_argv, dst_argv, msg):
     """``src_argv | dst_argv``; both must succeed."""
+    import subprocess
     err_a = tempfile.TemporaryFile()
     err_b = tempfile.TemporaryFile()
     try:
@@ -491,6 +491,7 @@ def _snap(ctx, host, script, args, msg):
 
 
 def _qemu_backing(ctx, host, snap_dir, name):
+    import json
     rc, out, err = ssh_capture(ctx, host, ["qemu-img", "info", "-U", "--output=json", os.path.join(snap_dir, name)])
     if rc != 0:
         fail("Cannot read %s/%s: %s" % (snap_dir, name, err.strip()))
