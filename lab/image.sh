@@ -17,6 +17,15 @@ if podman image exists "$image"; then
   exit 0
 fi
 
+# One build at a time: concurrent callers wait, then find the image built.
+mkdir -p "$LAB_RUN"
+exec 9>"$LAB_RUN/image.lock"
+flock 9
+if podman image exists "$image"; then
+  echo "$image"
+  exit 0
+fi
+
 need debootstrap "apt-get install debootstrap"
 mirror=${LAB_MIRROR:-$(host_mirror)}
 [ -n "$mirror" ] || die "no Debian mirror found in the host's apt sources; set LAB_MIRROR="
@@ -25,7 +34,7 @@ work=$(mktemp -d /var/tmp/nebula-lab-image.XXXXXX)
 rootfs="$work/rootfs"
 cleanup() {
   for m in proc sys dev/pts dev; do
-    mountpoint -q "$rootfs/$m" 2>/dev/null && umount -l "$rootfs/$m" || true
+    if mountpoint -q "$rootfs/$m" 2>/dev/null; then umount -l "$rootfs/$m" || true; fi
   done
   rm -rf "$work"
 }
@@ -53,6 +62,7 @@ chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
   >"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; die "package installation in the lab image failed"; }
 
 umount -l "$rootfs/dev" "$rootfs/proc"
+# shellcheck disable=SC2016  # the script runs inside the chroot, unexpanded here
 chroot "$rootfs" sh -c '
   apt-get clean
   rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /etc/ssh/ssh_host_*

@@ -5,7 +5,7 @@
 # TEST_ONLY=unit,sanity,lint,molecule limits the steps; SCENARIOS="a b" the scenarios.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 2
 "$root/scripts/bootstrap.sh" || exit 2
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"

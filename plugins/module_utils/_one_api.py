@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - Python 2 is not a target
     xmlrpc_client = None
 
 try:
-    from typing import Dict, List, Optional, Tuple, Union  # noqa: F401
+    from typing import Dict, List, Optional, Tuple  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
 

@@ -216,11 +216,11 @@ def plan_template(ds, desired, mode):
     changes = [(k, v) for k, v in desired if not same_value(k, current.get(k), v)]
     removals = []
     if mode == 'exact':
-        wanted = set(k for k, _ in desired)
-        for key, _ in ds['template']:
+        wanted = set(k for k, unused in desired)
+        for key, unused in ds['template']:
             if key not in wanted and key not in _KEEP and not is_oned_owned(key, ds['type']) and key not in removals:
                 removals.append(key)
-    changed_keys = set(k for k, _ in changes)
+    changed_keys = set(k for k, unused in changes)
     new_template = [(k, v) for k, v in ds['template'] if k not in removals and k not in changed_keys] + changes
     return changes, removals, new_template
 

@@ -141,12 +141,12 @@ def run(module, client):
         removals = []
     else:
         changes = []
-        names = set(k for k, _ in pairs)
-        removals = [k for k in names if any(key == k for key, _ in host['template'])]
+        names = set(k for k, unused in pairs)
+        removals = [k for k in names if any(key == k for key, unused in host['template'])]
         owned = sorted(k for k in names if is_oned_owned(k, 'HOST'))
         if owned:
             module.warn('oned monitoring sets %s itself; removed values come back on the next monitoring cycle' % ', '.join(owned))
-    changed_keys = set(k for k, _ in changes)
+    changed_keys = set(k for k, unused in changes)
     new_template = [(k, v) for k, v in host['template'] if k not in removals and k not in changed_keys] + changes
     result = dict(changed=bool(changes or removals), id=host['id'], attributes=singles(host['template']),
                   diff=dict(before=render_template_text(host['template'], strict=False), after=render_template_text(new_template, strict=False)))

@@ -213,7 +213,7 @@ def treplace(tmpl, key, value):
 
 def tmerge(tmpl, new):
     # Template::merge: attributes in the new template replace the old ones of the same name.
-    names = {k for k, _ in new}
+    names = {k for k, unused in new}
     return [kv for kv in tmpl if kv[0] not in names] + [list(kv) for kv in new]
 
 
@@ -251,10 +251,10 @@ def read_oned_conf(path):
 
 def parse_driver_flag(spec):
     """``name`` or ``name:KEY=VAL,KEY=VAL``."""
-    name, _, rest = spec.partition(":")
+    name, unused, rest = spec.partition(":")
     attrs = {}
     for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
+        k, unused, v = item.partition("=")
         attrs[k.strip().upper()] = v.strip()
     return name, attrs
 
@@ -738,10 +738,10 @@ def build_state(args):
         name, attrs = parse_driver_flag(spec)
         state.ds_conf[name] = {"REQUIRED_ATTRS": "", **attrs}
     for spec in args.cluster or []:
-        cid, _, name = spec.partition(":")
+        cid, unused, name = spec.partition(":")
         state.clusters[int(cid)] = {"name": name or f"cluster{cid}", "template": []}
     for spec in args.host or []:
-        name, _, cid = spec.partition("@")
+        name, unused, cid = spec.partition("@")
         state.add_host(name, int(cid or 0))
     if args.seed:
         with open(args.seed, encoding="utf-8") as f:

@@ -5,7 +5,6 @@ port; ``spawn_double()`` runs it as a separate process, as the lab does.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from tests.conftest import FIXTURES, ROOT  # noqa: F401  (re-exported for tests)
 
 
 class ModuleExit(Exception):

@@ -104,7 +104,7 @@ class Lab:
                    ANSIBLE_NOCOLOR="1")
         cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                "-e", "ansible_python_interpreter=" + str(ROOT / ".venv" / "bin" / "python"), str(self.tmp / playbook), *extra]
-        proc = subprocess.run(cmd, cwd=self.tmp, env=env, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(cmd, cwd=self.tmp, env=env, capture_output=True, text=True, timeout=180, check=False)
         out = json.loads(proc.stdout[proc.stdout.index("{"):])
         stats = out["stats"]["localhost"]
         results = [t["hosts"]["localhost"] for p in out["plays"] for t in p["tasks"]]
@@ -127,7 +127,7 @@ def test_create_idempotent_check_diff_exact_clusters(lab):
     host = lab.state()["hosts"]["0"]
     assert ["REPLICA_STORAGE_IP", "198.18.5.21"] in host["template"]
 
-    stats, _ = lab.play()
+    stats, unused = lab.play()
     assert stats["failures"] == 0 and stats["changed"] == 0
 
     # --check --diff reports the change and writes nothing
@@ -139,24 +139,24 @@ def test_create_idempotent_check_diff_exact_clusters(lab):
     assert lab.state_file.read_bytes() == before
 
     # merge adds a key; exact removes it again (and keeps oned's own keys)
-    stats, _ = lab.play("site.yml", "-e", '{"extra": {"LIMIT_MB": 2048}}')
+    stats, unused = lab.play("site.yml", "-e", '{"extra": {"LIMIT_MB": 2048}}')
     assert stats["changed"] == 1
     assert ["LIMIT_MB", "2048"] in lab.datastores("system_replica_1")[0]["template"]
-    stats, _ = lab.play("site.yml")
+    stats, unused = lab.play("site.yml")
     assert stats["changed"] == 0  # merge leaves unknown keys alone
     stats, results = lab.play("site.yml", "--diff", "-e", "mode=exact")
     assert stats["changed"] == 1 and 'LIMIT_MB = "2048"' in results[0]["diff"]["before"]
     tmpl = dict(map(tuple, lab.datastores("system_replica_1")[0]["template"]))
     assert "LIMIT_MB" not in tmpl and tmpl["SHARED"] == "NO" and tmpl["SAFE_DIRS"] == "/var/tmp"
-    stats, _ = lab.play("site.yml", "-e", "mode=exact")
+    stats, unused = lab.play("site.yml", "-e", "mode=exact")
     assert stats["changed"] == 0
 
     # clusters: add, then exclusive
-    stats, _ = lab.play("site.yml", "-e", '{"sys_clusters": [101]}')
+    stats, unused = lab.play("site.yml", "-e", '{"sys_clusters": [101]}')
     assert stats["changed"] == 1 and lab.datastores("system_replica_1")[0]["clusters"] == [100, 101]
-    stats, _ = lab.play("site.yml", "-e", '{"sys_clusters": [101], "exclusive": true}')
+    stats, unused = lab.play("site.yml", "-e", '{"sys_clusters": [101], "exclusive": true}')
     assert stats["changed"] == 1 and lab.datastores("system_replica_1")[0]["clusters"] == [101]
-    stats, _ = lab.play("site.yml", "-e", '{"sys_clusters": [101], "exclusive": true}')
+    stats, unused = lab.play("site.yml", "-e", '{"sys_clusters": [101], "exclusive": true}')
     assert stats["changed"] == 0
 
 
@@ -194,10 +194,10 @@ def test_double_keeps_state_across_restarts(tmp_path):
 
     with spawn_double(tmp_path, ["--cluster", "100:c100"]) as (url, state_file):
         proxy = xmlrpc.client.ServerProxy(url)
-        ok, oid, _ = proxy.one.datastore.allocate(AUTH, 'NAME = "kept"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', 100)
+        ok, oid, unused = proxy.one.datastore.allocate(AUTH, 'NAME = "kept"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', 100)
         assert ok and oid == 100
-    with spawn_double(tmp_path, ["--cluster", "100:c100"]) as (url, _):
-        ok, body, _ = xmlrpc.client.ServerProxy(url).one.datastorepool.info(AUTH)
+    with spawn_double(tmp_path, ["--cluster", "100:c100"]) as (url, unused):
+        ok, body, unused = xmlrpc.client.ServerProxy(url).one.datastorepool.info(AUTH)
         assert ok and "<NAME>kept</NAME>" in body
-        ok, oid2, _ = xmlrpc.client.ServerProxy(url).one.datastore.allocate(AUTH, 'NAME = "next"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', -1)
+        ok, oid2, unused = xmlrpc.client.ServerProxy(url).one.datastore.allocate(AUTH, 'NAME = "next"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', -1)
         assert ok and oid2 == 101

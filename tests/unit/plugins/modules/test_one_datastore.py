@@ -1,6 +1,8 @@
 """one_datastore through AnsibleModule, against the oned TEST DOUBLE on 127.0.0.1 (not oned)."""
 from __future__ import annotations
 
+# pylint: disable=repeated-keyword  # false positive on args(d, **dict(BASE, key=...)) merges
+
 import json
 
 import pytest
@@ -30,7 +32,7 @@ def snapshot(d):
 
 
 def writes(d):
-    return [m for m, _ in d.state.calls if not m.endswith(".info")]
+    return [m for m, unused in d.state.calls if not m.endswith(".info")]
 
 
 def test_create_then_idempotent(run_module, oned):

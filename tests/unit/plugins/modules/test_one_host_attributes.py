@@ -32,7 +32,7 @@ def test_set_is_idempotent_and_keeps_other_keys(run_module, oned):
     assert update[2] == 1  # merge mode
     oned.state.calls.clear()
     r = run_module("one_host_attributes", args(oned, name="cluster100-host1", attributes={"REPLICA_STORAGE_IP": "198.18.5.21"}))
-    assert not r["changed"] and [m for m, _ in oned.state.calls if m == "one.host.update"] == []
+    assert not r["changed"] and [m for m, unused in oned.state.calls if m == "one.host.update"] == []
     assert tmpl(oned, 1).get("REPLICA_STORAGE_IP") is None  # other host untouched
 
 
