@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark the TM clone copies against their baselines, in one run.
 
@@ -31,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "functional" / "tm"))
 
-import tests.conftest  # noqa: E402,F401  (makes the collection importable)
+# tests.conftest makes the collection importable as ansible_collections.nebula.storage
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 from ansible_collections.nebula.storage.plugins.module_utils.tm import copy as tm_copy  # noqa: E402
 from ansible_collections.nebula.storage.plugins.module_utils.tm import rc as tm_rc  # noqa: E402
 
@@ -65,7 +65,7 @@ def allocated(path: Path) -> int:
 
 def timed(func, repeat: int, cleanup) -> float:
     best = None
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         cleanup()
         start = time.perf_counter()
         func()
@@ -88,7 +88,7 @@ def report(name: str, seconds: float, path: Path, src_alloc: int, baseline: floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--size-gib", type=float, default=4.0)
     parser.add_argument("--data-mib", type=int, default=512)
     parser.add_argument("--dir", default="/var/tmp")
@@ -128,7 +128,7 @@ def main() -> int:
         report("nfs_shared clone action (local)", t_ours, out / "disk.0", src_alloc, t_cp)
         t_engine = timed(lambda: tm_copy.copy_local(str(src), str(out / "engine.img")), args.repeat, clean)
         report("copy_local() in-process", t_engine, out / "engine.img", src_alloc, t_cp)
-        t_start = timed(lambda: subprocess.run([sys.executable, str(runner)], stderr=subprocess.DEVNULL),
+        t_start = timed(lambda: subprocess.run([sys.executable, str(runner)], stderr=subprocess.DEVNULL, check=False),
                         args.repeat, clean)
         print("  %-34s %7.2f s   (interpreter start + runtime import, no copy)" % ("action process overhead", t_start))
         print("  => local clone action / cp --sparse=auto = %.2fx, copy engine / cp = %.2fx (goal <= 1.2x)"

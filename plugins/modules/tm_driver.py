@@ -157,7 +157,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 
 from {package}.registry import main  # noqa: E402
 
-sys.exit(main({driver!r}, {action!r}, sys.argv[1:], protocol={protocol!r}, rc_path={rc_path}))
+raise SystemExit(main({driver!r}, {action!r}, sys.argv[1:], protocol={protocol!r}, rc_path={rc_path}))
 '''
 
 

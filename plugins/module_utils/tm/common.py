@@ -221,8 +221,10 @@ def run_command(argv, data=None, timeout=None):
         raise TypeError("commands are argument lists, not shell strings")
     argv = [str(a) for a in argv]
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        # The runtime runs without Ansible (oned calls it), so no AnsibleModule.run_command here.
+        proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         return 127, "", "%s: %s" % (argv[0], exc.strerror or exc)
     payload = data.encode("utf-8") if isinstance(data, str) else data

@@ -17,7 +17,7 @@ def run_playbook(playbook: Path, *extra: str, check: bool = True) -> subprocess.
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0")
     cmd = [str(VENV / "ansible-playbook"), "-i", "localhost,", "-c", "local",
            "-e", "ansible_python_interpreter=%s" % (VENV / "python"), str(playbook), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300, check=False)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -74,7 +74,7 @@ class LoopbackSshd:
             except OSError:
                 time.sleep(0.1)
         probe = subprocess.run(["ssh", *self.options_list(), "127.0.0.1", "true"], capture_output=True, text=True,
-                               timeout=30)
+                               timeout=30, check=False)
         if probe.returncode != 0:
             raise RuntimeError("ssh to the loopback sshd failed: %s" % probe.stderr)
         return self

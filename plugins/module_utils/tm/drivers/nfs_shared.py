@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 
-from ..common import (TMError, arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
+from ..common import (arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
                       remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path,
                       ssh_script)
 from ..copy import copy_local, copy_remote, download, is_url
@@ -285,10 +285,10 @@ def _pipe(ctx, src_argv, dst_argv, msg):
     err_a = tempfile.TemporaryFile()
     err_b = tempfile.TemporaryFile()
     try:
-        first = subprocess.Popen(src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL,
-                                 start_new_session=True)
-        second = subprocess.Popen(dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL,
-                                  start_new_session=True)
+        first = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL, start_new_session=True)
+        second = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL, start_new_session=True)
         first.stdout.close()
         rc_b = second.wait()
         rc_a = first.wait()

@@ -270,6 +270,6 @@ def test_read_rc_missing_file_is_empty(tmp_path):
 def test_mapping_file_matches_opennebula_3_format():
     real = tm_rc.parse_mapping((FIXTURES / "rc" / "tm_shared-3.0.conf").read_text())
     assert real["CLONE"] == "shared/tm_clone.sh"
-    ours = tm_rc.parse_mapping(tm_rc.render_mapping("shared", ["clone", "ln", "mkswap", "mkimage", "delete", "mv",
-                                                                "context"]))
+    actions = ["clone", "ln", "mkswap", "mkimage", "delete", "mv", "context"]
+    ours = tm_rc.parse_mapping(tm_rc.render_mapping("shared", actions))
     assert ours == real
