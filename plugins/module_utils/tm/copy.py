@@ -23,6 +23,7 @@ import errno
 import fcntl
 import os
 import signal
+import stat
 import struct
 import tempfile
 import threading
@@ -201,6 +202,17 @@ def copy_fd(src_fd, dst_fd, size, reflink=True):
     return "copy_file_range" if state.get("cfr", True) and hasattr(os, "copy_file_range") else "read/write"
 
 
+def _source_size(fd, info):
+    """Size of a regular file, or of a block device (whose st_size is 0)."""
+    if stat.S_ISBLK(info.st_mode):
+        size = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return size
+    if not stat.S_ISREG(info.st_mode):
+        raise TMError("the source is not a regular file or a block device")
+    return info.st_size
+
+
 def copy_local(src, dst, mode=None, reflink=True):
     """Hole-keeping atomic copy of a regular file ``src`` to ``dst``."""
     try:
@@ -210,8 +222,11 @@ def copy_local(src, dst, mode=None, reflink=True):
     try:
         info = os.fstat(src_fd)
         try:
+            size = _source_size(src_fd, info)
+            if stat.S_ISBLK(info.st_mode):
+                reflink = False
             with atomic_target(dst, mode if mode is not None else (info.st_mode & 0o7777)) as (fd, _tmp):
-                return copy_fd(src_fd, fd, info.st_size, reflink=reflink)
+                return copy_fd(src_fd, fd, size, reflink=reflink)
         except OSError as exc:
             raise TMError("Error copying %s to %s: %s" % (src, dst, exc.strerror or exc))
     finally:
@@ -395,11 +410,12 @@ def copy_remote(ctx, src, host, dst, mode=None):
         raise TMError("Error copying %s to %s:%s: %s" % (src, host, dst, exc.strerror or exc))
     try:
         info = os.fstat(src_fd)
+        size = _source_size(src_fd, info)
         with _stream_to(ctx, host, dst, (info.st_mode & 0o7777) if mode is None else mode) as stream:
             stream.write(MAGIC)
-            for offset, length in data_extents(src_fd, info.st_size):
+            for offset, length in data_extents(src_fd, size):
                 stream.send_range(src_fd, offset, length)
-            stream.finish(info.st_size)
+            stream.finish(size)
     finally:
         os.close(src_fd)
 

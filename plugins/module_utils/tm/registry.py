@@ -18,7 +18,7 @@ import sys
 from .common import Context, error_message, is_yes, run_action
 from .rc import RcError, read_rc
 
-DRIVERS = ("nfs_shared",)
+DRIVERS = ("nfs_shared", "gfs2clvm", "onestor")
 
 PROTOCOLS = ("7", "3")
 

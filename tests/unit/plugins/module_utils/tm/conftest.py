@@ -30,7 +30,7 @@ exec sh -c "$*"
 
 
 @pytest.fixture
-def fake_ssh(tmp_path):
+def fake_ssh(tmp_path, monkeypatch):
     """Path of the fake ssh test double (a local ``sh -c``); hosts it was asked for go to ``.log``."""
     tools = tmp_path / "tools"
     tools.mkdir(exist_ok=True)
@@ -39,9 +39,8 @@ def fake_ssh(tmp_path):
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     log = tools / "fake_ssh.log"
     log.touch()
-    os.environ["FAKE_SSH_LOG"] = str(log)
-    yield path
-    os.environ.pop("FAKE_SSH_LOG", None)
+    monkeypatch.setenv("FAKE_SSH_LOG", str(log))
+    return path
 
 
 @pytest.fixture

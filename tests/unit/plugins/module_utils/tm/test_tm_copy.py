@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -166,6 +167,40 @@ def test_copy_remote_streams_with_holes_over_one_connection(tmp_path, sparse_src
     assert abs(allocated(dst) - allocated(sparse_src)) <= 0.01 * allocated(sparse_src) + 64 * 1024
     assert os.stat(dst).st_mode & 0o777 == 0o600
     assert leftovers(os.path.dirname(dst)) == []
+
+
+def test_receiver_runs_on_python_36(tmp_path, sparse_src, fake_ssh):
+    """Hosts may run an old python3: the receiver is plain Python 3.6."""
+    py36 = Path.home() / ".pyenv" / "versions" / "3.6.15" / "bin" / "python3.6"
+    if not py36.exists():
+        pytest.skip("no Python 3.6 interpreter at %s" % py36)
+    ctx36 = Context("clone", {"SSH": str(fake_ssh), "LOCAL_SHORTCUT": "no", "REMOTE_PYTHON": str(py36)},
+                    stderr=io.StringIO())
+    dst = str(tmp_path / "host36" / "disk.0")
+    tm_copy.copy_remote(ctx36, sparse_src, "node1", dst)
+    assert filecmp.cmp(sparse_src, dst, shallow=False)
+    assert allocated(dst) <= allocated(sparse_src) * 1.01
+
+
+def test_copy_rejects_a_non_regular_source(tmp_path, ctx):
+    with pytest.raises(TMError, match="not a regular file"):
+        tm_copy.copy_local(str(tmp_path), str(tmp_path / "x"))
+    with pytest.raises(TMError, match="not a regular file"):
+        tm_copy.copy_remote(ctx, str(tmp_path), "node1", str(tmp_path / "y"))
+
+
+def test_copy_local_from_a_block_device(tmp_path):
+    """A block device reports st_size 0; its size comes from seeking to its end."""
+    backing = make_sparse(str(tmp_path / "backing"), 8 * MiB, data_at=(2 * MiB,))
+    proc = subprocess.run(["losetup", "--find", "--show", backing], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip("no loop device here: %s" % proc.stderr.strip())
+    loop = proc.stdout.strip()
+    try:
+        tm_copy.copy_local(loop, str(tmp_path / "copy"))
+        assert filecmp.cmp(backing, tmp_path / "copy", shallow=False)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
 
 
 def test_copy_remote_of_an_empty_file(tmp_path, ctx):

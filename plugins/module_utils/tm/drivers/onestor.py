@@ -1,0 +1,814 @@
+# -*- coding: utf-8 -*-
+# Copyright: nebula.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``onestor``: the ssh TM driver with a per-cluster replica image cache.
+
+VM disks live on each host's local storage. When the system datastore has a
+``REPLICA_HOST``, ``clone`` goes front-end -> replica (only when the replica's
+copy is outdated) -> hypervisor; without it, it is a plain ssh copy front-end
+-> hypervisor. Every copy keeps holes and lands under a temp name that is
+renamed into place only when complete.
+
+* Freshness: a checksum of the image is cached next to it on the front-end
+  (``.<image>.onestor-sum``: size, mtime, inode and sha256), recomputed only
+  when the image's size, mtime or inode change; the replica keeps the checksum
+  of its copy next to it (``<copy>.sum``). Equal checksums: the copy is current.
+* Locking: the check and the front-end -> replica copy run under a flock on the
+  front-end keyed on (replica, image), waited for at most
+  ``REPLICA_COPY_LOCK_TIMEOUT`` seconds.
+* Eviction: before a copy to the replica, least recently used images (by the
+  mtime of their ``.sum``, touched on every use) are removed until the cache
+  fits ``REPLICA_MAX_SIZE_MB`` (or, when that is empty, ``REPLICA_MAX_USED_PERC``
+  of the filesystem).
+* Replica -> hypervisor: the hypervisor pulls the copy from the replica over ssh
+  (``REPLICA_STORAGE_IP`` of the replica's host when set, ``REPLICA_SSH_OPTS``),
+  with ``tar -S``; a local sparse copy when the replica is the hypervisor.
+
+``REPLICA_HOST`` comes from the system datastore's template and
+``REPLICA_STORAGE_IP`` from the replica's host template, read over oned's
+XML-RPC (``ONE_XMLRPC``, credentials from ``ONE_AUTH``). rc keys
+``DS_<ID>_REPLICA_HOST`` and ``HOST_<NAME>_REPLICA_STORAGE_IP`` override them
+(``ONE_LOOKUP=no``: rc keys only). The ``REPLICA_*`` tuning keys are read from
+the driver's rc file, then from ``TUNING_RC`` (the stock ``sshrc``).
+"""
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import re
+import shlex
+import shutil
+import tempfile
+
+from ..common import (Context, TMError, arg_host, arg_path, check_host, exec_and_log, fail, flock, lock_dir,
+                      lock_for, log, remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log,
+                      ssh_make_path, ssh_script)
+from ..copy import copy_local, copy_remote, download, is_url
+from ..rc import RcError, read_rc
+
+NAME = "onestor"
+
+DEFAULT_RC = [
+    ("SSH", "ssh"),
+    ("SSH_OPTS", "-o BatchMode=yes -o ConnectTimeout=15"),
+    ("REMOTE_PYTHON", "python3"),
+    ("LOCAL_SHORTCUT", "yes"),
+    ("LEGACY_ERRORS", "no"),
+    ("LOCK_DIR", "/var/lock/one"),
+    ("LOCK_TIMEOUT", "600"),
+    ("COMMAND_TIMEOUT", "0"),
+    ("DOWNLOAD_TIMEOUT", "60"),
+    ("TUNING_RC", "/var/lib/one/remotes/etc/tm/ssh/sshrc"),
+    ("ONE_LOOKUP", "yes"),
+    ("ONE_XMLRPC", "http://localhost:2633/RPC2"),
+    ("ONE_AUTH", ""),
+    ("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache"),
+]
+
+RC_HEADER = """onestor TM driver settings (KEY=value), managed by nebula.storage.tm_driver.
+SSH, SSH_OPTS: ssh client and options for every host command and copy.
+TUNING_RC: rc file whose REPLICA_* keys apply when this file does not set them (the stock sshrc).
+REPLICA_CACHE_DIR: the image cache directory on replica hosts.
+ONE_LOOKUP=yes: read REPLICA_HOST / REPLICA_STORAGE_IP from oned (ONE_XMLRPC, ONE_AUTH file).
+DS_<ID>_REPLICA_HOST, HOST_<NAME>_REPLICA_STORAGE_IP: overrides of those lookups."""
+
+TUNING_KEYS = ("REPLICA_COPY_LOCK_TIMEOUT", "REPLICA_RECOVERY_SNAPS_DIR", "REPLICA_SSH_OPTS", "REPLICA_SSH_FE_OPTS",
+               "REPLICA_MAX_SIZE_MB", "REPLICA_MAX_USED_PERC")
+
+SUM_SUFFIX = ".sum"
+FE_SUM_TAG = ".onestor-sum"
+
+# ---------------------------------------------------------------------------
+# Constant remote programs (data only as arguments)
+# ---------------------------------------------------------------------------
+
+# python3 -c REPLICA_PY <command> ARGS... on the replica.
+#   check PATH SUM SIZE: exit 0 (and touch PATH.sum) when the copy is current;
+#                        exit 1 (the stale .sum removed) otherwise.
+#   setsum PATH SUM:     write PATH.sum atomically.
+#   evict DIR MAX_MB MAX_PERC KEEP INCOMING: remove LRU images until INCOMING
+#                        bytes fit; prints "evicted PATH" lines, then "fits yes|no".
+REPLICA_PY = r'''
+import os, sys, tempfile
+def rd(p):
+    try:
+        with open(p) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return None
+def check(path, total, size):
+    s = path + ".sum"
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and st.st_size == int(size) and rd(s) == total:
+        os.utime(s)
+        return 0
+    try:
+        os.unlink(s)
+    except OSError:
+        pass
+    return 1
+def setsum(path, total):
+    d = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".sum-")
+    with os.fdopen(fd, "w") as f:
+        f.write(total + "\n")
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path + ".sum")
+    return 0
+def entries(top):
+    out = []
+    for root, dirs, files in os.walk(top):
+        for n in files:
+            if n.startswith(".") or n.endswith(".sum"):
+                continue
+            p = os.path.join(root, n)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            try:
+                used = os.stat(p + ".sum").st_mtime
+            except OSError:
+                used = st.st_mtime
+            out.append((used, p, st.st_blocks * 512))
+    return sorted(out)
+def evict(top, max_mb, max_perc, keep, incoming):
+    incoming = int(incoming)
+    os.makedirs(top, exist_ok=True)
+    items = [e for e in entries(top) if e[1] != keep]
+    limit_mb = float(max_mb) if max_mb not in ("", "0") else 0
+    if limit_mb > 0:
+        cap = limit_mb * 1048576
+        used = sum(e[2] for e in entries(top) if e[1] != keep)
+        def over():
+            return used + incoming > cap
+    else:
+        perc = float(max_perc or 100)
+        def fs_used():
+            v = os.statvfs(top)
+            total = v.f_blocks * v.f_frsize
+            return total, total - v.f_bavail * v.f_frsize
+        def over():
+            total, u = fs_used()
+            return total > 0 and (u + incoming) * 100.0 / total > perc
+    while over() and items:
+        t, p, size = items.pop(0)
+        for q in (p + ".sum", p):
+            try:
+                os.unlink(q)
+            except OSError:
+                pass
+        if limit_mb > 0:
+            used -= size
+        print("evicted " + p)
+    print("fits " + ("no" if over() else "yes"))
+    return 0
+cmd, args = sys.argv[1], sys.argv[2:]
+sys.exit({"check": check, "setsum": setsum, "evict": evict}[cmd](*args))
+'''
+
+_SH_PRELUDE = "set -e\nexport PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH\n"
+
+_SH_TEMP = (
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp "$d/.$(basename -- "$dst").tmcopy-XXXXXX")\n'
+    "trap 'rm -f -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+)
+_SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
+
+# Local copy on one machine (the replica is the hypervisor): $1 src, $2 dst.
+SCRIPT_LOCAL_COPY = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + \
+    'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + _SH_COMMIT
+
+# On the hypervisor: pull $3 (a file name inside the tar stream) from the
+# replica $2 with the ssh argv "$@" (after shift 4) running the remote command
+# $4, into $1. The ssh status is kept in a file: sh has no pipefail.
+SCRIPT_PULL = _SH_PRELUDE + (
+    'dst=$1; addr=$2; name=$3; rcmd=$4; shift 4\n'
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp -d "$d/.$(basename -- "$dst").tmpull-XXXXXX")\n'
+    "trap 'rm -rf -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+    '{ s=0; "$@" -- "$addr" "$rcmd" || s=$?; echo "$s" > "$t/.ssh-rc"; } | tar -C "$t" -xSf - || true\n'
+    's=$(cat "$t/.ssh-rc" 2>/dev/null || echo 255)\n'
+    'if [ "$s" != 0 ] || [ ! -f "$t/$name" ]; then\n'
+    '  echo "copy from replica $addr failed (ssh status $s)" >&2; exit 1\n'
+    'fi\n'
+    'chmod 0644 "$t/$name"\n'
+    'mv -f -- "$t/$name" "$dst"\n'
+)
+
+SCRIPT_RECV_TREE = _SH_PRELUDE + (
+    'dst=$1; name=$2\n'
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp -d "$d/.$(basename -- "$dst").tmmv-XXXXXX")\n'
+    "trap 'rm -rf -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+    'tar -C "$t" -xSf -\n'
+    'rm -rf -- "$dst"\n'
+    'mv -- "$t/$name" "$dst"\n'
+)
+
+SCRIPT_MV = _SH_PRELUDE + (
+    'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
+    'mkdir -p -- "$(dirname -- "$2")"\n'
+    'rm -rf -- "$2"\n'
+    'mv -f -- "$1" "$2"\n'
+)
+
+SCRIPT_MKIMAGE = _SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + _SH_TEMP + (
+    'case "$fmt" in\n'
+    '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
+    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
+    '  raw) truncate -s "${size}M" "$t" ;;\n'
+    '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
+    'esac\n'
+) + _SH_COMMIT
+
+SCRIPT_SNAP_CREATE = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + (
+    'if [ -e "$dst" ]; then echo "Snapshot file $dst already exists." >&2; exit 1; fi\n'
+    'cp --sparse=always --reflink=auto -- "$src" "$t"\n'
+) + _SH_COMMIT
+
+SCRIPT_DF = 'mkdir -p -- "$1" 2>/dev/null || true\ndf -B1M -P -- "$1" | tail -n 1\n'
+
+_SIZE = re.compile(r"^[0-9]+$")
+_ID = re.compile(r"^-?[0-9]+$")
+_FS = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+_KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+# ---------------------------------------------------------------------------
+# Arguments and settings
+# ---------------------------------------------------------------------------
+
+def _need(ctx, args, count, usage, at_least=False):
+    if len(args) < count or (not at_least and len(args) > count):
+        fail("%s: expected arguments %s, got %d: %s" % (ctx.action, usage, len(args), " ".join(args)))
+    return args
+
+
+def _host_path(arg):
+    host = arg_host(arg)
+    path = arg_path(arg)
+    if host:
+        check_host(host)
+    if not path.startswith("/"):
+        fail("Path %r is not absolute" % (path,))
+    return host, path
+
+
+def _number(ctx, value, what):
+    if not _SIZE.match(value):
+        fail("%s: %s %r is not a number" % (ctx.action, what, value))
+    return value
+
+
+def _id(ctx, value, what="id"):
+    if not _ID.match(value):
+        fail("%s: %s %r is not a number" % (ctx.action, what, value))
+    return int(value)
+
+
+def tuning(ctx, key, default=""):
+    """A REPLICA_* tuning key: the driver rc first, then TUNING_RC (the stock sshrc)."""
+    value = ctx.setting(key)
+    if value is not None:
+        return value
+    cache = ctx.rc.get("__tuning__")
+    if cache is None:
+        path = ctx.setting("TUNING_RC", "")
+        try:
+            cache = read_rc(path) if path else {}
+        except RcError as exc:
+            raise TMError("Cannot read %s: %s" % (path, exc))
+        ctx.rc["__tuning__"] = cache
+    value = cache.get(key)
+    return default if value is None or value == "" else value
+
+
+def tuning_number(ctx, key, default):
+    value = tuning(ctx, key, "")
+    if value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise TMError("%s=%r is not a number" % (key, value))
+
+
+def _sub_ctx(ctx, extra_opts):
+    """The context with ``extra_opts`` appended to SSH_OPTS."""
+    settings = dict(ctx.rc)
+    settings["SSH_OPTS"] = (ctx.setting("SSH_OPTS", "") + " " + extra_opts).strip()
+    sub = Context(ctx.action, settings, legacy=ctx.legacy, stderr=ctx.stderr, driver_dir=ctx.driver_dir)
+    return sub
+
+
+# ---------------------------------------------------------------------------
+# oned lookups: REPLICA_HOST of a system datastore, REPLICA_STORAGE_IP of a host
+# ---------------------------------------------------------------------------
+
+def _one_session(ctx):
+    path = ctx.setting("ONE_AUTH") or os.environ.get("ONE_AUTH") or os.path.expanduser("~/.one/one_auth")
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except (IOError, OSError) as exc:
+        raise TMError("Cannot read the OpenNebula credentials %s: %s" % (path, exc))
+
+
+def _one_call(ctx, method, *args):
+    import xmlrpc.client
+    url = ctx.setting("ONE_XMLRPC", "http://localhost:2633/RPC2")
+    try:
+        answer = getattr(xmlrpc.client.ServerProxy(url), method)(_one_session(ctx), *args)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise TMError("Cannot reach oned at %s (%s): %s" % (url, method, exc))
+    if not answer[0]:
+        raise TMError("oned refused %s: %s" % (method, answer[1]))
+    return answer[1]
+
+
+def replica_host(ctx, dsid):
+    """REPLICA_HOST of system datastore ``dsid``, or "" when it has none."""
+    override = ctx.setting("DS_%s_REPLICA_HOST" % dsid)
+    if override is not None or not ctx.flag("ONE_LOOKUP", True):
+        return override or ""
+    import xml.etree.ElementTree as ET
+    body = _one_call(ctx, "one.datastore.info", int(dsid))
+    return (ET.fromstring(body).findtext("TEMPLATE/REPLICA_HOST") or "").strip()
+
+
+def replica_address(ctx, host):
+    """The address hypervisors use to reach replica ``host`` (its REPLICA_STORAGE_IP, else its name)."""
+    override = ctx.setting("HOST_%s_REPLICA_STORAGE_IP" % _KEY_SAFE.sub("_", host))
+    if override is not None or not ctx.flag("ONE_LOOKUP", True):
+        return override or host
+    import xml.etree.ElementTree as ET
+    body = _one_call(ctx, "one.hostpool.info", -2, -1, -1)
+    for node in ET.fromstring(body).findall("HOST"):
+        if node.findtext("NAME") == host:
+            return (node.findtext("TEMPLATE/REPLICA_STORAGE_IP") or "").strip() or host
+    return host
+
+
+# ---------------------------------------------------------------------------
+# Image checksums cached on the front-end
+# ---------------------------------------------------------------------------
+
+def _fe_sum_path(src):
+    return os.path.join(os.path.dirname(src), "." + os.path.basename(src) + FE_SUM_TAG)
+
+
+def image_checksum(src):
+    """``(sha256, size)`` of ``src``; read from the cached sum file when it still matches."""
+    import hashlib
+    import json
+    info = os.stat(src)
+    stamp = {"size": info.st_size, "mtime_ns": getattr(info, "st_mtime_ns", int(info.st_mtime * 1e9)),
+             "ino": info.st_ino}
+    cache = _fe_sum_path(src)
+    try:
+        with open(cache) as handle:
+            saved = json.load(handle)
+        if all(saved.get(k) == v for k, v in stamp.items()) and saved.get("sha256"):
+            return saved["sha256"], info.st_size
+    except (IOError, OSError, ValueError):
+        pass
+    digest = hashlib.sha256()
+    with open(src, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            if not chunk:
+                break
+            digest.update(chunk)
+    stamp["sha256"] = digest.hexdigest()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(src), prefix=".onestor-sum-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stamp, handle)
+        os.rename(tmp, cache)
+    except (IOError, OSError):
+        pass  # a read-only datastore: the checksum is computed on every clone
+    return stamp["sha256"], info.st_size
+
+
+def cache_path(ctx, src):
+    """Where replica hosts keep ``src``: ``<REPLICA_CACHE_DIR>/<datastore dir>/<image name>``."""
+    base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache").rstrip("/")
+    parent = os.path.basename(os.path.dirname(src)) or "root"
+    return "%s/%s/%s" % (base, parent, os.path.basename(src))
+
+
+# ---------------------------------------------------------------------------
+# Clone through the replica
+# ---------------------------------------------------------------------------
+
+def _replica_py(ctx, host, args):
+    python = ctx.setting("REMOTE_PYTHON", "python3")
+    return ssh_capture(ctx, host, [python, "-c", REPLICA_PY] + [str(a) for a in args])
+
+
+def ensure_replica_copy(ctx, src, replica):
+    """Make the replica's copy of ``src`` current; returns ``(cache path, copied?)`` or ``(None, False)``."""
+    fe_ctx = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS", ""))
+    cached = cache_path(ctx, src)
+    timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
+    lock = os.path.join(lock_dir(ctx), "onestor-%s" % re.sub(r"[^A-Za-z0-9_.-]", "_", "%s:%s" % (replica, src))[-170:])
+    try:
+        with flock(lock + ".lock", timeout=timeout):
+            total, size = image_checksum(src)
+            rc, _out, err = _replica_py(fe_ctx, replica, ["check", cached, total, size])
+            if rc == 0:
+                log(ctx, "Replica copy %s:%s of %s is current" % (replica, cached, src))
+                return cached, False
+            if rc != 1:
+                fail("Error checking the replica copy %s:%s of %s: %s" % (replica, cached, src,
+                                                                          err.strip() or "rc=%d" % rc))
+            max_mb = tuning(ctx, "REPLICA_MAX_SIZE_MB", "")
+            max_perc = tuning(ctx, "REPLICA_MAX_USED_PERC", "90")
+            base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
+            with flock(os.path.join(lock_dir(ctx), "onestor-evict-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", replica)),
+                       timeout=timeout):
+                rc, out, err = _replica_py(fe_ctx, replica, ["evict", base, max_mb, max_perc, cached, size])
+            if rc != 0:
+                fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or "rc=%d" % rc))
+            for line in out.splitlines():
+                if line.startswith("evicted "):
+                    log(ctx, "Evicted %s from the replica cache of %s" % (line[8:], replica))
+            if "fits no" in out:
+                log(ctx, "%s (%d bytes) does not fit in the replica cache of %s; copying without it" % (src, size, replica))
+                return None, False
+            log(ctx, "Copying %s to the replica %s:%s" % (src, replica, cached))
+            try:
+                copy_remote(fe_ctx, src, replica, cached, mode=0o644)
+            except TMError as exc:
+                raise TMError("Error copying %s to the replica %s: %s" % (src, replica, exc.msg), exc.rc)
+            rc, _out, err = _replica_py(fe_ctx, replica, ["setsum", cached, total])
+            if rc != 0:
+                fail("Error recording the checksum of %s:%s: %s" % (replica, cached, err.strip()))
+            return cached, True
+    except TMError as exc:
+        if exc.msg.startswith("Could not acquire exclusive lock"):
+            raise TMError("Timeout after %ss (REPLICA_COPY_LOCK_TIMEOUT) waiting for the replica copy lock of %s on %s"
+                          % (int(timeout), src, replica))
+        raise
+
+
+def copy_from_replica(ctx, replica, cached, host, dst):
+    """Copy ``replica:cached`` to ``host:dst``: locally on the replica, or pulled by the hypervisor."""
+    if host == replica or (runs_local(ctx, host) and runs_local(ctx, replica)):
+        log(ctx, "Copying %s to %s on the replica itself" % (cached, dst))
+        ssh_script(ctx, host, SCRIPT_LOCAL_COPY, [cached, dst], "Error copying %s to %s on %s" % (cached, dst, host))
+        return
+    address = replica_address(ctx, replica)
+    log(ctx, "Copying %s:%s to %s:%s" % (address, cached, host, dst))
+    ssh = shlex.split(ctx.setting("SSH", "ssh")) + shlex.split(ctx.setting("SSH_OPTS", "")) + \
+        shlex.split(tuning(ctx, "REPLICA_SSH_OPTS", ""))
+    sender = " ".join(shlex.quote(a) for a in ["tar", "-C", os.path.dirname(cached), "-cSf", "-", "--",
+                                                os.path.basename(cached)])
+    ssh_script(ctx, host, SCRIPT_PULL, [dst, address, os.path.basename(cached), sender] + ssh,
+               "Error copying %s:%s to %s:%s" % (address, cached, host, dst))
+
+
+def do_clone(ctx, src, host, dst, dsid):
+    label = "%s:%s" % (host, dst) if host else dst
+    if is_url(src):
+        ssh_make_path(ctx, host, os.path.dirname(dst))
+        download(ctx, src, None if runs_local(ctx, host) else host, dst)
+        return
+    if not os.path.isfile(src):
+        fail("Error copying %s to %s: source does not exist or is not a file" % (src, label))
+    replica = replica_host(ctx, dsid) if dsid is not None else ""
+    if replica:
+        check_host(replica)
+        cached, _copied = ensure_replica_copy(ctx, src, replica)
+        if cached:
+            copy_from_replica(ctx, replica, cached, host, dst)
+            return
+    log(ctx, "Cloning %s in %s" % (src, label))
+    with lock_for(ctx, label):
+        ssh_make_path(ctx, host, os.path.dirname(dst))
+        if runs_local(ctx, host):
+            copy_local(src, dst, mode=0o644)
+        else:
+            copy_remote(ctx, src, host, dst, mode=0o644)
+
+
+# ---------------------------------------------------------------------------
+# Other action cores
+# ---------------------------------------------------------------------------
+
+def _safe_to_delete(path):
+    return path.startswith("/") and path.rstrip("/").count("/") >= 2
+
+
+def do_delete(ctx, host, path):
+    if not _safe_to_delete(path):
+        fail("Refusing to delete %s" % path)
+    log(ctx, "Deleting %s" % path)
+    ssh_exec_and_log(ctx, host, ["rm", "-rf", "--", path], "Error deleting %s" % path)
+
+
+def _pipe(src_argv, dst_argv, msg):
+    """``src_argv | dst_argv``; both must succeed."""
+    import subprocess
+    err_a = tempfile.TemporaryFile()
+    err_b = tempfile.TemporaryFile()
+    try:
+        first = subprocess.Popen(src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+        second = subprocess.Popen(dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL,
+                                  start_new_session=True)
+        first.stdout.close()
+        rc_b = second.wait()
+        rc_a = first.wait()
+        if rc_a or rc_b:
+            errors = []
+            for handle in (err_a, err_b):
+                handle.seek(0)
+                errors.append(handle.read().decode("utf-8", "replace").strip())
+            fail("%s: %s" % (msg, "; ".join(e for e in errors if e) or "rc=%s/%s" % (rc_a, rc_b)))
+    finally:
+        err_a.close()
+        err_b.close()
+
+
+def transfer_tree(ctx, src_host, src, dst_host, dst):
+    """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically."""
+    sender = remote_argv(ctx, src_host, ["tar", "-C", os.path.dirname(src) or "/", "-cSf", "-", "--",
+                                         os.path.basename(src)])
+    receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
+    _pipe(sender, receiver, "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+
+
+def do_mv(ctx, src_host, src, dst_host, dst):
+    same = src_host == dst_host or (runs_local(ctx, src_host) and runs_local(ctx, dst_host))
+    if same:
+        if src == dst:
+            log(ctx, "Will not move, source and destination are equal")
+            return
+        log(ctx, "Moving %s to %s" % (src, dst))
+        ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst], "Error moving %s to %s in %s" % (src, dst, dst_host))
+        return
+    log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    transfer_tree(ctx, src_host, src, dst_host, dst)
+    do_delete(ctx, src_host, src)
+
+
+def _iso_tool():
+    for tool in ("genisoimage", "mkisofs"):
+        path = shutil.which(tool)
+        if path:
+            return [path]
+    path = shutil.which("xorriso")
+    if path:
+        return [path, "-as", "mkisofs"]
+    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
+
+
+def do_context(ctx, files, host, dst):
+    log(ctx, "Generating context block device at %s" % dst)
+    tool = _iso_tool()
+    work = tempfile.mkdtemp(prefix="one-context-")
+    try:
+        content = os.path.join(work, "iso")
+        os.mkdir(content)
+        for item in files:
+            path, _sep, target = item.partition(":")
+            name = os.path.basename(target) if target else os.path.basename(path.rstrip("/"))
+            if not name or name in (".", ".."):
+                fail("Bad context file name in %r" % item)
+            if not os.path.exists(path):
+                fail("Error copying %s to the context ISO: no such file" % path)
+            if os.path.isdir(path):
+                shutil.copytree(path, os.path.join(content, name), symlinks=True)
+            else:
+                shutil.copyfile(path, os.path.join(content, name))
+        iso = os.path.join(work, "context.iso")
+        exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
+        ssh_make_path(ctx, host, os.path.dirname(dst))
+        if runs_local(ctx, host):
+            copy_local(iso, dst, mode=0o644)
+        else:
+            copy_remote(ctx, iso, host, dst, mode=0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _df(ctx, host, path):
+    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_DF, "sh", path])
+    fields = out.split()
+    if rc != 0 or len(fields) < 4:
+        fail("Error monitoring %s on %s: %s" % (path, host or "localhost", err.strip() or out.strip()))
+    return int(fields[1]), int(fields[2]), int(fields[3])
+
+
+# ---------------------------------------------------------------------------
+# OpenNebula 7.x actions (arguments of the stock ssh driver)
+# ---------------------------------------------------------------------------
+
+def clone(ctx, args):
+    """clone fe:SRC host:DST VMID DSID"""
+    src, dst, _vmid, dsid = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
+    raw = arg_path(src, fix=False)
+    src_path = src if is_url(src) else (raw if is_url(raw) else arg_path(src))
+    if not is_url(src_path) and not src_path.startswith("/"):
+        fail("Path %r is not absolute" % src_path)
+    host, dst_path = _host_path(dst)
+    do_clone(ctx, src_path, host, dst_path, _id(ctx, dsid, "datastore id"))
+
+
+ln = clone
+
+
+def mv(ctx, args):
+    """mv host:SRC host:DST VMID DSID"""
+    src, dst = _need(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:2]
+    src_host, src_path = _host_path(src)
+    dst_host, dst_path = _host_path(dst)
+    do_mv(ctx, src_host, src_path, dst_host, dst_path)
+
+
+def mvds(ctx, args):
+    """mvds host:SRC fe:DST VMID DSID: the disk goes back to the image datastore."""
+    src, dst = _need(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
+    host, src_path = _host_path(src)
+    _fe, dst_path = _host_path(dst)
+    log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
+    transfer_tree(ctx, host, src_path, "", dst_path)
+    do_delete(ctx, host, src_path)
+
+
+def cpds(ctx, args):
+    """cpds host:SRC fe:DST SNAP_ID VMID DSID"""
+    src, dst, snap = _need(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
+    host, src_path = _host_path(src)
+    _fe, dst_path = _host_path(dst)
+    snap_id = _id(ctx, snap, "snapshot id")
+    if snap_id != -1:
+        src_path = "%s.snap/%d" % (src_path, snap_id)
+    log(ctx, "Copying %s:%s to the datastore as %s" % (host, src_path, dst_path))
+    transfer_tree(ctx, host, src_path, "", dst_path)
+
+
+def delete(ctx, args):
+    """delete host:PATH VMID DSID"""
+    target = _need(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    host, path = _host_path(target)
+    do_delete(ctx, host, path)
+
+
+def _mkimage(ctx, size, fmt, host, dst):
+    if fmt not in ("raw", "qcow2", "swap") and not _FS.match(fmt):
+        fail("%s: format %r not supported" % (ctx.action, fmt))
+    log(ctx, "Making image of %sM and type %s at %s" % (size, fmt, dst))
+    ssh_script(ctx, host, SCRIPT_MKIMAGE, [size, fmt, dst], "Could not create image %s" % dst)
+
+
+def mkimage(ctx, args):
+    """mkimage SIZE FORMAT host:DST VMID DSID"""
+    size, fmt, dst = _need(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
+    host, dst_path = _host_path(dst)
+    _mkimage(ctx, _number(ctx, size, "size"), fmt, host, dst_path)
+
+
+def mkswap(ctx, args):
+    """mkswap SIZE host:DST VMID DSID"""
+    size, dst = _need(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = _host_path(dst)
+    _mkimage(ctx, _number(ctx, size, "size"), "swap", host, dst_path)
+
+
+def context(ctx, args):
+    """context FILE... host:DST VMID DSID"""
+    _need(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
+    host, dst_path = _host_path(args[-3])
+    do_context(ctx, args[:-3], host, dst_path)
+
+
+def resize(ctx, args):
+    """resize host:DISK SIZE VMID"""
+    disk, size = _need(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
+    host, path = _host_path(disk)
+    log(ctx, "Resizing %s to %sM" % (path, _number(ctx, size, "size")))
+    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
+
+
+def premigrate(ctx, args):
+    """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the VM directory goes to the new host."""
+    src_host, dst_host, vm_dir = _need(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    check_host(src_host)
+    check_host(dst_host)
+    _host, path = _host_path(vm_dir)
+    if src_host == dst_host:
+        log(ctx, "Source and destination hosts are equal, nothing to copy")
+        return
+    log(ctx, "Copying %s from %s to %s" % (path, src_host, dst_host))
+    transfer_tree(ctx, src_host, path, dst_host, path)
+
+
+def postmigrate(ctx, args):
+    """postmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the source host's copy is removed."""
+    src_host, dst_host, vm_dir = _need(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    check_host(src_host)
+    _host, path = _host_path(vm_dir)
+    if src_host == dst_host:
+        return
+    do_delete(ctx, src_host, path)
+
+
+def failmigrate(ctx, args):
+    """failmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the destination's copy is removed."""
+    src_host, dst_host, vm_dir = _need(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    check_host(dst_host)
+    _host, path = _host_path(vm_dir)
+    if src_host == dst_host:
+        return
+    do_delete(ctx, dst_host, path)
+
+
+def _snap_paths(ctx, args):
+    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = _host_path(disk)
+    return host, path, "%s.snap/%d" % (path, _id(ctx, snap, "snapshot id"))
+
+
+def snap_create(ctx, args):
+    """snap_create host:DISK SNAP_ID VMID: a sparse copy of the disk in DISK.snap/ID."""
+    host, path, snap = _snap_paths(ctx, args)
+    log(ctx, "Creating snapshot %s of %s" % (snap, path))
+    ssh_script(ctx, host, SCRIPT_SNAP_CREATE, [path, snap], "Error creating snapshot %s" % snap)
+
+
+def snap_revert(ctx, args):
+    """snap_revert host:DISK SNAP_ID VMID: the disk becomes a copy of DISK.snap/ID."""
+    host, path, snap = _snap_paths(ctx, args)
+    log(ctx, "Reverting %s to %s" % (path, snap))
+    ssh_script(ctx, host, SCRIPT_LOCAL_COPY, [snap, path], "Error reverting %s to %s" % (path, snap))
+
+
+def snap_delete(ctx, args):
+    """snap_delete host:DISK SNAP_ID VMID"""
+    host, path, snap = _snap_paths(ctx, args)
+    log(ctx, "Deleting snapshot %s" % snap)
+    ssh_exec_and_log(ctx, host, ["rm", "-f", "--", snap], "Error deleting snapshot %s" % snap)
+
+
+def monitor(ctx, args):
+    """monitor DRV_ACTION DSID: usage of the system datastore directory on the front-end."""
+    dsid = _id(ctx, _need(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
+    base = ctx.setting("DATASTORES_DIR", "/var/lib/one/datastores")
+    total, used, free = _df(ctx, "", "%s/%d" % (base, dsid))
+    _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
+
+
+def monitor_ds(ctx, args):
+    """monitor_ds DSID_PATH: usage of a system datastore directory, run on a host."""
+    path = _need(ctx, args, 1, "DS_PATH", at_least=True)[0]
+    if not path.startswith("/"):
+        fail("Path %r is not absolute" % path)
+    total, used, free = _df(ctx, "", path)
+    _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
+
+
+def _stdout_write(text):
+    import sys
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _not_supported(ctx, args):
+    fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
+
+
+ACTIONS = {
+    "clone": clone,
+    "ln": ln,
+    "mv": mv,
+    "mvds": mvds,
+    "cpds": cpds,
+    "delete": delete,
+    "mkimage": mkimage,
+    "mkswap": mkswap,
+    "context": context,
+    "resize": resize,
+    "premigrate": premigrate,
+    "postmigrate": postmigrate,
+    "failmigrate": failmigrate,
+    "snap_create": snap_create,
+    "snap_delete": snap_delete,
+    "snap_revert": snap_revert,
+    "monitor": monitor,
+    "monitor_ds": monitor_ds,
+}
+for _name in ("snap_create_live", "prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore"):
+    ACTIONS[_name] = _not_supported
+
+# OpenNebula 3.x had no replica; the driver only speaks the 7.x protocol.
+LEGACY_ACTIONS = {}

@@ -1,0 +1,237 @@
+"""The onestor (ssh + replica cache) driver in-process; host commands go through the fake ssh TEST DOUBLE.
+
+The fake ssh runs every "remote" command locally, so the front-end, the
+replica and the hypervisors share this machine's filesystem; which host was
+reached is read from the double's log. Real ssh between machines is tested in
+the lab (molecule/onestor_replica).
+"""
+from __future__ import annotations
+
+import filecmp
+import io
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
+from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context, flock
+from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import onestor
+from tm_helpers import allocated, make_sparse, ssh_hosts
+
+MiB = 1 << 20
+
+
+class Result:
+    def __init__(self, rc, err):
+        self.rc = rc
+        self.err = err
+
+    def __repr__(self):
+        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
+
+
+@pytest.fixture
+def ds(tmp_path):
+    root = tmp_path / "datastores"
+    (root / "1").mkdir(parents=True)
+    (root / "100").mkdir()
+    make_sparse(str(root / "1" / "img-a"), 16 * MiB, data_at=(0, 8 * MiB))
+    make_sparse(str(root / "1" / "img-b"), 4 * MiB, data_at=(0, 2 * MiB))
+    make_sparse(str(root / "1" / "img-c"), 4 * MiB, data_at=(0, 2 * MiB))
+    return root
+
+
+@pytest.fixture
+def tm(rc, tmp_path):
+    base = dict(rc)
+    base.update({"ONE_LOOKUP": "no", "DS_100_REPLICA_HOST": "replica1", "TUNING_RC": str(tmp_path / "sshrc"),
+                 "REPLICA_CACHE_DIR": str(tmp_path / "cache")})
+
+    def run(action, *args, **overrides):
+        settings = dict(base)
+        settings.update(overrides)
+        err = io.StringIO()
+        ctx = Context(action, settings, stderr=err)
+        code = registry.run_action(ctx, registry.load_driver("onestor").ACTIONS[action], list(args))
+        return Result(code, err.getvalue())
+
+    return run
+
+
+def cache_files(tmp_path):
+    top = tmp_path / "cache"
+    if not top.exists():
+        return []
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*") if p.is_file())
+
+
+def test_driver_contract():
+    driver = registry.load_driver("onestor")
+    for action in ("clone", "ln", "mv", "mvds", "cpds", "delete", "context", "mkimage", "mkswap", "resize",
+                   "premigrate", "postmigrate", "snap_create", "snap_delete", "snap_revert", "monitor", "monitor_ds"):
+        assert callable(driver.ACTIONS[action])
+    assert "REPLICA_CACHE_DIR" in dict(driver.DEFAULT_RC)
+
+
+def test_clone_goes_through_the_replica_and_keeps_holes(tm, ds, tmp_path, fake_ssh):
+    src, dst = ds / "1" / "img-a", ds / "100" / "7" / "disk.0"
+    res = tm("clone", "fe:%s" % src, "host2:%s" % dst, "7", "100")
+    assert res.rc == 0, res
+    assert filecmp.cmp(src, dst, shallow=False)
+    assert allocated(dst) <= allocated(src) * 1.01
+    assert cache_files(tmp_path) == ["1/img-a", "1/img-a.sum"]
+    assert allocated(tmp_path / "cache" / "1" / "img-a") <= allocated(src) * 1.01
+    hosts = ssh_hosts(fake_ssh)
+    assert "replica1" in hosts and "host2" in hosts
+    assert "Copying %s to the replica replica1:" % src in res.err
+
+
+def test_second_clone_reuses_the_replica_copy_and_the_cached_checksum(tm, ds, tmp_path):
+    src = ds / "1" / "img-a"
+    assert tm("clone", "fe:%s" % src, "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100").rc == 0
+    cached = tmp_path / "cache" / "1" / "img-a"
+    inode = cached.stat().st_ino
+    sums = json.loads((ds / "1" / ".img-a.onestor-sum").read_text())
+    res = tm("clone", "fe:%s" % src, "host3:%s" % (ds / "100" / "8" / "disk.0"), "8", "100")
+    assert res.rc == 0, res
+    assert "is current" in res.err and "Copying %s to the replica" % src not in res.err
+    assert cached.stat().st_ino == inode
+    assert json.loads((ds / "1" / ".img-a.onestor-sum").read_text()) == sums
+    assert filecmp.cmp(src, ds / "100" / "8" / "disk.0", shallow=False)
+
+
+def test_changed_image_refreshes_the_replica(tm, ds, tmp_path):
+    src = ds / "1" / "img-b"
+    assert tm("clone", "fe:%s" % src, "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100").rc == 0
+    with open(src, "r+b") as handle:
+        handle.write(b"changed")
+    res = tm("clone", "fe:%s" % src, "host2:%s" % (ds / "100" / "9" / "disk.0"), "9", "100")
+    assert res.rc == 0, res
+    assert "Copying %s to the replica" % src in res.err
+    assert filecmp.cmp(src, tmp_path / "cache" / "1" / "img-b", shallow=False)
+    assert (ds / "100" / "9" / "disk.0").read_bytes()[:7] == b"changed"
+
+
+def test_without_replica_host_it_is_a_plain_copy(tm, ds, tmp_path, fake_ssh):
+    src, dst = ds / "1" / "img-b", ds / "0" / "3" / "disk.0"
+    res = tm("clone", "fe:%s" % src, "host2:%s" % dst, "3", "0")
+    assert res.rc == 0, res
+    assert filecmp.cmp(src, dst, shallow=False)
+    assert cache_files(tmp_path) == []
+    assert ssh_hosts(fake_ssh) == ["host2"] * ssh_hosts(fake_ssh).count("host2")
+
+
+def test_replica_is_the_hypervisor_copies_locally_there(tm, ds, tmp_path, fake_ssh):
+    src, dst = ds / "1" / "img-b", ds / "100" / "4" / "disk.0"
+    res = tm("clone", "fe:%s" % src, "replica1:%s" % dst, "4", "100")
+    assert res.rc == 0, res
+    assert "on the replica itself" in res.err
+    assert filecmp.cmp(src, dst, shallow=False)
+
+
+def test_lru_eviction_with_a_small_max_size(tm, ds, tmp_path):
+    for n, name in enumerate(("img-b", "img-c")):
+        assert tm("clone", "fe:%s" % (ds / "1" / name), "host2:%s" % (ds / "100" / str(n) / "disk.0"), str(n), "100",
+                  REPLICA_MAX_SIZE_MB="5").rc == 0
+        time.sleep(0.05)
+    assert cache_files(tmp_path) == ["1/img-b", "1/img-b.sum", "1/img-c", "1/img-c.sum"]
+    # img-b used again: img-c becomes the least recently used
+    assert tm("clone", "fe:%s" % (ds / "1" / "img-b"), "host2:%s" % (ds / "100" / "5" / "disk.0"), "5", "100",
+              REPLICA_MAX_SIZE_MB="5").rc == 0
+    make_sparse(str(ds / "1" / "img-d"), 2 * MiB, data_at=(0, MiB))
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-d"), "host2:%s" % (ds / "100" / "6" / "disk.0"), "6", "100",
+             REPLICA_MAX_SIZE_MB="5")
+    assert res.rc == 0, res
+    assert "Evicted %s" % (tmp_path / "cache" / "1" / "img-c") in res.err
+    assert cache_files(tmp_path) == ["1/img-b", "1/img-b.sum", "1/img-d", "1/img-d.sum"]
+
+
+def test_tuning_keys_come_from_the_sshrc(tm, ds, tmp_path):
+    (tmp_path / "sshrc").write_text('REPLICA_MAX_SIZE_MB="1"\nREPLICA_COPY_LOCK_TIMEOUT=600\n')
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-a"), "host2:%s" % (ds / "100" / "1" / "disk.0"), "1", "100")
+    assert res.rc == 0, res
+    assert "does not fit in the replica cache" in res.err
+    assert cache_files(tmp_path) == []
+    assert filecmp.cmp(ds / "1" / "img-a", ds / "100" / "1" / "disk.0", shallow=False)
+
+
+def test_lock_timeout_gives_a_clear_error(tm, ds, tmp_path, rc):
+    src = ds / "1" / "img-a"
+    key = "onestor-%s" % ("replica1:%s" % src).replace("/", "_")
+    with flock(os.path.join(rc["LOCK_DIR"], key[-170:] + ".lock"), timeout=1):
+        res = tm("clone", "fe:%s" % src, "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100",
+                 REPLICA_COPY_LOCK_TIMEOUT="1")
+    assert res.rc != 0
+    assert "Timeout after 1s (REPLICA_COPY_LOCK_TIMEOUT) waiting for the replica copy lock" in res.err
+    assert not (ds / "100" / "7" / "disk.0").exists()
+
+
+def test_concurrent_clones_copy_to_the_replica_once(tm, ds, tmp_path):
+    src = ds / "1" / "img-a"
+    results = {}
+
+    def one(n):
+        results[n] = tm("clone", "fe:%s" % src, "host%d:%s" % (n, ds / "100" / str(n) / "disk.0"), str(n), "100")
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.rc == 0 for r in results.values()), results
+    assert sum("Copying %s to the replica" % src in r.err for r in results.values()) == 1
+    for n in range(4):
+        assert filecmp.cmp(src, ds / "100" / str(n) / "disk.0", shallow=False)
+    assert not [p for p in (tmp_path / "cache").rglob(".*")]
+
+
+def test_replica_unreachable_fails_clearly_and_leaves_no_file(tm, ds, tmp_path):
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-a"), "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100",
+             SSH="false")
+    assert res.rc != 0
+    assert "replica1" in res.err
+    assert cache_files(tmp_path) == []
+    assert not (ds / "100" / "7").exists() or not list((ds / "100" / "7").iterdir())
+
+
+def test_bad_arguments(tm, ds):
+    assert "expected arguments" in tm("clone", "fe:/x").err
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-a"), "host2:%s" % (ds / "100" / "1" / "disk.0"), "1", "x")
+    assert res.rc != 0 and "datastore id 'x' is not a number" in res.err
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-a"), "bad;host:/x/y/disk.0", "1", "100")
+    assert res.rc != 0 and "Invalid host" in res.err
+
+
+def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
+    vm = ds / "100" / "3"
+    assert tm("clone", "fe:%s" % (ds / "1" / "img-b"), "host2:%s/disk.0" % vm, "3", "0").rc == 0
+    assert tm("snap_create", "host2:%s/disk.0" % vm, "0", "3").rc == 0
+    with open(vm / "disk.0", "r+b") as handle:
+        handle.write(b"after")
+    assert tm("snap_revert", "host2:%s/disk.0" % vm, "0", "3").rc == 0
+    assert filecmp.cmp(ds / "1" / "img-b", vm / "disk.0", shallow=False)
+    assert tm("snap_delete", "host2:%s/disk.0" % vm, "0", "3").rc == 0
+    assert not (vm / "disk.0.snap" / "0").exists()
+    assert tm("mkimage", "8", "raw", "host2:%s/disk.1" % vm, "3", "100").rc == 0
+    assert (vm / "disk.1").stat().st_size == 8 * MiB
+    dst = ds / "100" / "33"
+    assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "3", "100").rc == 0
+    assert (dst / "disk.1").exists() and not vm.exists()
+    assert tm("delete", "host3:%s" % dst, "3", "100").rc == 0
+    assert not dst.exists()
+
+
+def test_premigrate_copies_the_vm_directory_and_postmigrate_removes_it(tm, ds):
+    vm = ds / "100" / "12"
+    vm.mkdir()
+    make_sparse(str(vm / "disk.0"), 4 * MiB, data_at=(MiB,))
+    copy = ds / "100" / "12-copy"
+    # both "hosts" share this filesystem: migrate the directory to another path to see the copy
+    assert tm("mv", "host2:%s" % vm, "host3:%s" % copy, "12", "100").rc == 0
+    assert tm("premigrate", "host3", "host2", str(copy), "12", "100").rc == 0
+    assert (copy / "disk.0").exists()
+    assert tm("postmigrate", "host2", "host2", str(copy), "12", "100").rc == 0
+    assert (copy / "disk.0").exists()
