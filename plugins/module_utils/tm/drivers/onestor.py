@@ -414,14 +414,19 @@ def _replica_py(ctx, host, args):
     return ssh_capture(ctx, host, [python, "-c", REPLICA_PY] + [str(a) for a in args])
 
 
+def copy_lock_path(ctx, replica, src):
+    """The front-end lock file serialising the replica copy of ``src`` on ``replica``."""
+    key = re.sub(r"[^A-Za-z0-9_.-]", "_", "%s:%s" % (replica, src))[-170:]
+    return os.path.join(lock_dir(ctx), "onestor-%s.lock" % key)
+
+
 def ensure_replica_copy(ctx, src, replica):
     """Make the replica's copy of ``src`` current; returns ``(cache path, copied?)`` or ``(None, False)``."""
     fe_ctx = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS", ""))
     cached = cache_path(ctx, src)
     timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
-    lock = os.path.join(lock_dir(ctx), "onestor-%s" % re.sub(r"[^A-Za-z0-9_.-]", "_", "%s:%s" % (replica, src))[-170:])
     try:
-        with flock(lock + ".lock", timeout=timeout):
+        with flock(copy_lock_path(ctx, replica, src), timeout=timeout):
             total, size = image_checksum(src)
             rc, _out, err = _replica_py(fe_ctx, replica, ["check", cached, total, size])
             if rc == 0:
@@ -435,7 +440,8 @@ def ensure_replica_copy(ctx, src, replica):
             base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
             with flock(os.path.join(lock_dir(ctx), "onestor-evict-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", replica)),
                        timeout=timeout):
-                rc, out, err = _replica_py(fe_ctx, replica, ["evict", base, max_mb, max_perc, cached, size])
+                rc, out, err = _replica_py(fe_ctx, replica, ["evict", base, max_mb, max_perc, cached,
+                                                               os.stat(src).st_blocks * 512])
             if rc != 0:
                 fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or "rc=%d" % rc))
             for line in out.splitlines():

@@ -160,8 +160,9 @@ def test_tuning_keys_come_from_the_sshrc(tm, ds, tmp_path):
 
 def test_lock_timeout_gives_a_clear_error(tm, ds, tmp_path, rc):
     src = ds / "1" / "img-a"
-    key = "onestor-%s" % ("replica1:%s" % src).replace("/", "_")
-    with flock(os.path.join(rc["LOCK_DIR"], key[-170:] + ".lock"), timeout=1):
+    lock = onestor.copy_lock_path(Context("clone", rc), "replica1", str(src))
+    assert lock.startswith(rc["LOCK_DIR"])
+    with flock(lock, timeout=1):
         res = tm("clone", "fe:%s" % src, "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100",
                  REPLICA_COPY_LOCK_TIMEOUT="1")
     assert res.rc != 0
