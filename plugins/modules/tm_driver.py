@@ -28,7 +28,7 @@ options:
     description: The driver to install.
     type: str
     required: true
-    choices: [nfs_shared]
+    choices: [gfs2clvm, nfs_shared]
   layout:
     description: Where OpenNebula looks for TM actions.
     type: str
@@ -131,9 +131,10 @@ from ansible_collections.nebula.storage.plugins.module_utils.tm import rc as tm_
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry as tm_registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm import drivers as tm_drivers
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import nfs_shared as drv_nfs_shared
+from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import gfs2clvm as drv_gfs2clvm
 
 PACKAGE = "nebula_tm"
-DRIVER_MODULES = {"nfs_shared": drv_nfs_shared}
+DRIVER_MODULES = {"nfs_shared": drv_nfs_shared, "gfs2clvm": drv_gfs2clvm}
 RUNTIME_MODULES = [
     ("__init__.py", tm_package),
     ("common.py", tm_common),

@@ -1,0 +1,202 @@
+"""The gfs2_clvm role's rendered files against the real validators: visudo, lvmconfig --validate,
+pkla-check-authorization (in a private mount namespace), node (syntax and behaviour of the .rules)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+ROLE = os.path.join(ROOT, "roles", "gfs2_clvm")
+
+
+def defaults(**overrides):
+    with open(os.path.join(ROLE, "defaults", "main.yml")) as handle:
+        data = yaml.safe_load(handle)
+    with open(os.path.join(ROLE, "vars", "main.yml")) as handle:
+        data.update(yaml.safe_load(handle))
+    data.update(overrides)
+    return data
+
+
+def render(name, **overrides):
+    with open(os.path.join(ROLE, "templates", name)) as handle:
+        source = handle.read()
+    return Templar(loader=DataLoader(), variables=defaults(**overrides)).template(trust_as_template(source)) + "\n"
+
+
+def host_task(name):
+    with open(os.path.join(ROLE, "tasks", "host.yml")) as handle:
+        tasks = yaml.safe_load(handle)
+    return next(t for t in tasks if t["name"] == name)
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        pytest.skip("%s is not installed" % tool)
+
+
+# --------------------------------------------------------------------------- sudoers
+
+def test_sudoers_passes_visudo_and_allows_exactly_the_lvm_commands(tmp_path):
+    need("visudo")
+    text = render("sudoers.j2")
+    path = tmp_path / "oneadmin-lvm"
+    path.write_text(text)
+    res = subprocess.run(["visudo", "-cf", str(path)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Cmnd_Alias ONE_LVM = /usr/sbin/lvcreate, /usr/sbin/lvremove, /usr/sbin/lvs, /usr/sbin/vgs\n" in text
+    assert "oneadmin ALL=(root) NOPASSWD: ONE_LVM\n" in text
+    assert "/bin/echo" not in text
+
+
+def test_sudoers_with_a_bad_user_fails_visudo(tmp_path):
+    need("visudo")
+    path = tmp_path / "oneadmin-lvm"
+    path.write_text(render("sudoers.j2", gfs2_clvm_oneadmin_user="one admin"))
+    res = subprocess.run(["visudo", "-cf", str(path)], capture_output=True, text=True, check=False)
+    assert res.returncode != 0
+
+
+def test_the_sudoers_task_validates_before_installing():
+    task = host_task("Allow oneadmin the LVM commands of the drivers (sudoers, checked by visudo before it is installed)")
+    assert task["ansible.builtin.template"]["validate"] == "visudo -cf %s"
+    assert task["ansible.builtin.template"]["mode"] == "0440"
+
+
+# --------------------------------------------------------------------------- udev
+
+@pytest.mark.parametrize("vg,dm", [("vg-one", "vg--one"), ("san_vg", "san_vg"), ("a-b-c", "a--b--c")])
+def test_udev_rule_doubles_dashes_of_the_vg(vg, dm):
+    lines = [line for line in render("udev.rules.j2", gfs2_clvm_vg_name=vg).splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--one--*", OWNER="oneadmin", '
+        'GROUP="oneadmin", MODE="0660"' % dm,
+        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--oneimg--*", OWNER="oneadmin", '
+        'GROUP="oneadmin", MODE="0660"' % dm,
+    ]
+
+
+# --------------------------------------------------------------------------- lvm.conf
+
+def _lvm_validate(tmp_path, text):
+    """Run the role's own validate command (from tasks/host.yml) on a candidate lvm.conf."""
+    task = host_task("Clustered locking in lvm.conf (checked with lvmconfig --validate on a copy)")
+    command = task["ansible.builtin.lineinfile"]["validate"].strip()
+    candidate = tmp_path / "candidate.conf"
+    candidate.write_text(text)
+    import shlex
+    argv = [a.replace("%s", str(candidate)) for a in shlex.split(command)]
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("setting", ["use_lvmlockd = 1", "locking_type = 3"])
+def test_lvm_conf_edits_pass_lvmconfig_validate(tmp_path, setting):
+    need("lvmconfig")
+    res = _lvm_validate(tmp_path, "global {\n\t%s\n}\n" % setting)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_broken_lvm_conf_fails_the_validation(tmp_path):
+    need("lvmconfig")
+    res = _lvm_validate(tmp_path, "global {\n\tuse_lvmlockd = \n")
+    assert res.returncode != 0
+
+
+def test_lvm_conf_task_edits_the_commented_setting_in_place():
+    task = host_task("Clustered locking in lvm.conf (checked with lvmconfig --validate on a copy)")
+    import re
+    regexp = re.compile(task["ansible.builtin.lineinfile"]["regexp"].replace("{{ item.key }}", "use_lvmlockd"))
+    assert regexp.search("\t# use_lvmlockd = 0")
+    assert not regexp.search("\t# Configuration option global/use_lvmlockd.")
+
+
+# --------------------------------------------------------------------------- polkit
+
+PKLA_CHECK = r"""
+set -e
+cp /etc/passwd "$1/passwd"
+echo "oneadmin:x:9869:9869::/var/lib/one:/bin/sh" >> "$1/passwd"
+mount --bind "$1/passwd" /etc/passwd
+mount -t tmpfs tmpfs /etc/polkit-1/localauthority/50-local.d
+cp "$1/50-opennebula-libvirt.pkla" /etc/polkit-1/localauthority/50-local.d/
+for user in oneadmin nobody; do
+  echo "$user=$(pkla-check-authorization "$user" true true org.libvirt.unix.manage)"
+done
+"""
+
+
+def test_pkla_says_yes_for_oneadmin_and_not_for_nobody(tmp_path):
+    """pkla-check-authorization on the rendered .pkla, in a private mount namespace (the system's files stay)."""
+    need("pkla-check-authorization")
+    need("unshare")
+    if os.geteuid() != 0 or not os.path.isdir("/etc/polkit-1/localauthority/50-local.d"):
+        pytest.skip("needs root and polkit's local authority directories")
+    (tmp_path / "50-opennebula-libvirt.pkla").write_text(render("polkit.pkla.j2"))
+    res = subprocess.run(["unshare", "-m", "sh", "-c", PKLA_CHECK, "sh", str(tmp_path)],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    answers = dict(line.split("=", 1) for line in res.stdout.split())
+    assert answers["oneadmin"] == "yes"
+    assert answers.get("nobody", "") != "yes"
+
+
+NODE_HARNESS = r"""
+const fs = require("fs");
+const rules = [];
+const polkit = { Result: { YES: "yes", NO: "no", NOT_HANDLED: null }, addRule: (f) => rules.push(f) };
+eval(fs.readFileSync(process.argv[1], "utf8"));
+const ask = (id, user) => rules.map((f) => f({ id: id }, { user: user })).find((r) => r !== null) || "none";
+console.log(JSON.stringify({
+  oneadmin: ask("org.libvirt.unix.manage", "oneadmin"),
+  nobody: ask("org.libvirt.unix.manage", "nobody"),
+  other: ask("org.freedesktop.login1.reboot", "oneadmin"),
+}));
+"""
+
+
+def test_rules_file_parses_and_allows_only_oneadmin(tmp_path):
+    need("node")
+    path = tmp_path / "50-opennebula-libvirt.rules"
+    path.write_text(render("polkit.rules.j2"))
+    as_js = tmp_path / "rules.js"  # node --check reads only known extensions
+    as_js.write_text(path.read_text())
+    res = subprocess.run(["node", "--check", str(as_js)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(["node", "-e", NODE_HARNESS, str(path)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    import json
+    assert json.loads(res.stdout) == {"oneadmin": "yes", "nobody": "none", "other": "none"}
+
+
+def test_rules_file_quotes_a_hostile_user_name(tmp_path):
+    need("node")
+    path = tmp_path / "x.rules"
+    path.write_text(render("polkit.rules.j2", gfs2_clvm_oneadmin_user='x" || true || "'))
+    res = subprocess.run(["node", "-e", NODE_HARNESS, str(path)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert '"oneadmin":"none"' in res.stdout
+
+
+# --------------------------------------------------------------------------- datastore action wrapper
+
+def test_ds_action_wrapper_is_valid_python(tmp_path):
+    text = render("ds_action.j2", item="monitor")
+    compile(text, "monitor", "exec")
+    assert 'datastore_main("monitor", sys.argv[1:]' in text
+
+
+def test_argument_specs_match_defaults():
+    with open(os.path.join(ROLE, "meta", "argument_specs.yml")) as handle:
+        options = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    with open(os.path.join(ROLE, "defaults", "main.yml")) as handle:
+        values = yaml.safe_load(handle)
+    assert set(options) == set(values)
+    for name, spec in options.items():
+        assert spec["default"] == values[name], name
+        assert all(name.startswith("gfs2_clvm_") for name in options)
