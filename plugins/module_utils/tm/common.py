@@ -310,7 +310,6 @@ def ssh_make_path(ctx, host, path):
 # --------------------------------------------------------------------------
 
 def lock_dir(ctx):
-    import tempfile
     path = ctx.setting("LOCK_DIR", "/var/lock/one")
     try:
         os.makedirs(path, exist_ok=True)
@@ -318,6 +317,7 @@ def lock_dir(ctx):
             return path
     except OSError:
         pass
+    import tempfile
     fallback = os.path.join(tempfile.gettempdir(), "one-tm-locks-%d" % os.getuid())
     os.makedirs(fallback, exist_ok=True)
     return fallback

@@ -25,8 +25,6 @@ import os
 import signal
 import stat
 import struct
-import tempfile
-import threading
 from contextlib import contextmanager
 
 from .common import TMError, log, remote_argv
@@ -74,17 +72,19 @@ def cleanup_stale(dst):
 
 @contextmanager
 def _signals_raise():
-    """Turn SIGTERM/SIGINT/SIGHUP into an exception so ``finally`` blocks run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """Turn SIGTERM/SIGINT/SIGHUP into an exception so ``finally`` blocks run (main thread only)."""
 
     def handler(signum, _frame):
         raise _Interrupted(signum)
 
     saved = {}
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        saved[sig] = signal.signal(sig, handler)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            saved[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: signals stay as they are
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        saved = {}
     try:
         yield
     finally:
@@ -95,6 +95,7 @@ def _signals_raise():
 @contextmanager
 def atomic_target(dst, mode=None):
     """Yield ``(fd, temp_path)`` in ``dst``'s directory; rename to ``dst`` on success."""
+    import tempfile
     directory = os.path.dirname(dst) or "."
     cleanup_stale(dst)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(dst))
@@ -314,6 +315,7 @@ class _Stream(object):
 
     def __init__(self, ctx, host, dst, mode):
         import subprocess
+        import tempfile
         self.dst = dst
         self.host = host
         self.err = tempfile.TemporaryFile()

@@ -22,8 +22,6 @@ __metaclass__ = type
 
 import os
 import re
-import shutil
-import tempfile
 
 from ..common import (arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
                       remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path,
@@ -282,6 +280,7 @@ def do_mkimage(ctx, size, fmt, host, dst):
 def _pipe(ctx, src_argv, dst_argv, msg):
     """``src_argv | dst_argv``; both must succeed."""
     import subprocess
+    import tempfile
     err_a = tempfile.TemporaryFile()
     err_b = tempfile.TemporaryFile()
     try:
@@ -325,6 +324,7 @@ def do_mv(ctx, src_host, src, dst_host, dst):
 
 
 def _iso_tool():
+    import shutil
     for tool in ("genisoimage", "mkisofs"):
         path = shutil.which(tool)
         if path:
@@ -336,6 +336,8 @@ def _iso_tool():
 
 
 def do_context(ctx, files, host, dst):
+    import shutil
+    import tempfile
     log(ctx, "Generating context block device at %s" % dst)
     tool = _iso_tool()
     work = tempfile.mkdtemp(prefix="one-context-")
