@@ -203,7 +203,8 @@ def _snap_id(ctx, value):
 
 
 def _safe_to_delete(path):
-    return path.startswith("/") and path.rstrip("/").count("/") >= 2
+    """Only paths three levels deep or more (a VM dir is ``<ds base>/<ds id>/<vm id>``)."""
+    return path.startswith("/") and path.rstrip("/").count("/") >= 3
 
 
 def image_format(ctx, path):

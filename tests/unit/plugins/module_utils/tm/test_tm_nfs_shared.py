@@ -199,7 +199,7 @@ def test_delete_removes_a_tree_and_tolerates_missing(tm, ds):
 
 
 def test_delete_refuses_top_level_paths(tm):
-    for path in ("/", "/var", "//var//"):
+    for path in ("/", "/var", "//var//", "/var/lib", "/srv/"):
         res = tm("delete", "node1:%s" % path, "5", "0")
         assert res.rc == 1 and "Refusing to delete" in res.err
 
