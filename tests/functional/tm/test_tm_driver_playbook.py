@@ -219,3 +219,32 @@ def test_remote_failure_over_real_ssh_leaves_nothing(ssh_driver):
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0 and "Error" in proc.stderr
     assert shutil.which("ssh")
+
+
+def test_killed_clone_over_real_ssh_leaves_no_partial_file(ssh_driver):
+    """SIGTERM to the clone action mid-stream: the host side (receiver behind sshd) removes its temp file."""
+    import signal
+    import time
+    work, actions = ssh_driver
+    src = work / "zeros.img"
+    subprocess.run(["dd", "if=/dev/zero", "of=%s" % src, "bs=1M", "count=512", "status=none"], check=True)
+    target = work / "killed" / "0" / "3"
+    proc = subprocess.Popen([str(actions / "clone"), "fe:%s" % src, "127.0.0.1:%s/disk.0" % target, "3", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not (target.is_dir() and any(".tmcopy-" in p.name for p in target.iterdir())):
+            time.sleep(0.02)
+        assert any(".tmcopy-" in p.name for p in target.iterdir()), "the host never started writing"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        src.unlink()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by signal 15" in err
+    deadline = time.time() + 15
+    while time.time() < deadline and list(target.iterdir()):
+        time.sleep(0.1)
+    assert list(target.iterdir()) == []
