@@ -147,8 +147,8 @@ def main() -> int:
         report("cp --sparse=auto", t_cp, out / "cp.img", src_alloc)
         report("nfs_shared clone action (local)", best["action"], out / "disk.0", src_alloc, t_cp)
         report("copy_local() in-process", best["engine"], out / "engine.img", src_alloc, t_cp)
-        print("  %-34s %7.2f s   (interpreter start + runtime import, no copy)" % ("action process overhead",
-                                                                                  best["start"]))
+        overhead = ("action process overhead", best["start"])
+        print("  %-34s %7.2f s   (interpreter start + runtime import, no copy)" % overhead)
         t_tar = timed(lambda: sh("tar -C %s -cSf - image.raw | tar -C %s -xSf -" % (work, out)), args.repeat, clean)
         report("tar -cSf - | tar -xSf -", t_tar, out / "image.raw", src_alloc, t_cp)
         print("  => local clone action / cp --sparse=auto = %.2fx, copy engine / cp = %.2fx (goal <= 1.2x)"

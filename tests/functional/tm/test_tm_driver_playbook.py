@@ -7,7 +7,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -223,8 +225,6 @@ def test_remote_failure_over_real_ssh_leaves_nothing(ssh_driver):
 
 def test_killed_clone_over_real_ssh_leaves_no_partial_file(ssh_driver):
     """SIGTERM to the clone action mid-stream: the host side (receiver behind sshd) removes its temp file."""
-    import signal
-    import time
     work, actions = ssh_driver
     src = work / "zeros.img"
     subprocess.run(["dd", "if=/dev/zero", "of=%s" % src, "bs=1M", "count=512", "status=none"], check=True)
