@@ -232,7 +232,9 @@ def do_clone(ctx, src, host, dst):
     label = "%s:%s" % (host, dst) if host else dst
     local = runs_local(ctx, host)
     with lock_for(ctx, label):
-        ssh_make_path(ctx, host, os.path.dirname(dst))
+        if local:
+            ssh_make_path(ctx, host, os.path.dirname(dst))
+        # on a remote host, the receiver or the script makes the directory: one ssh connection in all
         if is_url(src):
             download(ctx, src, None if local else host, dst)
             return
@@ -362,8 +364,8 @@ def do_context(ctx, files, host, dst):
                 shutil.copyfile(path, os.path.join(content, name))
         iso = os.path.join(work, "context.iso")
         exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
-        ssh_make_path(ctx, host, os.path.dirname(dst))
         if runs_local(ctx, host):
+            ssh_make_path(ctx, host, os.path.dirname(dst))
             copy_local(iso, dst, mode=0o644)
         else:
             copy_remote(ctx, iso, host, dst, mode=0o644)
@@ -391,7 +393,6 @@ def ln(ctx, args):
     src, dst = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
     _src_host, src_path = _host_path(src)
     host, dst_path = _host_path(dst)
-    ssh_make_path(ctx, host, os.path.dirname(dst_path))
     do_ln(ctx, src_path, host, dst_path)
 
 

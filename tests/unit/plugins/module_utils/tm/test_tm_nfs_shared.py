@@ -51,7 +51,7 @@ def test_clone_raw_streams_to_the_host_keeping_holes(tm, ds, fake_ssh):
     assert filecmp.cmp(src, dst, shallow=False)
     assert allocated(dst) <= allocated(src) * 1.01
     assert "INFO: clone: Cloning %s in node1:%s" % (src, dst) in res.err
-    assert "node1" in ssh_hosts(fake_ssh)
+    assert ssh_hosts(fake_ssh) == ["node1"]  # one ssh connection: the receiver makes the directory
 
 
 def test_clone_to_the_local_host_uses_no_ssh(tm, ds, fake_ssh):
@@ -113,10 +113,11 @@ def test_clone_wrong_argument_count(tm):
     assert res.rc == 1 and "expected arguments fe:SRC host:DST VMID DSID, got 2" in res.err
 
 
-def test_ln_makes_a_symlink(tm, ds):
+def test_ln_makes_a_symlink(tm, ds, fake_ssh):
     src, dst = ds / "1" / "raw.img", ds / "0" / "5" / "disk.1"
     res = tm("ln", "fe:%s" % src, "node1:%s" % dst, "5", "1")
     assert res.rc == 0, res
+    assert ssh_hosts(fake_ssh) == ["node1"]
     assert os.readlink(dst) == str(src)
     assert tm("ln", "fe:%s" % src, "node1:%s" % dst, "5", "1").rc == 0  # replaces the link
 
