@@ -4,8 +4,10 @@
 # and resolves our development symlink to the repository root).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/.build/ansible_collections/nebula/storage"
-rm -rf "$root/.build"
+# A private copy per run, so that concurrent runs never share a tree.
+work=$(mktemp -d /tmp/nebula-sanity.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+build="$work/ansible_collections/nebula/storage"
 mkdir -p "$build"
 cd "$root"
 # Tracked files plus new, not-ignored ones: what the next commit would hold.
@@ -28,4 +30,4 @@ pipver=$(grep -oP "^\s+pip='\K[0-9.]+" "$("$sv/bin/python" -c 'import ansible_te
 mkdir -p ~/.ansible/test/cache
 cp "$root/scripts/get_pip_offline.py" ~/.ansible/test/cache/"get_pip_${pipver//./_}.py"
 pyver=$("$sv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-exec "$sv/bin/ansible-test" sanity --local --requirements --python "$pyver" --color no "$@"
+"$sv/bin/ansible-test" sanity --local --requirements --python "$pyver" --color no "$@"
