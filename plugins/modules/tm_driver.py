@@ -28,7 +28,7 @@ options:
     description: The driver to install.
     type: str
     required: true
-    choices: [gfs2clvm, nfs_shared]
+    choices: [gfs2clvm, nfs_shared, onestor]
   layout:
     description: Where OpenNebula looks for TM actions.
     type: str
@@ -131,10 +131,11 @@ from ansible_collections.nebula.storage.plugins.module_utils.tm import rc as tm_
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry as tm_registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm import drivers as tm_drivers
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import nfs_shared as drv_nfs_shared
+from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import onestor as drv_onestor
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import gfs2clvm as drv_gfs2clvm
 
 PACKAGE = "nebula_tm"
-DRIVER_MODULES = {"nfs_shared": drv_nfs_shared, "gfs2clvm": drv_gfs2clvm}
+DRIVER_MODULES = {"nfs_shared": drv_nfs_shared, "gfs2clvm": drv_gfs2clvm, "onestor": drv_onestor}
 RUNTIME_MODULES = [
     ("__init__.py", tm_package),
     ("common.py", tm_common),
