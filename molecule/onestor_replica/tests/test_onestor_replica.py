@@ -233,7 +233,7 @@ def private_driver(path, settings):
 
 def test_least_recently_used_image_is_evicted(ds):
     driver = private_driver(EVICT, {"REPLICA_MAX_SIZE_MB": 20, "REPLICA_CACHE_DIR": EVICT_CACHE})
-    a, b, c = (make_image(ds, 8) for _ in range(3))
+    a, b, c = (make_image(ds, 8) for _index in range(3))
     ok(clone(ds, a, "ost-h2", 241, actions=driver))
     time.sleep(1.1)
     ok(clone(ds, b, "ost-h2", 242, actions=driver))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import filecmp
 import io
 import json
-import os
 import threading
 import time
 
@@ -186,7 +185,7 @@ def test_concurrent_clones_copy_to_the_replica_once(tm, ds, tmp_path):
     assert sum("Copying %s to the replica" % src in r.err for r in results.values()) == 1
     for n in range(4):
         assert filecmp.cmp(src, ds / "100" / str(n) / "disk.0", shallow=False)
-    assert not [p for p in (tmp_path / "cache").rglob(".*")]
+    assert not list((tmp_path / "cache").rglob(".*"))
 
 
 def test_replica_unreachable_fails_clearly_and_leaves_no_file(tm, ds, tmp_path):
