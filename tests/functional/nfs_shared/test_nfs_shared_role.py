@@ -1,0 +1,265 @@
+"""The nfs_shared role's controller-side logic, run by a real ansible-playbook on localhost.
+
+- The export plan (roles/nfs_shared/templates/plan.json.j2): client networks
+  normalised and merged with ansible.utils/netaddr, the refusals and their
+  messages, the per-export options, rendered through the role's own templates.
+- The oned.conf part (tasks/oned_facts.yml + tasks/opennebula.yml) on temp
+  copies of the real oned.conf of OpenNebula 3.0, 3.8.5, 4.14.2 and 7.4.0:
+  layout detected, driver registered once, driver installed, second run
+  changed=0.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import textwrap
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+ROLE = ROOT / "roles" / "nfs_shared"
+
+DEFAULTS = {
+    "nfs_shared_hosts_group": "hosts",
+    "nfs_shared_client_networks_mode": "networks",
+    "nfs_shared_export_options": "rw,sync,no_subtree_check,no_root_squash",
+    "nfs_shared_allow_world_no_root_squash": False,
+    "nfs_shared_export_mode": "0750",
+    "nfs_shared_clients": [],
+    "nfs_shared_exports": [{"path": "/var/lib/one/datastores"}],
+    "nfs_shared_ganesha_export_id_base": 1000,
+    "nfs_shared_ganesha_protocols": [3, 4],
+    "nfs_shared_ganesha_extra_config": "",
+    "nfs_shared_ganesha_main_config": "/etc/ganesha/ganesha.conf",
+}
+
+CASES = {
+    "netmask-and-merge": {"nfs_shared_clients": ["192.168.0.0/255.255.255.0", "192.168.0.77/24", "10.0.0.0/25",
+                                                 "10.0.0.128/25", "10.1.2.3", " 10.1.2.3 ", "2001:db8::1/64"]},
+    "from-host-networks": {},
+    "per-host": {"nfs_shared_client_networks_mode": "per_host"},
+    "world": {"nfs_shared_clients": ["*"]},
+    "world-by-merge": {"nfs_shared_clients": ["0.0.0.0/1", "128.0.0.0/1"]},
+    "world-v6": {"nfs_shared_clients": ["198.51.100.0/24", "::/0"]},
+    "world-allowed": {"nfs_shared_clients": ["*"], "nfs_shared_allow_world_no_root_squash": True},
+    "world-root-squashed": {"nfs_shared_clients": ["*"], "nfs_shared_export_options": "ro,root_squash"},
+    "world-per-export": {"nfs_shared_clients": ["198.51.100.0/24"],
+                         "nfs_shared_exports": [{"path": "/a"}, {"path": "/b", "clients": ["0.0.0.0/0"]}]},
+    "bad-networks": {"nfs_shared_clients": ["10.1", "198.51.100.0/33", "192.168.0.0/255.0.255.0", "nfs-h1", 5]},
+    "bad-exports": {"nfs_shared_clients": ["198.51.100.0/24"],
+                    "nfs_shared_exports": [{"path": "relative"}, {"path": "/a b"}, {"path": "/x", "options": "rw,no_root_squash,x(y)"},
+                                           {"path": "/x/"}, {"path": "/y", "mode": "999"}, {"path": "/z", "colour": "red"}]},
+    "options-and-squash": {"nfs_shared_clients": ["198.51.100.0/24"],
+                           "nfs_shared_exports": ["/srv/a", {"path": "/srv/b", "options": ["ro", "all_squash", "anonuid=9869", "anongid=9869"],
+                                                             "mount_options": "ro,soft", "mode": "755"}]},
+}
+
+PLAN_PLAYBOOK = textwrap.dedent("""\
+    - hosts: localhost
+      gather_facts: false
+      vars_files: [cases.json]
+      tasks:
+        - name: Render the plan of every case
+          ansible.builtin.set_fact:
+            results: "{{ results | default({}) | combine({item.key: plan}) }}"
+          vars:
+            case: "{{ defaults | combine(item.value) }}"
+            nfs_shared_hosts_group: "{{ case.nfs_shared_hosts_group }}"
+            nfs_shared_client_networks_mode: "{{ case.nfs_shared_client_networks_mode }}"
+            nfs_shared_export_options: "{{ case.nfs_shared_export_options }}"
+            nfs_shared_allow_world_no_root_squash: "{{ case.nfs_shared_allow_world_no_root_squash }}"
+            nfs_shared_export_mode: "{{ case.nfs_shared_export_mode }}"
+            nfs_shared_clients: "{{ case.nfs_shared_clients }}"
+            nfs_shared_exports: "{{ case.nfs_shared_exports }}"
+            nfs_shared_ganesha_export_id_base: "{{ case.nfs_shared_ganesha_export_id_base }}"
+            nfs_shared_ganesha_protocols: "{{ case.nfs_shared_ganesha_protocols }}"
+            nfs_shared_ganesha_extra_config: "{{ case.nfs_shared_ganesha_extra_config }}"
+            nfs_shared_ganesha_main_config: "{{ case.nfs_shared_ganesha_main_config }}"
+            ansible_managed: managed
+            raw: "{{ lookup('ansible.builtin.template', role + '/templates/plan.json.j2') | from_json }}"
+            nfs_shared__exports: "{{ raw.exports }}"
+            plan: >-
+              {{ raw | combine({'kernel': lookup('ansible.builtin.template', role + '/templates/opennebula.exports.j2'),
+                                'ganesha': lookup('ansible.builtin.template', role + '/templates/ganesha-opennebula.conf.j2')}) }}
+          loop: "{{ cases | dict2items }}"
+
+        - name: Save them
+          ansible.builtin.copy:
+            content: "{{ results | to_json }}"
+            dest: "{{ out }}"
+            mode: "0644"
+    """)
+
+INVENTORY = textwrap.dedent("""\
+    all:
+      hosts:
+        localhost: {ansible_connection: local, ansible_python_interpreter: "%s"}
+      children:
+        frontend:
+          hosts:
+            localhost:
+        hosts:
+          hosts:
+            kvm1: {nfs_shared_host_address: 198.51.100.21/24}
+            kvm2: {nfs_shared_host_address: 198.51.100.22/24}
+            kvm3: {nfs_shared_host_address: 203.0.113.9}
+    """)
+
+
+def playbook(tmp_path, play, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"))
+    (tmp_path / "inventory.yml").write_text(INVENTORY % (ROOT / ".venv" / "bin" / "python"))
+    (tmp_path / "play.yml").write_text(play)
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+                           str(tmp_path / "play.yml"), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plans")
+    (tmp / "cases.json").write_text(json.dumps({"cases": CASES, "defaults": DEFAULTS}))
+    proc = playbook(tmp, PLAN_PLAYBOOK, "-e", "role=%s out=%s" % (ROLE, tmp / "out.json"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads((tmp / "out.json").read_text())
+
+
+def lines(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_networks_normalised_merged_and_sorted(plans):
+    p = plans["netmask-and-merge"]
+    assert p["errors"] == []
+    assert p["clients"] == ["10.0.0.0/24", "10.1.2.3/32", "192.168.0.0/24", "2001:db8::/64"]
+    opts = "(rw,sync,no_subtree_check,no_root_squash)"
+    assert lines(p["kernel"]) == ["/var/lib/one/datastores " + " ".join(c + opts for c in p["clients"])]
+    assert "Clients = 10.0.0.0/24, 10.1.2.3/32, 192.168.0.0/24, 2001:db8::/64;" in p["ganesha"]
+
+
+def test_clients_from_the_hosts_networks(plans):
+    assert plans["from-host-networks"]["clients"] == ["198.51.100.0/24", "203.0.113.9/32"]
+    assert plans["per-host"]["clients"] == ["198.51.100.21/32", "198.51.100.22/32", "203.0.113.9/32"]
+
+
+@pytest.mark.parametrize("case,world,source", [
+    ("world", "*", "nfs_shared_clients"),
+    ("world-by-merge", "0.0.0.0/0", "nfs_shared_clients"),
+    ("world-v6", "::/0", "nfs_shared_clients"),
+    ("world-per-export", "0.0.0.0/0", "nfs_shared_exports[1].clients"),
+])
+def test_no_root_squash_to_the_world_is_refused(plans, case, world, source):
+    errors = plans[case]["errors"]
+    assert len(errors) == 1
+    assert "refusing to export with no_root_squash to %s (from %s)" % (world, source) in errors[0]
+    assert "nfs_shared_allow_world_no_root_squash: true" in errors[0]
+
+
+def test_world_allowed_explicitly_or_when_squashed(plans):
+    assert plans["world-allowed"]["errors"] == []
+    assert lines(plans["world-allowed"]["kernel"]) == ["/var/lib/one/datastores *(rw,sync,no_subtree_check,no_root_squash)"]
+    assert plans["world-allowed"]["ganesha"].count("Clients = *;") == 1
+    squashed = plans["world-root-squashed"]
+    assert squashed["errors"] == []
+    assert squashed["exports"][0]["squash"] == "Root_Squash" and squashed["exports"][0]["access"] == "RO"
+
+
+def test_bad_networks_are_named(plans):
+    errors = plans["bad-networks"]["errors"]
+    assert [e.split(":")[0] for e in errors] == ["nfs_shared_clients[%d]" % i for i in range(5)] + ["nfs_shared_exports[0]"]
+    assert errors[5] == "nfs_shared_exports[0]: no client networks (set nfs_shared_clients, or put machines in group hosts)"
+    for value, error in zip(["10.1", "198.51.100.0/33", "192.168.0.0/255.0.255.0", "nfs-h1", "5"], errors):
+        assert 'invalid network "%s"' % value in error
+
+
+def test_bad_exports_are_named(plans):
+    errors = plans["bad-exports"]["errors"]
+    assert errors == [
+        'nfs_shared_exports[0].path: "relative" must be an absolute path without blanks, quotes, commas or parentheses',
+        'nfs_shared_exports[1].path: "/a b" must be an absolute path without blanks, quotes, commas or parentheses',
+        'nfs_shared_exports[2].options: invalid export option "x(y)"',
+        'nfs_shared_exports[3].path: /x is exported twice',
+        'nfs_shared_exports[4].mode: "999" is not an octal mode such as 0750',
+        'nfs_shared_exports[5]: unknown keys colour (known: path, options, clients, mount_options, mode)',
+    ]
+
+
+def test_per_export_options_squash_and_mode(plans):
+    p = plans["options-and-squash"]
+    assert p["errors"] == []
+    a, b = p["exports"]
+    assert (a["path"], a["squash"], a["access"], a["mode"], a["mount_options"]) == ("/srv/a", "No_Root_Squash", "RW", "0750", "")
+    assert (b["squash"], b["access"], b["anonuid"], b["anongid"], b["mode"], b["mount_options"]) == \
+        ("All_Squash", "RO", "9869", "9869", "0755", "ro,soft")
+    assert lines(p["kernel"]) == ["/srv/a 198.51.100.0/24(rw,sync,no_subtree_check,no_root_squash)",
+                                  "/srv/b 198.51.100.0/24(ro,all_squash,anonuid=9869,anongid=9869)"]
+    blocks = re.findall(r"EXPORT \{(.*?)\n\}", p["ganesha"], re.S)
+    assert "Export_Id = 1000;" in blocks[0] and "Export_Id = 1001;" in blocks[1]
+    assert "Squash = All_Squash;" in blocks[1] and "Anonymous_Uid = 9869;" in blocks[1] and "Access_Type = RO;" in blocks[1]
+
+
+ONED_PLAYBOOK = textwrap.dedent("""\
+    - hosts: localhost
+      gather_facts: false
+      vars:
+        nfs_shared_oneadmin_user: "{{ lookup('env', 'USER') | default('root', true) }}"
+        nfs_shared_oneadmin_group: "{{ nfs_shared_oneadmin_user }}"
+        nfs_shared_remotes_dir: "{{ base }}/remotes"
+        nfs_shared_oned_conf: "{{ base }}/etc/oned.conf"
+      tasks:
+        - name: Read oned.conf
+          ansible.builtin.include_role:
+            name: nebula.storage.nfs_shared
+            tasks_from: oned_facts.yml
+        - name: Register and install the driver
+          ansible.builtin.include_role:
+            name: nebula.storage.nfs_shared
+            tasks_from: opennebula.yml
+        - name: Report
+          ansible.builtin.copy:
+            content: "{{ {'layout': nfs_shared__oned_layout, 'sqlite': nfs_shared__sqlite} | to_json }}"
+            dest: "{{ base }}/facts.json"
+            mode: "0644"
+    """)
+
+
+@pytest.mark.parametrize("version,layout,sqlite", [("3.0", "legacy", True), ("3.8.5", "driver_list", True),
+                                                   ("4.14.2", "tm_mad_conf", True), ("7.4.0", "tm_mad_conf", True),
+                                                   ("7.4.0", "tm_mad_conf", False)])
+def test_oned_conf_of_every_layout(tmp_path, version, layout, sqlite):
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "oned.conf"
+    text = (FIXTURES / "oned" / ("oned-%s.conf" % version)).read_text()
+    if not sqlite:
+        # the live DB block becomes MySQL; the commented-out examples stay
+        text, count = re.subn(r'^DB = \[ BACKEND = "sqlite"', 'DB = [ BACKEND = "mysql"', text, flags=re.M)
+        assert count == 1
+    conf.write_text(text)
+    args = ("-e", "base=%s" % tmp_path)
+    first = playbook(tmp_path, ONED_PLAYBOOK, *args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert facts == {"layout": layout, "sqlite": sqlite}
+    text = conf.read_text()
+    live = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    if layout == "legacy":
+        blocks = re.findall(r"^TM_MAD\s*=\s*\[([^\]]*tm_nfs_shared[^\]]*)\]", live, re.M | re.I)
+        assert len(blocks) == 1
+        assert re.search(r'arguments\s*=\s*"tm_nfs_shared/tm_nfs_shared.conf"', blocks[0], re.I)
+        assert re.search(r'executable\s*=\s*"one_tm"', blocks[0], re.I)
+        assert (tmp_path / "etc" / "tm_nfs_shared" / "tm_nfs_shared.conf").is_file()
+        assert (tmp_path / "remotes" / "nfs_shared" / "tm_clone.sh").is_file()
+    else:
+        args_line = re.search(r"^TM_MAD\s*=\s*\[[^\]]*?arguments\s*=\s*\"([^\"]*)\"", live, re.M | re.I | re.S).group(1)
+        assert re.search(r"-d\s+(\S+)", args_line).group(1).split(",").count("nfs_shared") == 1
+        confs = [b for b in re.findall(r"^TM_MAD_CONF\s*=\s*\[(.*?)\]", live, re.M | re.S) if '"nfs_shared"' in b]
+        assert len(confs) == (1 if layout == "tm_mad_conf" else 0)
+        assert (tmp_path / "remotes" / "tm" / "nfs_shared" / "clone").is_file()
+    second = playbook(tmp_path, ONED_PLAYBOOK, *args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\b", second.stdout), second.stdout
+    assert conf.read_text() == text
