@@ -748,7 +748,12 @@ def build_state(args):
             state.seed(json.load(f))
     state.state_file = args.state
     if args.state and os.path.exists(args.state):
+        # Like oned, the driver tables come from the configuration at every
+        # start (oned.conf, flags, seed), never from the saved state: a driver
+        # added to oned.conf is known after a restart.
+        tm_conf, ds_conf = dict(state.tm_conf), dict(state.ds_conf)
         state.load(args.state)
+        state.tm_conf, state.ds_conf = tm_conf, ds_conf
     state.save()
     return state
 

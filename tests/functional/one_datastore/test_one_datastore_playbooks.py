@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import FIXTURES, ROOT
 from tests.oned_double.testing import AUTH, spawn_double
 
 PLAYBOOK = """
@@ -201,3 +201,25 @@ def test_double_keeps_state_across_restarts(tmp_path):
         assert ok and "<NAME>kept</NAME>" in body
         ok, oid2, unused = xmlrpc.client.ServerProxy(url).one.datastore.allocate(AUTH, 'NAME = "next"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', -1)
         assert ok and oid2 == 101
+
+
+def test_double_rereads_oned_conf_on_restart(tmp_path):
+    """As oned does: a TM_MAD_CONF added to oned.conf is known after a restart, with the datastores kept."""
+    import xmlrpc.client
+
+    conf = tmp_path / "oned.conf"
+    conf.write_text((FIXTURES / "oned" / "oned-7.4.0.conf").read_text())
+    template = 'NAME = "nfs"\nTYPE = "SYSTEM_DS"\nTM_MAD = "nfs_shared"\n'
+    with spawn_double(tmp_path, ["--oned-conf", str(conf)]) as (url, unused):
+        ok, msg, unused = xmlrpc.client.ServerProxy(url).one.datastore.allocate(AUTH, template, -1)[:3]
+        assert not ok and 'TM_MAD named "nfs_shared" is not defined' in msg
+        ok, oid, unused = xmlrpc.client.ServerProxy(url).one.datastore.allocate(
+            AUTH, 'NAME = "kept"\nTYPE = "SYSTEM_DS"\nTM_MAD = "ssh"\n', -1)[:3]
+        assert ok
+    conf.write_text(conf.read_text() + '\nTM_MAD_CONF = [\n    NAME = "nfs_shared", LN_TARGET = "NONE", CLONE_TARGET = "SYSTEM", SHARED = "YES"\n]\n')
+    with spawn_double(tmp_path, ["--oned-conf", str(conf)]) as (url, unused):
+        proxy = xmlrpc.client.ServerProxy(url)
+        ok, body, unused = proxy.one.datastorepool.info(AUTH)[:3]
+        assert ok and "<NAME>kept</NAME>" in body
+        ok, oid, unused = proxy.one.datastore.allocate(AUTH, template, -1)[:3]
+        assert ok, oid
