@@ -48,6 +48,8 @@ CASES = {
     "world-root-squashed": {"nfs_shared_clients": ["*"], "nfs_shared_export_options": "ro,root_squash"},
     "world-per-export": {"nfs_shared_clients": ["198.51.100.0/24"],
                          "nfs_shared_exports": [{"path": "/a"}, {"path": "/b", "clients": ["0.0.0.0/0"]}]},
+    "survey-strings": {"nfs_shared_clients": "198.51.100.0/24, 203.0.113.0/255.255.255.0", "nfs_shared_exports": "/a, /b/"},
+    "survey-world": {"nfs_shared_clients": "*", "nfs_shared_allow_world_no_root_squash": "false"},
     "bad-networks": {"nfs_shared_clients": ["10.1", "198.51.100.0/33", "192.168.0.0/255.0.255.0", "nfs-h1", 5]},
     "bad-exports": {"nfs_shared_clients": ["198.51.100.0/24"],
                     "nfs_shared_exports": [{"path": "relative"}, {"path": "/a b"}, {"path": "/x", "options": "rw,no_root_squash,x(y)"},
@@ -166,6 +168,14 @@ def test_world_allowed_explicitly_or_when_squashed(plans):
     squashed = plans["world-root-squashed"]
     assert squashed["errors"] == []
     assert squashed["exports"][0]["squash"] == "Root_Squash" and squashed["exports"][0]["access"] == "RO"
+
+
+def test_flat_strings_from_awx_surveys(plans):
+    p = plans["survey-strings"]
+    assert p["errors"] == []
+    assert p["clients"] == ["198.51.100.0/24", "203.0.113.0/24"]
+    assert [e["path"] for e in p["exports"]] == ["/a", "/b"]
+    assert "refusing to export with no_root_squash to *" in plans["survey-world"]["errors"][0]
 
 
 def test_bad_networks_are_named(plans):
