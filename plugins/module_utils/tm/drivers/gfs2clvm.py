@@ -27,8 +27,8 @@ import sys
 import tempfile
 import uuid
 
-from ..common import (Context, TMError, arg_host, arg_path, check_host, error_message, exec_and_log, fail, is_disk,
-                      is_yes, lock_for, log, log_error, remote_argv, run_action, runs_local, ssh_capture,
+from ..common import (Context, TMError, arg_host, arg_path, check_host, error_message, exec_and_log, fail, is_yes,
+                      lock_for, log, log_error, remote_argv, run_action, runs_local, ssh_capture,
                       ssh_exec_and_log, ssh_make_path)
 from ..copy import copy_local, copy_remote, is_url
 from ..rc import RcError, read_rc
@@ -148,8 +148,8 @@ def mib(size_bytes):
 
 
 def _lvs_size(ctx, host, device):
-    rc, out, err = ssh_capture(ctx, host, lvm(ctx, "lvs") + ["--noheadings", "--nosuffix", "--units", "m",
-                                                            "-o", "lv_size", device])
+    argv = lvm(ctx, "lvs") + ["--noheadings", "--nosuffix", "--units", "m", "-o", "lv_size", device]
+    rc, out, err = ssh_capture(ctx, host, argv)
     if rc != 0:
         fail("Cannot read the size of %s on %s: %s" % (device, host or "localhost", err.strip()))
     try:
@@ -170,8 +170,8 @@ def lvcreate(ctx, host, vg, lv, size_mb, origin=None):
     if origin:
         argv += ["-s"]
     argv += ["-L", "%dM" % size_mb, "-n", lv] + ([origin] if origin else [vg])
-    log(ctx, "Creating %s/%s (%d MiB)%s on %s" % (vg, lv, size_mb, " as a snapshot of %s" % origin if origin else "",
-                                                   host or "localhost"))
+    snapshot = " as a snapshot of %s" % origin if origin else ""
+    log(ctx, "Creating %s/%s (%d MiB)%s on %s" % (vg, lv, size_mb, snapshot, host or "localhost"))
     ssh_exec_and_log(ctx, host, argv, "Error creating logical volume %s/%s on %s" % (vg, lv, host or "localhost"))
 
 
@@ -195,8 +195,8 @@ def _pipe_into(ctx, host, device, feed, msg):
                                    "conv=notrunc,fsync", "status=none"])
     err = tempfile.TemporaryFile()
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         ok = False
         try:
             feed(proc.stdin)
@@ -721,8 +721,8 @@ def ds_monitor(ctx, args):
     """monitor: USED_MB, TOTAL_MB and FREE_MB of the VG, from vgs."""
     action = _ds(ctx, args)
     host, vg = _ds_host(ctx, action), _ds_vg(ctx, action)
-    rc, out, err = ssh_capture(ctx, host, lvm(ctx, "vgs") + ["--noheadings", "--nosuffix", "--units", "m",
-                                                            "-o", "vg_size,vg_free", vg])
+    argv = lvm(ctx, "vgs") + ["--noheadings", "--nosuffix", "--units", "m", "-o", "vg_size,vg_free", vg]
+    rc, out, err = ssh_capture(ctx, host, argv)
     if rc != 0:
         fail("Error monitoring volume group %s on %s: %s" % (vg, host, err.strip()))
     try:

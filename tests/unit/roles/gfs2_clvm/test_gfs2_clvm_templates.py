@@ -188,6 +188,7 @@ def test_rules_file_quotes_a_hostile_user_name(tmp_path):
 def test_ds_action_wrapper_is_valid_python(tmp_path):
     text = render("ds_action.j2", item="monitor")
     compile(text, "monitor", "exec")
+    assert text.startswith("#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n")
     assert 'datastore_main("monitor", sys.argv[1:]' in text
 
 
