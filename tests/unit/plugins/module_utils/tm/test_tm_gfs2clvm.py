@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -601,3 +602,49 @@ def test_ds_bad_driver_action(lab, tmp_path):
     assert "Cannot decode the driver action" in err.getvalue()
     assert gfs2clvm.datastore_main("export", ["x", "1"], stderr=err) == 1
     assert "Operation not supported" in err.getvalue()
+
+
+# --------------------------------------------------------------------------- installed by tm_driver
+
+def test_installed_driver_and_datastore_wrapper_run_as_processes(run_module, lab, tmp_path):
+    """tm_driver installs gfs2clvm (remotes layout); the installed clone and the role's datastore wrapper run as
+    separate processes with the fake LVM commands."""
+    import subprocess
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+    remotes = tmp_path / "remotes"
+    settings = dict(lab.rc)
+    result = run_module("tm_driver", {"name": "gfs2clvm", "dest": str(remotes), "settings": settings})
+    assert not result.get("failed"), result
+    assert {"clone", "ln", "mkimage", "mkswap", "delete", "mv", "context"} <= set(result["actions"])
+    again = run_module("tm_driver", {"name": "gfs2clvm", "dest": str(remotes), "settings": settings})
+    assert not again["changed"]
+    src = lab.lv("lv-oneimg-" + "f" * 32)
+    make_sparse(str(src), 2 * MiB, data_at=(0,))
+    dst = vm_dir(tmp_path) / "disk.0"
+    proc = subprocess.run([str(remotes / "tm" / "gfs2clvm" / "clone"), "fe:%s" % src, "node1:%s" % dst, "5", "0"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert filecmp.cmp(src, dst, shallow=False)
+    with open(os.path.join(ROOT, "roles", "gfs2_clvm", "templates", "ds_action.j2")) as handle:
+        wrapper = Templar(loader=DataLoader(), variables={"item": "monitor"}).template(trust_as_template(handle.read()))
+    ds_dir = remotes / "datastore" / "gfs2clvm"
+    ds_dir.mkdir(parents=True)
+    _script(ds_dir / "monitor", wrapper + "\n")
+    action = base64.b64encode(b"<DS_DRIVER_ACTION_DATA><DATASTORE><TEMPLATE><BRIDGE_LIST>node2</BRIDGE_LIST>"
+                              b"</TEMPLATE></DATASTORE></DS_DRIVER_ACTION_DATA>").decode()
+    proc = subprocess.run([str(ds_dir / "monitor"), action, "100"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["USED_MB=4", "TOTAL_MB=4096", "FREE_MB=4092"]  # image + clone
+    assert ssh_hosts(lab.fake_ssh)[-1] == "node2"
+
+
+def test_legacy_layout_install(run_module, tmp_path):
+    result = run_module("tm_driver", {"name": "gfs2clvm", "layout": "legacy", "dest": str(tmp_path / "tm_commands"),
+                                      "legacy_conf_dir": str(tmp_path / "etc")})
+    assert not result.get("failed"), result
+    mapping = (tmp_path / "etc" / "tm_gfs2clvm" / "tm_gfs2clvm.conf").read_text()
+    for action in ("CLONE", "LN", "MKSWAP", "MKIMAGE", "DELETE", "MV", "CONTEXT"):
+        assert re.search(r"^%s\s*=\s*gfs2clvm/tm_%s\.sh$" % (action, action.lower()), mapping, re.M), action
+    rc = (tmp_path / "etc" / "tm_gfs2clvm" / "tm_gfs2clvmrc").read_text()
+    assert "VG_NAME=vg-one" in rc and "DD_BS=64M" in rc
