@@ -166,3 +166,27 @@ def test_bad_sources_fail_clearly(tmp_path):
     assert result.returncode != 0
     assert "storpool_addon_deploy_tweaks: %s has no vmm/kvm/deploy-tweaks.d.example/nope.py" % src in " ".join(result.stdout.split())
     assert digest(one_var, tmp_path / "oned.conf", tmp_path / "vmm_execrc") == before
+
+
+def test_node_without_storpool_fails_clearly(tmp_path):
+    """On a node, a missing StorPool CLI / storpool_block service stops the run with a clear message."""
+    (tmp_path / "play.yml").write_text("- hosts: all\n  gather_facts: false\n  roles: [nebula.storage.storpool_addon]\n")
+    (tmp_path / "inv.yml").write_text(
+        "all:\n  children:\n    hosts:\n      hosts:\n        localhost:\n"
+        "          ansible_connection: local\n          ansible_python_interpreter: %s\n" % (ROOT / ".venv" / "bin" / "python"))
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    variables = {"storpool_addon_manage_packages": False, "storpool_addon_one_user": user,
+                 "storpool_addon_node_groups": [], "storpool_addon_node_optional_groups": [],
+                 "storpool_addon_storpool_cli": "storpool-cli-that-is-not-installed",
+                 "storpool_addon_storpool_block_service": "storpool_block_not_installed"}
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"))
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "inv.yml"),
+           "-e", "@" + str(tmp_path / "vars.json"), "-e", "ansible_become=false", str(tmp_path / "play.yml")]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), check=False, timeout=300)
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0
+    assert "localhost is not a StorPool client: the storpool-cli-that-is-not-installed CLI is missing, " \
+           "the storpool_block_not_installed service is missing." in out, out[-2000:]
+    assert "storpool_addon_check_storpool_installed: false" in out
