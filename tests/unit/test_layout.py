@@ -15,7 +15,21 @@ def test_collection_symlink_points_at_root():
 def test_galaxy_metadata():
     meta = yaml.safe_load((ROOT / "galaxy.yml").read_text())
     assert (meta["namespace"], meta["name"]) == ("nebula", "storage")
-    assert set(meta["dependencies"]) <= {"ansible.posix", "community.general", "containers.podman"}
+    assert set(meta["dependencies"]) == {"ansible.posix", "ansible.utils", "community.crypto", "community.general"}
+
+
+def test_every_collection_the_code_uses_is_a_dependency():
+    """galaxy.yml and collections/requirements.yml list exactly what roles and playbooks call."""
+    import re
+
+    used = set()
+    for path in list((ROOT / "roles").rglob("*")) + list((ROOT / "playbooks").rglob("*")):
+        if path.is_file() and path.suffix in (".yml", ".j2", ".yaml"):
+            used |= set(re.findall(r"\b(ansible\.posix|ansible\.utils|community\.[a-z_]+|containers\.podman)\.", path.read_text()))
+    meta = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    reqs = yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text())
+    assert used == set(meta["dependencies"])
+    assert used == {c["name"] for c in reqs["collections"]}
 
 
 def test_requires_ansible():
