@@ -9,7 +9,6 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 
-
 class ModuleExit(Exception):
     """Raised instead of sys.exit: carries the module's JSON result."""
 

@@ -81,7 +81,7 @@ def run_job(pdd, cmdline=None):
 
 
 def test_job_converges_then_changes_nothing(private_data_dir):
-    first, _ = run_job(private_data_dir)
+    first, unused = run_job(private_data_dir)
     assert sum(first["changed"].values()) > 0, first
     second, out = run_job(private_data_dir)
     assert set(second["ok"]) == {"awx-fe", "awx-h1", "awx-h2"}
