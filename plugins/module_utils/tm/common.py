@@ -368,3 +368,16 @@ def run_action(ctx, func, args):
     except Exception as exc:  # pylint: disable=broad-except
         error_message(ctx, "%s: unexpected error: %s: %s" % (ctx.action, type(exc).__name__, exc))
         return 1
+
+
+def iso_tool():
+    """The argv prefix of the first ISO 9660 builder found (context disks)."""
+    import shutil
+    for tool in ("genisoimage", "mkisofs"):
+        path = shutil.which(tool)
+        if path:
+            return [path]
+    path = shutil.which("xorriso")
+    if path:
+        return [path, "-as", "mkisofs"]
+    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")

@@ -29,7 +29,8 @@ import uuid
 
 from ..common import (Context, TMError, arg_host, arg_path, check_host, error_message, exec_and_log, fail, is_yes,
                       lock_for, log, log_error, remote_argv, run_action, runs_local, ssh_capture,
-                      ssh_exec_and_log, ssh_make_path)
+                      ssh_exec_and_log, ssh_make_path,
+                      iso_tool)
 from ..copy import copy_local, copy_remote, is_url
 from ..rc import RcError, read_rc
 
@@ -387,21 +388,10 @@ def do_delete(ctx, host, path, vmid):
     ssh_exec_and_log(ctx, host, ["sh", "-c", SCRIPT_RMDIR, "sh", path], "Error deleting %s" % path)
 
 
-def _iso_tool():
-    for tool in ("genisoimage", "mkisofs"):
-        path = shutil.which(tool)
-        if path:
-            return [path]
-    path = shutil.which("xorriso")
-    if path:
-        return [path, "-as", "mkisofs"]
-    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
-
-
 def do_context(ctx, files, host, dst):
     """The context ISO is a plain file on the hosts' GFS2 /var/lib/one."""
     log(ctx, "Generating context block device at %s" % dst)
-    tool = _iso_tool()
+    tool = iso_tool()
     work = tempfile.mkdtemp(prefix="one-context-")
     try:
         content = os.path.join(work, "iso")

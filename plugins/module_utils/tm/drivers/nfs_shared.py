@@ -25,7 +25,8 @@ import re
 
 from ..common import (arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
                       remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path,
-                      ssh_script)
+                      ssh_script,
+                      iso_tool)
 from ..copy import copy_local, copy_remote, download, is_url
 
 NAME = "nfs_shared"
@@ -326,23 +327,11 @@ def do_mv(ctx, src_host, src, dst_host, dst):
     do_delete(ctx, src_host, src)
 
 
-def _iso_tool():
-    import shutil
-    for tool in ("genisoimage", "mkisofs"):
-        path = shutil.which(tool)
-        if path:
-            return [path]
-    path = shutil.which("xorriso")
-    if path:
-        return [path, "-as", "mkisofs"]
-    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
-
-
 def do_context(ctx, files, host, dst):
     import shutil
     import tempfile
     log(ctx, "Generating context block device at %s" % dst)
-    tool = _iso_tool()
+    tool = iso_tool()
     work = tempfile.mkdtemp(prefix="one-context-")
     try:
         content = os.path.join(work, "iso")

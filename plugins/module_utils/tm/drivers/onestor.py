@@ -42,7 +42,8 @@ import tempfile
 
 from ..common import (Context, TMError, arg_host, arg_path, check_host, exec_and_log, fail, flock, lock_dir,
                       lock_for, log, remote_argv, runs_local, ssh_capture, ssh_exec_and_log,
-                      ssh_make_path, ssh_script)
+                      ssh_make_path, ssh_script,
+                      iso_tool)
 from ..copy import copy_local, copy_remote, download, is_url
 from ..rc import RcError, read_rc
 
@@ -567,20 +568,9 @@ def do_mv(ctx, src_host, src, dst_host, dst):
     do_delete(ctx, src_host, src)
 
 
-def _iso_tool():
-    for tool in ("genisoimage", "mkisofs"):
-        path = shutil.which(tool)
-        if path:
-            return [path]
-    path = shutil.which("xorriso")
-    if path:
-        return [path, "-as", "mkisofs"]
-    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
-
-
 def do_context(ctx, files, host, dst):
     log(ctx, "Generating context block device at %s" % dst)
-    tool = _iso_tool()
+    tool = iso_tool()
     work = tempfile.mkdtemp(prefix="one-context-")
     try:
         content = os.path.join(work, "iso")
