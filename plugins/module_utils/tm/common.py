@@ -381,3 +381,21 @@ def iso_tool():
     if path:
         return [path, "-as", "mkisofs"]
     fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
+
+
+def need_args(ctx, args, count, usage, at_least=False):
+    """``args`` if there are ``count`` of them (at least ``count`` with ``at_least``), else fail with the usage."""
+    if len(args) < count or (not at_least and len(args) > count):
+        fail("%s: expected arguments %s, got %d: %s" % (ctx.action, usage, len(args), " ".join(args)))
+    return args
+
+
+def host_path(arg):
+    """``(host, path)`` of ``host:path``; the host must be valid and the path absolute."""
+    host = arg_host(arg)
+    path = arg_path(arg)
+    if host:
+        check_host(host)
+    if not path.startswith("/"):
+        fail("Path %r is not absolute" % (path,))
+    return host, path

@@ -27,10 +27,10 @@ import sys
 import tempfile
 import uuid
 
-from ..common import (Context, TMError, arg_host, arg_path, check_host, error_message, exec_and_log, fail, is_yes,
+from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, is_yes,
                       lock_for, log, log_error, remote_argv, run_action, runs_local, ssh_capture,
                       ssh_exec_and_log, ssh_make_path,
-                      iso_tool)
+                      iso_tool, host_path, need_args)
 from ..copy import copy_local, copy_remote, is_url
 from ..rc import RcError, read_rc
 
@@ -81,22 +81,6 @@ SCRIPT_RMDIR = 'if [ -e "$1" ] || [ -L "$1" ]; then rm -rf -- "$1"; fi\n'
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-def _need(ctx, args, count, usage, at_least=False):
-    if len(args) < count or (not at_least and len(args) > count):
-        fail("%s: expected arguments %s, got %d: %s" % (ctx.action, usage, len(args), " ".join(args)))
-    return args
-
-
-def _host_path(arg):
-    host = arg_host(arg)
-    path = arg_path(arg)
-    if host:
-        check_host(host)
-    if not path.startswith("/"):
-        fail("Path %r is not absolute" % (path,))
-    return host, path
-
 
 def _number(ctx, value, what):
     if not _NUM.match(str(value)):
@@ -439,57 +423,57 @@ def _disk_id(ctx, path):
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst, vmid = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:3]
-    host, path = _host_path(dst)
+    src, dst, vmid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:3]
+    host, path = host_path(dst)
     do_clone(ctx, _clone_source(src), host, path, _number(ctx, vmid, "VMID"), _disk_id(ctx, path))
 
 
 def ln(ctx, args):
     """ln fe:SRC host:DST VMID DSID: the disk links to the persistent image's LV."""
-    src, dst = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
-    src_path = _host_path(src)[1]
-    host, path = _host_path(dst)
+    src, dst = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    src_path = host_path(src)[1]
+    host, path = host_path(dst)
     ssh_make_path(ctx, host, os.path.dirname(path))
     link(ctx, host, src_path, path)
 
 
 def mkimage(ctx, args):
     """mkimage SIZE FORMAT host:DST VMID DSID"""
-    size, fmt, dst, vmid = _need(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:4]
-    host, path = _host_path(dst)
+    size, fmt, dst, vmid = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:4]
+    host, path = host_path(dst)
     do_mkimage(ctx, _number(ctx, size, "size"), fmt, host, path, _number(ctx, vmid, "VMID"), _disk_id(ctx, path))
 
 
 def mkswap(ctx, args):
     """mkswap SIZE host:DST VMID DSID"""
-    size, dst, vmid = _need(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:3]
-    host, path = _host_path(dst)
+    size, dst, vmid = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:3]
+    host, path = host_path(dst)
     do_mkimage(ctx, _number(ctx, size, "size"), "swap", host, path, _number(ctx, vmid, "VMID"), _disk_id(ctx, path))
 
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target, vmid = _need(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:2]
-    host, path = _host_path(target)
+    target, vmid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:2]
+    host, path = host_path(target)
     do_delete(ctx, host, path, _number(ctx, vmid, "VMID"))
 
 
 def mv(ctx, args):
     """mv host:SRC host:DST VMID DSID: LVs and GFS2 are shared, nothing moves."""
-    src, dst = _need(ctx, args, 4, "host:SRC host:DST VMID DSID")[:2]
+    src, dst = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID")[:2]
     log(ctx, "Not moving %s to %s: the volume group and /var/lib/one are shared" % (src, dst))
 
 
 def mvds(ctx, args):
     """mvds host:SRC fe:DST VMID DSID: a persistent disk stays in its LV."""
-    _need(ctx, args, 4, "host:SRC fe:DST VMID DSID")
+    need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID")
     log(ctx, "Nothing to move: the image is a logical volume of the shared volume group")
 
 
 def context(ctx, args):
     """context FILE... host:DST VMID DSID"""
-    _need(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
-    host, path = _host_path(args[-3])
+    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
+    host, path = host_path(args[-3])
     do_context(ctx, args[:-3], host, path)
 
 
@@ -530,7 +514,7 @@ _LEGACY_VM = re.compile(r"/([0-9]+)(?:/images)?$")
 
 
 def _legacy_disk(ctx, arg):
-    host, path = _host_path(arg)
+    host, path = host_path(arg)
     match = _LEGACY_DISK.search(path)
     if not match:
         fail("%s: %s is not a VM disk (<vmid>/images/disk.N)" % (ctx.action, path))
@@ -539,37 +523,37 @@ def _legacy_disk(ctx, arg):
 
 def legacy_clone(ctx, args):
     """tm_clone.sh SRC DST"""
-    src, dst = _need(ctx, args, 2, "SRC DST")
+    src, dst = need_args(ctx, args, 2, "SRC DST")
     host, path, vmid, diskid = _legacy_disk(ctx, dst)
     do_clone(ctx, _clone_source(src), host, path, vmid, diskid)
 
 
 def legacy_ln(ctx, args):
     """tm_ln.sh SRC DST"""
-    src, dst = _need(ctx, args, 2, "SRC DST")
-    host, path = _host_path(dst)
+    src, dst = need_args(ctx, args, 2, "SRC DST")
+    host, path = host_path(dst)
     ssh_make_path(ctx, host, os.path.dirname(path))
-    link(ctx, host, _host_path(src)[1], path)
+    link(ctx, host, host_path(src)[1], path)
 
 
 def legacy_mkswap(ctx, args):
     """tm_mkswap.sh SIZE DST"""
-    size, dst = _need(ctx, args, 2, "SIZE DST")
+    size, dst = need_args(ctx, args, 2, "SIZE DST")
     host, path, vmid, diskid = _legacy_disk(ctx, dst)
     do_mkimage(ctx, _number(ctx, size, "size"), "swap", host, path, vmid, diskid)
 
 
 def legacy_mkimage(ctx, args):
     """tm_mkimage.sh SIZE FSTYPE DST"""
-    size, fstype, dst = _need(ctx, args, 3, "SIZE FSTYPE DST")
+    size, fstype, dst = need_args(ctx, args, 3, "SIZE FSTYPE DST")
     host, path, vmid, diskid = _legacy_disk(ctx, dst)
     do_mkimage(ctx, _number(ctx, size, "size"), fstype, host, path, vmid, diskid)
 
 
 def legacy_delete(ctx, args):
     """tm_delete.sh host:<VM_DIR>/<vmid>[/images]"""
-    _need(ctx, args, 1, "SRC [DST]", at_least=True)
-    host, path = _host_path(args[0])
+    need_args(ctx, args, 1, "SRC [DST]", at_least=True)
+    host, path = host_path(args[0])
     match = _LEGACY_VM.search(path.rstrip("/")) or _LEGACY_DISK.search(path)
     if not match:
         fail("%s: cannot tell the VM of %s" % (ctx.action, path))
@@ -578,14 +562,14 @@ def legacy_delete(ctx, args):
 
 def legacy_mv(ctx, args):
     """tm_mv.sh SRC DST"""
-    src, dst = _need(ctx, args, 2, "SRC DST")
+    src, dst = need_args(ctx, args, 2, "SRC DST")
     log(ctx, "Not moving %s to %s: the volume group and /var/lib/one are shared" % (src, dst))
 
 
 def legacy_context(ctx, args):
     """tm_context.sh FILE... DST"""
-    _need(ctx, args, 2, "FILE... DST", at_least=True)
-    host, path = _host_path(args[-1])
+    need_args(ctx, args, 2, "FILE... DST", at_least=True)
+    host, path = host_path(args[-1])
     do_context(ctx, args[:-1], host, path)
 
 
@@ -623,7 +607,7 @@ class DriverAction(object):
 
 
 def _ds(ctx, args, usage="DRV_ACTION ID"):
-    _need(ctx, args, 1, usage, at_least=True)
+    need_args(ctx, args, 1, usage, at_least=True)
     return DriverAction(args[0])
 
 
@@ -703,7 +687,7 @@ def ds_rm(ctx, args):
 
 
 def ds_mv(ctx, args):
-    _need(ctx, args, 1, "DRV_ACTION ID", at_least=True)
+    need_args(ctx, args, 1, "DRV_ACTION ID", at_least=True)
     log(ctx, "Nothing to move: images are logical volumes of the shared volume group")
 
 

@@ -23,10 +23,10 @@ __metaclass__ = type
 import os
 import re
 
-from ..common import (arg_host, arg_path, check_host, exec_and_log, fail, is_disk, lock_for, log,
+from ..common import (arg_path, exec_and_log, fail, is_disk, lock_for, log,
                       remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path,
                       ssh_script,
-                      iso_tool)
+                      iso_tool, host_path, need_args)
 from ..copy import copy_local, copy_remote, download, is_url
 
 NAME = "nfs_shared"
@@ -173,23 +173,6 @@ _FS = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-def _need(ctx, args, count, usage, at_least=False):
-    if len(args) < count or (not at_least and len(args) > count):
-        fail("%s: expected arguments %s, got %d: %s" % (ctx.action, usage, len(args), " ".join(args)))
-    return args
-
-
-def _host_path(arg):
-    """``(host, path)`` of ``host:path``; the path must be absolute."""
-    host = arg_host(arg)
-    path = arg_path(arg)
-    if host:
-        check_host(host)
-    if not path.startswith("/"):
-        fail("Path %r is not absolute" % (path,))
-    return host, path
-
 
 def _size(ctx, value):
     if not _SIZE.match(value):
@@ -368,10 +351,10 @@ def do_context(ctx, files, host, dst):
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    src, dst = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
     raw_src = arg_path(src, fix=False)
     src_path = src if is_url(src) else (raw_src if is_url(raw_src) else arg_path(src))
-    host, dst_path = _host_path(dst)
+    host, dst_path = host_path(dst)
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
     do_clone(ctx, src_path, host, dst_path)
@@ -379,17 +362,17 @@ def clone(ctx, args):
 
 def ln(ctx, args):
     """ln fe:SRC host:DST VMID DSID"""
-    src, dst = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
-    _src_host, src_path = _host_path(src)
-    host, dst_path = _host_path(dst)
+    src, dst = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    _src_host, src_path = host_path(src)
+    host, dst_path = host_path(dst)
     do_ln(ctx, src_path, host, dst_path)
 
 
 def mv(ctx, args):
     """mv host:SRC host:DST VMID DSID"""
-    src, dst = _need(ctx, args, 4, "host:SRC host:DST VMID DSID")[:2]
-    src_host, src_path = _host_path(src)
-    dst_host, dst_path = _host_path(dst)
+    src, dst = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID")[:2]
+    src_host, src_path = host_path(src)
+    dst_host, dst_path = host_path(dst)
     if is_disk(dst_path):
         log(ctx, "Not moving disk %s: shared datastore, the VM directory moves as a whole" % dst_path)
         return
@@ -398,15 +381,15 @@ def mv(ctx, args):
 
 def mvds(ctx, args):
     """mvds host:SRC fe:DST VMID DSID: the disk is already in the shared datastore."""
-    _need(ctx, args, 4, "host:SRC fe:DST VMID DSID")
+    need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID")
     log(ctx, "Nothing to move: the datastore is shared")
 
 
 def cpds(ctx, args):
     """cpds host:SRC fe:DST SNAP_ID VMID DSID"""
-    src, dst, snap = _need(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
-    host, src_path = _host_path(src)
-    _fe, dst_path = _host_path(dst)
+    src, dst, snap = need_args(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
+    host, src_path = host_path(src)
+    _fe, dst_path = host_path(dst)
     snap_id = _snap_id(ctx, snap)
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
@@ -416,36 +399,36 @@ def cpds(ctx, args):
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target = _need(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
-    host, path = _host_path(target)
+    target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    host, path = host_path(target)
     do_delete(ctx, host, path)
 
 
 def mkimage(ctx, args):
     """mkimage SIZE FORMAT host:DST VMID DSID"""
-    size, fmt, dst = _need(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
-    host, dst_path = _host_path(dst)
+    size, fmt, dst = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
+    host, dst_path = host_path(dst)
     do_mkimage(ctx, _size(ctx, size), fmt, host, dst_path)
 
 
 def mkswap(ctx, args):
     """mkswap SIZE host:DST VMID DSID"""
-    size, dst = _need(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
-    host, dst_path = _host_path(dst)
+    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = host_path(dst)
     do_mkimage(ctx, _size(ctx, size), "swap", host, dst_path)
 
 
 def context(ctx, args):
     """context FILE... host:DST VMID DSID"""
-    _need(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
-    host, dst_path = _host_path(args[-3])
+    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
+    host, dst_path = host_path(args[-3])
     do_context(ctx, args[:-3], host, dst_path)
 
 
 def resize(ctx, args):
     """resize host:DISK SIZE VMID"""
-    disk, size = _need(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
-    host, path = _host_path(disk)
+    disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
+    host, path = host_path(disk)
     log(ctx, "Resizing %s to %sM" % (path, _size(ctx, size)))
     ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
 
@@ -459,8 +442,8 @@ premigrate = postmigrate = failmigrate = _noop
 
 def snap_create(ctx, args):
     """snap_create host:DISK SNAP_ID VMID"""
-    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = _host_path(disk)
+    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = host_path(disk)
     snap_id = _snap_id(ctx, snap)
     with lock_for(ctx, "%s:%s" % (host, path)):
         _snap(ctx, host, SCRIPT_SNAP_CREATE, [path, str(snap_id + 1)], "Error creating snapshot %d of %s" % (snap_id, path))
@@ -468,8 +451,8 @@ def snap_create(ctx, args):
 
 def snap_revert(ctx, args):
     """snap_revert host:DISK SNAP_ID VMID"""
-    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = _host_path(disk)
+    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = host_path(disk)
     snap_id = _snap_id(ctx, snap)
     with lock_for(ctx, "%s:%s" % (host, path)):
         _snap(ctx, host, SCRIPT_SNAP_REVERT, [path, str(snap_id)], "Error reverting %s to snapshot %d" % (path, snap_id))
@@ -497,8 +480,8 @@ def _qemu_backing(ctx, host, snap_dir, name):
 
 def snap_delete(ctx, args):
     """snap_delete host:DISK SNAP_ID VMID: merge the snapshot into its children, then remove it."""
-    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = _host_path(disk)
+    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = host_path(disk)
     snap_id = str(_snap_id(ctx, snap))
     snap_dir = path + ".snap"
     with lock_for(ctx, "%s:%s" % (host, path)):
@@ -573,14 +556,14 @@ def _legacy_path(ctx, arg):
 
 def legacy_clone(ctx, args):
     """tm_clone.sh SRC DST"""
-    src, dst = _need(ctx, args, 2, "SRC DST")
+    src, dst = need_args(ctx, args, 2, "SRC DST")
     source = src if is_url(src) else _legacy_path(ctx, src)
     do_clone(ctx, source, "", _legacy_path(ctx, dst))
 
 
 def legacy_ln(ctx, args):
     """tm_ln.sh SRC DST"""
-    src, dst = _need(ctx, args, 2, "SRC DST")
+    src, dst = need_args(ctx, args, 2, "SRC DST")
     dst_path = _legacy_path(ctx, dst)
     ssh_make_path(ctx, "", os.path.dirname(dst_path))
     do_ln(ctx, _legacy_path(ctx, src), "", dst_path)
@@ -588,25 +571,25 @@ def legacy_ln(ctx, args):
 
 def legacy_mkswap(ctx, args):
     """tm_mkswap.sh SIZE DST"""
-    size, dst = _need(ctx, args, 2, "SIZE DST")
+    size, dst = need_args(ctx, args, 2, "SIZE DST")
     do_mkimage(ctx, _size(ctx, size), "swap", "", _legacy_path(ctx, dst))
 
 
 def legacy_mkimage(ctx, args):
     """tm_mkimage.sh SIZE FSTYPE DST"""
-    size, fstype, dst = _need(ctx, args, 3, "SIZE FSTYPE DST")
+    size, fstype, dst = need_args(ctx, args, 3, "SIZE FSTYPE DST")
     do_mkimage(ctx, _size(ctx, size), fstype, "", _legacy_path(ctx, dst))
 
 
 def legacy_delete(ctx, args):
     """tm_delete.sh SRC [DST]"""
-    _need(ctx, args, 1, "SRC [DST]", at_least=True)
+    need_args(ctx, args, 1, "SRC [DST]", at_least=True)
     do_delete(ctx, "", _legacy_path(ctx, args[0]))
 
 
 def legacy_mv(ctx, args):
     """tm_mv.sh SRC DST"""
-    src, dst = _need(ctx, args, 2, "SRC DST")
+    src, dst = need_args(ctx, args, 2, "SRC DST")
     src_path, dst_path = _legacy_path(ctx, src), _legacy_path(ctx, dst)
     if src_path == dst_path:
         log(ctx, "Will not move, source and destination are equal")
@@ -618,7 +601,7 @@ def legacy_mv(ctx, args):
 
 def legacy_context(ctx, args):
     """tm_context.sh FILE... DST"""
-    _need(ctx, args, 2, "FILE... DST", at_least=True)
+    need_args(ctx, args, 2, "FILE... DST", at_least=True)
     do_context(ctx, args[:-1], "", _legacy_path(ctx, args[-1]))
 
 

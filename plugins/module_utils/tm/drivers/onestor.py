@@ -40,10 +40,10 @@ import shlex
 import shutil
 import tempfile
 
-from ..common import (Context, TMError, arg_host, arg_path, check_host, exec_and_log, fail, flock, lock_dir,
+from ..common import (Context, TMError, arg_path, check_host, exec_and_log, fail, flock, lock_dir,
                       lock_for, log, remote_argv, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
-                      iso_tool)
+                      iso_tool, host_path, need_args)
 from ..copy import copy_local, copy_remote, download, is_url
 from ..rc import RcError, read_rc
 
@@ -246,22 +246,6 @@ _KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
 # ---------------------------------------------------------------------------
 # Arguments and settings
 # ---------------------------------------------------------------------------
-
-def _need(ctx, args, count, usage, at_least=False):
-    if len(args) < count or (not at_least and len(args) > count):
-        fail("%s: expected arguments %s, got %d: %s" % (ctx.action, usage, len(args), " ".join(args)))
-    return args
-
-
-def _host_path(arg):
-    host = arg_host(arg)
-    path = arg_path(arg)
-    if host:
-        check_host(host)
-    if not path.startswith("/"):
-        fail("Path %r is not absolute" % (path,))
-    return host, path
-
 
 def _number(ctx, value, what):
     if not _SIZE.match(value):
@@ -611,12 +595,12 @@ def _df(ctx, host, path):
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst, _vmid, dsid = _need(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
+    src, dst, _vmid, dsid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
     raw = arg_path(src, fix=False)
     src_path = src if is_url(src) else (raw if is_url(raw) else arg_path(src))
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
-    host, dst_path = _host_path(dst)
+    host, dst_path = host_path(dst)
     do_clone(ctx, src_path, host, dst_path, _id(ctx, dsid, "datastore id"))
 
 
@@ -625,17 +609,17 @@ ln = clone
 
 def mv(ctx, args):
     """mv host:SRC host:DST VMID DSID"""
-    src, dst = _need(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:2]
-    src_host, src_path = _host_path(src)
-    dst_host, dst_path = _host_path(dst)
+    src, dst = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:2]
+    src_host, src_path = host_path(src)
+    dst_host, dst_path = host_path(dst)
     do_mv(ctx, src_host, src_path, dst_host, dst_path)
 
 
 def mvds(ctx, args):
     """mvds host:SRC fe:DST VMID DSID: the disk goes back to the image datastore."""
-    src, dst = _need(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
-    host, src_path = _host_path(src)
-    _fe, dst_path = _host_path(dst)
+    src, dst = need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
+    host, src_path = host_path(src)
+    _fe, dst_path = host_path(dst)
     log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
     do_delete(ctx, host, src_path)
@@ -643,9 +627,9 @@ def mvds(ctx, args):
 
 def cpds(ctx, args):
     """cpds host:SRC fe:DST SNAP_ID VMID DSID"""
-    src, dst, snap = _need(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
-    host, src_path = _host_path(src)
-    _fe, dst_path = _host_path(dst)
+    src, dst, snap = need_args(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
+    host, src_path = host_path(src)
+    _fe, dst_path = host_path(dst)
     snap_id = _id(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
@@ -655,8 +639,8 @@ def cpds(ctx, args):
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target = _need(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
-    host, path = _host_path(target)
+    target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    host, path = host_path(target)
     do_delete(ctx, host, path)
 
 
@@ -669,39 +653,39 @@ def _mkimage(ctx, size, fmt, host, dst):
 
 def mkimage(ctx, args):
     """mkimage SIZE FORMAT host:DST VMID DSID"""
-    size, fmt, dst = _need(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
-    host, dst_path = _host_path(dst)
+    size, fmt, dst = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
+    host, dst_path = host_path(dst)
     _mkimage(ctx, _number(ctx, size, "size"), fmt, host, dst_path)
 
 
 def mkswap(ctx, args):
     """mkswap SIZE host:DST VMID DSID"""
-    size, dst = _need(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
-    host, dst_path = _host_path(dst)
+    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = host_path(dst)
     _mkimage(ctx, _number(ctx, size, "size"), "swap", host, dst_path)
 
 
 def context(ctx, args):
     """context FILE... host:DST VMID DSID"""
-    _need(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
-    host, dst_path = _host_path(args[-3])
+    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
+    host, dst_path = host_path(args[-3])
     do_context(ctx, args[:-3], host, dst_path)
 
 
 def resize(ctx, args):
     """resize host:DISK SIZE VMID"""
-    disk, size = _need(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
-    host, path = _host_path(disk)
+    disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
+    host, path = host_path(disk)
     log(ctx, "Resizing %s to %sM" % (path, _number(ctx, size, "size")))
     ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
 
 
 def premigrate(ctx, args):
     """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the VM directory goes to the new host."""
-    src_host, dst_host, vm_dir = _need(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
     check_host(src_host)
     check_host(dst_host)
-    _host, path = _host_path(vm_dir)
+    _host, path = host_path(vm_dir)
     if src_host == dst_host:
         log(ctx, "Source and destination hosts are equal, nothing to copy")
         return
@@ -711,9 +695,9 @@ def premigrate(ctx, args):
 
 def postmigrate(ctx, args):
     """postmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the source host's copy is removed."""
-    src_host, dst_host, vm_dir = _need(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
     check_host(src_host)
-    _host, path = _host_path(vm_dir)
+    _host, path = host_path(vm_dir)
     if src_host == dst_host:
         return
     do_delete(ctx, src_host, path)
@@ -721,17 +705,17 @@ def postmigrate(ctx, args):
 
 def failmigrate(ctx, args):
     """failmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the destination's copy is removed."""
-    src_host, dst_host, vm_dir = _need(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
     check_host(dst_host)
-    _host, path = _host_path(vm_dir)
+    _host, path = host_path(vm_dir)
     if src_host == dst_host:
         return
     do_delete(ctx, dst_host, path)
 
 
 def _snap_paths(ctx, args):
-    disk, snap = _need(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = _host_path(disk)
+    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
+    host, path = host_path(disk)
     return host, path, "%s.snap/%d" % (path, _id(ctx, snap, "snapshot id"))
 
 
@@ -758,7 +742,7 @@ def snap_delete(ctx, args):
 
 def monitor(ctx, args):
     """monitor DRV_ACTION DSID: usage of the system datastore directory on the front-end."""
-    dsid = _id(ctx, _need(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
+    dsid = _id(ctx, need_args(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
     base = ctx.setting("DATASTORES_DIR", "/var/lib/one/datastores")
     total, used, free = _df(ctx, "", "%s/%d" % (base, dsid))
     _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
@@ -766,7 +750,7 @@ def monitor(ctx, args):
 
 def monitor_ds(ctx, args):
     """monitor_ds DSID_PATH: usage of a system datastore directory, run on a host."""
-    path = _need(ctx, args, 1, "DS_PATH", at_least=True)[0]
+    path = need_args(ctx, args, 1, "DS_PATH", at_least=True)[0]
     if not path.startswith("/"):
         fail("Path %r is not absolute" % path)
     total, used, free = _df(ctx, "", path)
