@@ -125,6 +125,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.nebula.storage.plugins.module_utils import tm as tm_package
+from ansible_collections.nebula.storage.plugins.module_utils.tm import actions as tm_actions
 from ansible_collections.nebula.storage.plugins.module_utils.tm import common as tm_common
 from ansible_collections.nebula.storage.plugins.module_utils.tm import copy as tm_copy
 from ansible_collections.nebula.storage.plugins.module_utils.tm import rc as tm_rc
@@ -138,6 +139,7 @@ PACKAGE = "nebula_tm"
 DRIVER_MODULES = {"nfs_shared": drv_nfs_shared, "gfs2clvm": drv_gfs2clvm, "onestor": drv_onestor}
 RUNTIME_MODULES = [
     ("__init__.py", tm_package),
+    ("actions.py", tm_actions),
     ("common.py", tm_common),
     ("copy.py", tm_copy),
     ("rc.py", tm_rc),

@@ -370,19 +370,6 @@ def run_action(ctx, func, args):
         return 1
 
 
-def iso_tool():
-    """The argv prefix of the first ISO 9660 builder found (context disks)."""
-    import shutil
-    for tool in ("genisoimage", "mkisofs"):
-        path = shutil.which(tool)
-        if path:
-            return [path]
-    path = shutil.which("xorriso")
-    if path:
-        return [path, "-as", "mkisofs"]
-    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
-
-
 def need_args(ctx, args, count, usage, at_least=False):
     """``args`` if there are ``count`` of them (at least ``count`` with ``at_least``), else fail with the usage."""
     if len(args) < count or (not at_least and len(args) > count):

@@ -81,7 +81,7 @@ def test_playbook_check_diff_install_and_idempotence(playbook, tmp_path):
     assert res["changed"] and "clone" in res["actions"]
     lib = dest / "tm" / "nfs_shared" / "lib" / "nebula_tm"
     # read from the AnsiballZ payload, the runtime lands byte for byte
-    for rel in ("__init__.py", "common.py", "copy.py", "rc.py", "registry.py", "drivers/__init__.py",
+    for rel in ("__init__.py", "actions.py", "common.py", "copy.py", "rc.py", "registry.py", "drivers/__init__.py",
                 "drivers/nfs_shared.py"):
         assert (lib / rel).read_bytes() == (RUNTIME / rel).read_bytes()
     proc, res = install(playbook, dest, extra=("--diff",))

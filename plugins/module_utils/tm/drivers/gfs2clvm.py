@@ -27,11 +27,11 @@ import sys
 import tempfile
 import uuid
 
-from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, is_yes,
-                      lock_for, log, log_error, remote_argv, run_action, runs_local, ssh_capture,
-                      ssh_exec_and_log, ssh_make_path,
-                      iso_tool, host_path, need_args)
-from ..copy import copy_local, copy_remote, is_url
+from ..actions import SCRIPT_LINK, context, image_format_arg, make_context, number_arg
+from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, host_path,
+                      is_yes, lock_for, log, log_error, need_args, remote_argv, run_action, runs_local,
+                      ssh_capture, ssh_exec_and_log, ssh_make_path)
+from ..copy import is_url
 from ..rc import RcError, read_rc
 
 NAME = "gfs2clvm"
@@ -63,17 +63,13 @@ DS_HOST: host running the datastore actions when the datastore has no BRIDGE_LIS
 LVM_COMMANDS = ("lvcreate", "lvremove", "lvs", "vgs")
 
 _VG = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$")
-_NUM = re.compile(r"^[0-9]+$")
 _BS = re.compile(r"^[0-9]+[KMG]?$")
-_FS = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 _LVM_SRC = re.compile(r"^lvm://([0-9]+)/([0-9]+)$")
 _IMG_LV = re.compile(r"^lv-oneimg-[0-9a-f]{32}$")
 
 # ---------------------------------------------------------------------------
 # Constant remote scripts (data only through "$1", "$2", ...)
 # ---------------------------------------------------------------------------
-
-SCRIPT_LINK = 'set -e\nmkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
 
 SCRIPT_RMDIR = 'if [ -e "$1" ] || [ -L "$1" ]; then rm -rf -- "$1"; fi\n'
 
@@ -83,9 +79,7 @@ SCRIPT_RMDIR = 'if [ -e "$1" ] || [ -L "$1" ]; then rm -rf -- "$1"; fi\n'
 # ---------------------------------------------------------------------------
 
 def _number(ctx, value, what):
-    if not _NUM.match(str(value)):
-        fail("%s: %s %r is not a number" % (ctx.action, what, value))
-    return int(value)
+    return int(number_arg(ctx, value, what))
 
 
 def vg_name(ctx, override=None):
@@ -333,8 +327,7 @@ def do_clone(ctx, source, host, dst, vmid, diskid):
 
 
 def do_mkimage(ctx, size, fmt, host, dst, vmid, diskid):
-    if fmt not in ("raw", "swap") and not _FS.match(fmt):
-        fail("%s: format %r not supported" % (ctx.action, fmt))
+    image_format_arg(ctx, fmt, ("raw", "swap"))
     if fmt == "qcow2":
         fail("%s: format qcow2 not supported on a logical volume (use raw or a filesystem)" % ctx.action)
     vg = vg_name(ctx)
@@ -370,33 +363,6 @@ def do_delete(ctx, host, path, vmid):
         lvremove(ctx, host, vg, lv)
     log(ctx, "Deleting %s" % path)
     ssh_exec_and_log(ctx, host, ["sh", "-c", SCRIPT_RMDIR, "sh", path], "Error deleting %s" % path)
-
-
-def do_context(ctx, files, host, dst):
-    """The context ISO is a plain file on the hosts' GFS2 /var/lib/one."""
-    log(ctx, "Generating context block device at %s" % dst)
-    tool = iso_tool()
-    work = tempfile.mkdtemp(prefix="one-context-")
-    try:
-        content = os.path.join(work, "iso")
-        os.mkdir(content)
-        for item in files:
-            path, _sep, target = item.partition(":")
-            name = os.path.basename(target) if target else os.path.basename(path.rstrip("/"))
-            if not name or name in (".", ".."):
-                fail("Bad context file name in %r" % item)
-            if not os.path.isfile(path):
-                fail("Error copying %s to the context ISO: no such file" % path)
-            shutil.copyfile(path, os.path.join(content, name))
-        iso = os.path.join(work, "context.iso")
-        exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
-        ssh_make_path(ctx, host, os.path.dirname(dst))
-        if runs_local(ctx, host):
-            copy_local(iso, dst, mode=0o644)
-        else:
-            copy_remote(ctx, iso, host, dst, mode=0o644)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _clone_source(src):
@@ -468,13 +434,6 @@ def mvds(ctx, args):
     """mvds host:SRC fe:DST VMID DSID: a persistent disk stays in its LV."""
     need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID")
     log(ctx, "Nothing to move: the image is a logical volume of the shared volume group")
-
-
-def context(ctx, args):
-    """context FILE... host:DST VMID DSID"""
-    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
-    host, path = host_path(args[-3])
-    do_context(ctx, args[:-3], host, path)
 
 
 def _noop(ctx, args):
@@ -570,7 +529,7 @@ def legacy_context(ctx, args):
     """tm_context.sh FILE... DST"""
     need_args(ctx, args, 2, "FILE... DST", at_least=True)
     host, path = host_path(args[-1])
-    do_context(ctx, args[:-1], host, path)
+    make_context(ctx, args[:-1], host, path)
 
 
 LEGACY_ACTIONS = {
@@ -655,8 +614,7 @@ def ds_mkfs(ctx, args):
     action = _ds(ctx, args)
     size = _number(ctx, action.get("IMAGE/SIZE"), "IMAGE/SIZE")
     fstype = action.get("IMAGE/FSTYPE") or action.get("IMAGE/FS") or "raw"
-    if fstype not in ("raw", "save_as", "swap") and not _FS.match(fstype):
-        fail("mkfs: filesystem type %r not supported" % fstype)
+    image_format_arg(ctx, fstype, ("raw", "save_as", "swap"))
     host, vg = _ds_host(ctx, action), _ds_vg(ctx, action)
     lv = image_lv()
     device = lv_path(ctx, vg, lv)

@@ -23,10 +23,11 @@ __metaclass__ = type
 import os
 import re
 
-from ..common import (arg_path, exec_and_log, fail, is_disk, lock_for, log,
-                      remote_argv, run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path,
-                      ssh_script,
-                      iso_tool, host_path, need_args)
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SCRIPT_RECV_TREE, SH_COMMIT, SH_PRELUDE, SH_TEMP, context,
+                       make_context, make_image, mkimage, mkswap, number_arg, pipe, resize, safe_to_delete,
+                       tar_sender)
+from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args, remote_argv,
+                      run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, download, is_url
 
 NAME = "nfs_shared"
@@ -61,21 +62,7 @@ LEGACY_ERRORS=yes: wrap errors in ERROR MESSAGE markers (OpenNebula < 6.0.3)."""
 # Constant remote scripts (data only through "$1", "$2", ...)
 # ---------------------------------------------------------------------------
 
-_SH_PRELUDE = "set -e\nexport PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH\n"
-
-_SH_TEMP = (
-    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
-    't=$(mktemp "$d/.$(basename -- "$dst").tmcopy-XXXXXX")\n'
-    "trap 'rm -f -- \"$t\"' EXIT\n"
-    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
-)
-
-_SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
-
-SCRIPT_HOST_COPY = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + \
-    'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + _SH_COMMIT
-
-SCRIPT_OVERLAY = _SH_PRELUDE + (
+SCRIPT_OVERLAY = SH_PRELUDE + (
     'dst=$1; src=$2; fmt=$3\n'
     'b=$(basename -- "$dst"); mkdir -p -- "$(dirname -- "$dst")"\n'
     'rm -rf -- "$dst.snap"; mkdir -p -- "$dst.snap"\n'
@@ -85,23 +72,10 @@ SCRIPT_OVERLAY = _SH_PRELUDE + (
     'ln -s -- "$b.snap/0" "$dst"\n'
 )
 
-SCRIPT_LN = _SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
-
-SCRIPT_MV = _SH_PRELUDE + (
+SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
     'mv -f -- "$1" "$2"\n'
-)
-
-SCRIPT_RECV_TREE = _SH_PRELUDE + (
-    'dst=$1; name=$2\n'
-    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
-    't=$(mktemp -d "$d/.$(basename -- "$dst").tmmv-XXXXXX")\n'
-    "trap 'rm -rf -- \"$t\"' EXIT\n"
-    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
-    'tar -C "$t" -xSf -\n'
-    'rm -rf -- "$dst"\n'
-    'mv -- "$t/$name" "$dst"\n'
 )
 
 SCRIPT_DELETE = (
@@ -114,23 +88,14 @@ SCRIPT_DELETE = (
     'done\n'
 )
 
-SCRIPT_MKIMAGE = _SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + _SH_TEMP + (
-    'case "$fmt" in\n'
-    '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
-    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
-    '  raw) truncate -s "${size}M" "$t" ;;\n'
-    '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
-    'esac\n'
-) + _SH_COMMIT
-
-SCRIPT_CPDS = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + (
+SCRIPT_CPDS = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
     'if [ ! -e "$src" ]; then echo "Source $src does not exist" >&2; exit 1; fi\n'
     'fmt=$(qemu-img info -U "$src" 2>/dev/null | sed -n "s/^file format: //p")\n'
     'if [ "$fmt" = qcow2 ]; then qemu-img convert -q -O qcow2 "$src" "$t"\n'
     'else cp --sparse=always -- "$src" "$t"; fi\n'
-) + _SH_COMMIT
+) + SH_COMMIT
 
-_SH_SNAP = _SH_PRELUDE + (
+_SH_SNAP = SH_PRELUDE + (
     'disk=$1; b=$(basename -- "$disk"); snap="$disk.snap"\n'
     'cur=$(readlink -- "$disk" || true)\n'
     'case "$cur" in\n'
@@ -165,30 +130,17 @@ SCRIPT_IN_DIR = 'cd -- "$1"\nshift\nexec "$@"\n'
 
 NOT_SUPPORTED = ("snap_create_live", "prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore")
 
-_SIZE = re.compile(r"^[0-9]+$")
 _SNAP_ID = re.compile(r"^-?[0-9]+$")
-_FS = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
 
-def _size(ctx, value):
-    if not _SIZE.match(value):
-        fail("%s: size %r is not a number of MiB" % (ctx.action, value))
-    return value
-
-
 def _snap_id(ctx, value):
     if not _SNAP_ID.match(value):
         fail("%s: snapshot id %r is not a number" % (ctx.action, value))
     return int(value)
-
-
-def _safe_to_delete(path):
-    """Only paths three levels deep or more (a VM dir is ``<ds base>/<ds id>/<vm id>``)."""
-    return path.startswith("/") and path.rstrip("/").count("/") >= 3
 
 
 def image_format(ctx, path):
@@ -239,54 +191,22 @@ def do_clone(ctx, src, host, dst):
         if local:
             copy_local(src, dst)
         elif ctx.setting("CLONE_COPY", "stream") == "host":
-            ssh_script(ctx, host, SCRIPT_HOST_COPY, [src, dst], "Error copying %s to %s" % (src, label))
+            ssh_script(ctx, host, SCRIPT_COPY, [src, dst], "Error copying %s to %s" % (src, label))
         else:
             copy_remote(ctx, src, host, dst)
 
 
 def do_ln(ctx, src, host, dst):
     log(ctx, "Linking %s in %s" % (src, dst))
-    ssh_script(ctx, host, SCRIPT_LN, [src, dst], "Error linking %s to %s" % (src, dst))
+    ssh_script(ctx, host, SCRIPT_LINK, [src, dst], "Error linking %s to %s" % (src, dst))
 
 
 def do_delete(ctx, host, path):
-    if not _safe_to_delete(path):
+    if not safe_to_delete(path, 3):  # a VM dir is <ds base>/<ds id>/<vm id>
         fail("Refusing to delete %s" % path)
     log(ctx, "Deleting %s" % path)
     retries = str(int(ctx.number("DELETE_RETRIES", 10)) or 1)
     ssh_script(ctx, host, SCRIPT_DELETE, [path, retries], "Error deleting %s" % path)
-
-
-def do_mkimage(ctx, size, fmt, host, dst):
-    if fmt not in ("raw", "qcow2", "swap") and not _FS.match(fmt):
-        fail("%s: format %r not supported" % (ctx.action, fmt))
-    log(ctx, "Making image of %sM and type %s at %s" % (size, fmt, dst))
-    ssh_script(ctx, host, SCRIPT_MKIMAGE, [size, fmt, dst], "Could not create image %s" % dst)
-
-
-def _pipe(ctx, src_argv, dst_argv, msg):
-    """``src_argv | dst_argv``; both must succeed."""
-    import subprocess
-    import tempfile
-    err_a = tempfile.TemporaryFile()
-    err_b = tempfile.TemporaryFile()
-    try:
-        first = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL, start_new_session=True)
-        second = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL, start_new_session=True)
-        first.stdout.close()
-        rc_b = second.wait()
-        rc_a = first.wait()
-        if rc_a or rc_b:
-            errors = []
-            for handle in (err_a, err_b):
-                handle.seek(0)
-                errors.append(handle.read().decode("utf-8", "replace").strip())
-            fail("%s: %s" % (msg, "; ".join(e for e in errors if e) or "rc=%s/%s" % (rc_a, rc_b)))
-    finally:
-        err_a.close()
-        err_b.close()
 
 
 def do_mv(ctx, src_host, src, dst_host, dst):
@@ -303,46 +223,10 @@ def do_mv(ctx, src_host, src, dst_host, dst):
                    "Error moving VM files: %s to %s in %s" % (src, dst, dst_host or "localhost"))
         return
     log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
-    sender = remote_argv(ctx, src_host, ["tar", "-C", os.path.dirname(src) or "/", "-cSf", "-", "--",
-                                         os.path.basename(src)])
+    sender = remote_argv(ctx, src_host, tar_sender(src))
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
-    _pipe(ctx, sender, receiver, "Error moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    pipe(sender, receiver, "Error moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
     do_delete(ctx, src_host, src)
-
-
-def do_context(ctx, files, host, dst):
-    import shutil
-    import tempfile
-    log(ctx, "Generating context block device at %s" % dst)
-    tool = iso_tool()
-    work = tempfile.mkdtemp(prefix="one-context-")
-    try:
-        content = os.path.join(work, "iso")
-        os.mkdir(content)
-        for item in files:
-            if is_url(item):
-                name = os.path.basename(item.split("?", 1)[0].rstrip("/")) or "download"
-                download(ctx, item, None, os.path.join(content, name))
-                continue
-            path, _sep, target = item.partition(":")
-            name = os.path.basename(target) if target else os.path.basename(path.rstrip("/"))
-            if not name or name in (".", ".."):
-                fail("Bad context file name in %r" % item)
-            if not os.path.exists(path):
-                fail("Error copying %s to the context ISO: no such file" % path)
-            if os.path.isdir(path):
-                shutil.copytree(path, os.path.join(content, name), symlinks=True)
-            else:
-                shutil.copyfile(path, os.path.join(content, name))
-        iso = os.path.join(work, "context.iso")
-        exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
-        if runs_local(ctx, host):
-            ssh_make_path(ctx, host, os.path.dirname(dst))
-            copy_local(iso, dst, mode=0o644)
-        else:
-            copy_remote(ctx, iso, host, dst, mode=0o644)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------
@@ -402,35 +286,6 @@ def delete(ctx, args):
     target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
     host, path = host_path(target)
     do_delete(ctx, host, path)
-
-
-def mkimage(ctx, args):
-    """mkimage SIZE FORMAT host:DST VMID DSID"""
-    size, fmt, dst = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
-    host, dst_path = host_path(dst)
-    do_mkimage(ctx, _size(ctx, size), fmt, host, dst_path)
-
-
-def mkswap(ctx, args):
-    """mkswap SIZE host:DST VMID DSID"""
-    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
-    host, dst_path = host_path(dst)
-    do_mkimage(ctx, _size(ctx, size), "swap", host, dst_path)
-
-
-def context(ctx, args):
-    """context FILE... host:DST VMID DSID"""
-    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
-    host, dst_path = host_path(args[-3])
-    do_context(ctx, args[:-3], host, dst_path)
-
-
-def resize(ctx, args):
-    """resize host:DISK SIZE VMID"""
-    disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
-    host, path = host_path(disk)
-    log(ctx, "Resizing %s to %sM" % (path, _size(ctx, size)))
-    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
 
 
 def _noop(ctx, args):
@@ -572,13 +427,13 @@ def legacy_ln(ctx, args):
 def legacy_mkswap(ctx, args):
     """tm_mkswap.sh SIZE DST"""
     size, dst = need_args(ctx, args, 2, "SIZE DST")
-    do_mkimage(ctx, _size(ctx, size), "swap", "", _legacy_path(ctx, dst))
+    make_image(ctx, number_arg(ctx, size, "size"), "swap", "", _legacy_path(ctx, dst))
 
 
 def legacy_mkimage(ctx, args):
     """tm_mkimage.sh SIZE FSTYPE DST"""
     size, fstype, dst = need_args(ctx, args, 3, "SIZE FSTYPE DST")
-    do_mkimage(ctx, _size(ctx, size), fstype, "", _legacy_path(ctx, dst))
+    make_image(ctx, number_arg(ctx, size, "size"), fstype, "", _legacy_path(ctx, dst))
 
 
 def legacy_delete(ctx, args):
@@ -602,7 +457,7 @@ def legacy_mv(ctx, args):
 def legacy_context(ctx, args):
     """tm_context.sh FILE... DST"""
     need_args(ctx, args, 2, "FILE... DST", at_least=True)
-    do_context(ctx, args[:-1], "", _legacy_path(ctx, args[-1]))
+    make_context(ctx, args[:-1], "", _legacy_path(ctx, args[-1]))
 
 
 LEGACY_ACTIONS = {

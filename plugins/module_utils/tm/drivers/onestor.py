@@ -37,13 +37,14 @@ __metaclass__ = type
 import os
 import re
 import shlex
-import shutil
 import tempfile
 
-from ..common import (Context, TMError, arg_path, check_host, exec_and_log, fail, flock, lock_dir,
+from ..actions import (SCRIPT_COPY, SCRIPT_RECV_TREE, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, mkimage, mkswap,
+                       pipe, resize, safe_to_delete, tar_sender)
+from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
                       lock_for, log, remote_argv, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
-                      iso_tool, host_path, need_args)
+                      host_path, need_args)
 from ..copy import copy_local, copy_remote, download, is_url
 from ..rc import RcError, read_rc
 
@@ -171,24 +172,10 @@ cmd, args = sys.argv[1], sys.argv[2:]
 sys.exit({"check": check, "setsum": setsum, "evict": evict}[cmd](*args))
 '''
 
-_SH_PRELUDE = "set -e\nexport PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH\n"
-
-_SH_TEMP = (
-    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
-    't=$(mktemp "$d/.$(basename -- "$dst").tmcopy-XXXXXX")\n'
-    "trap 'rm -f -- \"$t\"' EXIT\n"
-    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
-)
-_SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
-
-# Local copy on one machine (the replica is the hypervisor): $1 src, $2 dst.
-SCRIPT_LOCAL_COPY = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + \
-    'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + _SH_COMMIT
-
 # On the hypervisor: pull $3 (a file name inside the tar stream) from the
 # replica $2 with the ssh argv "$@" (after shift 4) running the remote command
 # $4, into $1. The ssh status is kept in a file: sh has no pipefail.
-SCRIPT_PULL = _SH_PRELUDE + (
+SCRIPT_PULL = SH_PRELUDE + (
     'dst=$1; addr=$2; name=$3; rcmd=$4; shift 4\n'
     'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
     't=$(mktemp -d "$d/.$(basename -- "$dst").tmpull-XXXXXX")\n'
@@ -203,55 +190,27 @@ SCRIPT_PULL = _SH_PRELUDE + (
     'mv -f -- "$t/$name" "$dst"\n'
 )
 
-SCRIPT_RECV_TREE = _SH_PRELUDE + (
-    'dst=$1; name=$2\n'
-    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
-    't=$(mktemp -d "$d/.$(basename -- "$dst").tmmv-XXXXXX")\n'
-    "trap 'rm -rf -- \"$t\"' EXIT\n"
-    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
-    'tar -b 2048 -B -C "$t" -xSf -\n'
-    'rm -rf -- "$dst"\n'
-    'mv -- "$t/$name" "$dst"\n'
-)
-
-SCRIPT_MV = _SH_PRELUDE + (
+SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
     'rm -rf -- "$2"\n'
     'mv -f -- "$1" "$2"\n'
 )
 
-SCRIPT_MKIMAGE = _SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + _SH_TEMP + (
-    'case "$fmt" in\n'
-    '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
-    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
-    '  raw) truncate -s "${size}M" "$t" ;;\n'
-    '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
-    'esac\n'
-) + _SH_COMMIT
-
-SCRIPT_SNAP_CREATE = _SH_PRELUDE + 'src=$1; dst=$2\n' + _SH_TEMP + (
+SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
     'if [ -e "$dst" ]; then echo "Snapshot file $dst already exists." >&2; exit 1; fi\n'
     'cp --sparse=always --reflink=auto -- "$src" "$t"\n'
-) + _SH_COMMIT
+) + SH_COMMIT
 
 SCRIPT_DF = 'mkdir -p -- "$1" 2>/dev/null || true\ndf -B1M -P -- "$1" | tail -n 1\n'
 
-_SIZE = re.compile(r"^[0-9]+$")
 _ID = re.compile(r"^-?[0-9]+$")
-_FS = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
 # ---------------------------------------------------------------------------
 # Arguments and settings
 # ---------------------------------------------------------------------------
-
-def _number(ctx, value, what):
-    if not _SIZE.match(value):
-        fail("%s: %s %r is not a number" % (ctx.action, what, value))
-    return value
-
 
 def _id(ctx, value, what="id"):
     if not _ID.match(value):
@@ -276,7 +235,7 @@ def tuning(ctx, key, default=""):
     return default if value is None or value == "" else value
 
 
-def tuning_number(ctx, key, default):
+def tuningnumber_arg(ctx, key, default):
     value = tuning(ctx, key, "")
     if value == "":
         return default
@@ -409,7 +368,7 @@ def ensure_replica_copy(ctx, src, replica):
     """Make the replica's copy of ``src`` current; returns ``(cache path, copied?)`` or ``(None, False)``."""
     fe_ctx = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS", ""))
     cached = cache_path(ctx, src)
-    timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
+    timeout = tuningnumber_arg(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
     try:
         with flock(copy_lock_path(ctx, replica, src), timeout=timeout):
             total, size = image_checksum(src)
@@ -455,7 +414,7 @@ def copy_from_replica(ctx, replica, cached, host, dst):
     """Copy ``replica:cached`` to ``host:dst``: locally on the replica, or pulled by the hypervisor."""
     if host == replica or (runs_local(ctx, host) and runs_local(ctx, replica)):
         log(ctx, "Copying %s to %s on the replica itself" % (cached, dst))
-        ssh_script(ctx, host, SCRIPT_LOCAL_COPY, [cached, dst], "Error copying %s to %s on %s" % (cached, dst, host))
+        ssh_script(ctx, host, SCRIPT_COPY, [cached, dst], "Error copying %s to %s on %s" % (cached, dst, host))
         return
     address = replica_address(ctx, replica)
     log(ctx, "Copying %s:%s to %s:%s" % (address, cached, host, dst))
@@ -495,47 +454,18 @@ def do_clone(ctx, src, host, dst, dsid):
 # Other action cores
 # ---------------------------------------------------------------------------
 
-def _safe_to_delete(path):
-    return path.startswith("/") and path.rstrip("/").count("/") >= 2
-
-
 def do_delete(ctx, host, path):
-    if not _safe_to_delete(path):
+    if not safe_to_delete(path, 2):
         fail("Refusing to delete %s" % path)
     log(ctx, "Deleting %s" % path)
     ssh_exec_and_log(ctx, host, ["rm", "-rf", "--", path], "Error deleting %s" % path)
 
 
-def _pipe(src_argv, dst_argv, msg):
-    """``src_argv | dst_argv``; both must succeed."""
-    import subprocess
-    err_a = tempfile.TemporaryFile()
-    err_b = tempfile.TemporaryFile()
-    try:
-        first = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL, start_new_session=True)
-        second = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL, start_new_session=True)
-        first.stdout.close()
-        rc_b = second.wait()
-        rc_a = first.wait()
-        if rc_a or rc_b:
-            errors = []
-            for handle in (err_a, err_b):
-                handle.seek(0)
-                errors.append(handle.read().decode("utf-8", "replace").strip())
-            fail("%s: %s" % (msg, "; ".join(e for e in errors if e) or "rc=%s/%s" % (rc_a, rc_b)))
-    finally:
-        err_a.close()
-        err_b.close()
-
-
 def transfer_tree(ctx, src_host, src, dst_host, dst):
     """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically."""
-    sender = remote_argv(ctx, src_host, ["tar", "-b", "2048", "-C", os.path.dirname(src) or "/", "-cSf", "-", "--",
-                                         os.path.basename(src)])
+    sender = remote_argv(ctx, src_host, tar_sender(src))
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
-    _pipe(sender, receiver, "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    pipe(sender, receiver, "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
 
 
 def do_mv(ctx, src_host, src, dst_host, dst):
@@ -550,35 +480,6 @@ def do_mv(ctx, src_host, src, dst_host, dst):
     log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
     transfer_tree(ctx, src_host, src, dst_host, dst)
     do_delete(ctx, src_host, src)
-
-
-def do_context(ctx, files, host, dst):
-    log(ctx, "Generating context block device at %s" % dst)
-    tool = iso_tool()
-    work = tempfile.mkdtemp(prefix="one-context-")
-    try:
-        content = os.path.join(work, "iso")
-        os.mkdir(content)
-        for item in files:
-            path, _sep, target = item.partition(":")
-            name = os.path.basename(target) if target else os.path.basename(path.rstrip("/"))
-            if not name or name in (".", ".."):
-                fail("Bad context file name in %r" % item)
-            if not os.path.exists(path):
-                fail("Error copying %s to the context ISO: no such file" % path)
-            if os.path.isdir(path):
-                shutil.copytree(path, os.path.join(content, name), symlinks=True)
-            else:
-                shutil.copyfile(path, os.path.join(content, name))
-        iso = os.path.join(work, "context.iso")
-        exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
-        ssh_make_path(ctx, host, os.path.dirname(dst))
-        if runs_local(ctx, host):
-            copy_local(iso, dst, mode=0o644)
-        else:
-            copy_remote(ctx, iso, host, dst, mode=0o644)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _df(ctx, host, path):
@@ -644,42 +545,6 @@ def delete(ctx, args):
     do_delete(ctx, host, path)
 
 
-def _mkimage(ctx, size, fmt, host, dst):
-    if fmt not in ("raw", "qcow2", "swap") and not _FS.match(fmt):
-        fail("%s: format %r not supported" % (ctx.action, fmt))
-    log(ctx, "Making image of %sM and type %s at %s" % (size, fmt, dst))
-    ssh_script(ctx, host, SCRIPT_MKIMAGE, [size, fmt, dst], "Could not create image %s" % dst)
-
-
-def mkimage(ctx, args):
-    """mkimage SIZE FORMAT host:DST VMID DSID"""
-    size, fmt, dst = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
-    host, dst_path = host_path(dst)
-    _mkimage(ctx, _number(ctx, size, "size"), fmt, host, dst_path)
-
-
-def mkswap(ctx, args):
-    """mkswap SIZE host:DST VMID DSID"""
-    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
-    host, dst_path = host_path(dst)
-    _mkimage(ctx, _number(ctx, size, "size"), "swap", host, dst_path)
-
-
-def context(ctx, args):
-    """context FILE... host:DST VMID DSID"""
-    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
-    host, dst_path = host_path(args[-3])
-    do_context(ctx, args[:-3], host, dst_path)
-
-
-def resize(ctx, args):
-    """resize host:DISK SIZE VMID"""
-    disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
-    host, path = host_path(disk)
-    log(ctx, "Resizing %s to %sM" % (path, _number(ctx, size, "size")))
-    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
-
-
 def premigrate(ctx, args):
     """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the VM directory goes to the new host."""
     src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
@@ -730,7 +595,7 @@ def snap_revert(ctx, args):
     """snap_revert host:DISK SNAP_ID VMID: the disk becomes a copy of DISK.snap/ID."""
     host, path, snap = _snap_paths(ctx, args)
     log(ctx, "Reverting %s to %s" % (path, snap))
-    ssh_script(ctx, host, SCRIPT_LOCAL_COPY, [snap, path], "Error reverting %s to %s" % (path, snap))
+    ssh_script(ctx, host, SCRIPT_COPY, [snap, path], "Error reverting %s to %s" % (path, snap))
 
 
 def snap_delete(ctx, args):

@@ -39,7 +39,7 @@ def test_install_remotes_layout(run_module, tmp_path):
         assert path.read_text().startswith("#!/usr/bin/env python3\n")
     # the installed runtime is byte-for-byte the tested code
     lib = base / "lib" / "nebula_tm"
-    for rel in ("__init__.py", "common.py", "copy.py", "rc.py", "registry.py", "drivers/__init__.py",
+    for rel in ("__init__.py", "actions.py", "common.py", "copy.py", "rc.py", "registry.py", "drivers/__init__.py",
                 "drivers/nfs_shared.py"):
         assert (lib / rel).read_bytes() == (RUNTIME / rel).read_bytes(), rel
         assert stat.S_IMODE((lib / rel).stat().st_mode) == 0o644

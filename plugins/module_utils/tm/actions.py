@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright: nebula.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Building blocks the drivers' actions share.
+
+* Constant remote ``sh`` scripts. Their data arrive only as ``"$1"``,
+  ``"$2"``...; no path is ever pasted into script text. A file is written
+  under a temp name next to its destination and renamed into place only when
+  complete (``SH_TEMP`` ... ``SH_COMMIT``).
+* Checks of action arguments: numbers, filesystem types, the delete guard.
+* ``pipe``: one command's stdout into another's stdin, both machines remote or
+  local, with both exit codes checked.
+* ``make_context``: the context ISO, built on the front-end, put on the host.
+* ``mkimage``, ``mkswap``, ``context``, ``resize``: the OpenNebula 7.x actions
+  that are the same in every driver whose disks are files on the hosts.
+"""
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+import re
+
+from .common import (exec_and_log, fail, host_path, log, need_args, runs_local, ssh_exec_and_log, ssh_make_path,
+                     ssh_script)
+from .copy import copy_local, copy_remote, download, is_url
+
+# ---------------------------------------------------------------------------
+# Constant remote scripts
+# ---------------------------------------------------------------------------
+
+SH_PRELUDE = "set -e\nexport PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH\n"
+
+# Needs $dst; leaves the temp file in $t, removed on any exit before SH_COMMIT.
+SH_TEMP = (
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp "$d/.$(basename -- "$dst").tmcopy-XXXXXX")\n'
+    "trap 'rm -f -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+)
+
+SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
+
+# A sparse (reflinked where possible) copy on one machine: $1 src, $2 dst.
+SCRIPT_COPY = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + \
+    'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + SH_COMMIT
+
+# $2 becomes a symlink to $1.
+SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
+
+# A new image of $1 MiB and format $2 (qcow2, swap, raw or a mkfs type) at $3.
+SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
+    'case "$fmt" in\n'
+    '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
+    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
+    '  raw) truncate -s "${size}M" "$t" ;;\n'
+    '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
+    'esac\n'
+) + SH_COMMIT
+
+# Receive a tar stream holding the file or directory $2 on stdin; it replaces $1.
+SCRIPT_RECV_TREE = SH_PRELUDE + (
+    'dst=$1; name=$2\n'
+    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
+    't=$(mktemp -d "$d/.$(basename -- "$dst").tmmv-XXXXXX")\n'
+    "trap 'rm -rf -- \"$t\"' EXIT\n"
+    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
+    'tar -b 2048 -B -C "$t" -xSf -\n'
+    'rm -rf -- "$dst"\n'
+    'mv -- "$t/$name" "$dst"\n'
+)
+
+
+def tar_sender(path):
+    """The argv that writes ``path`` (file or directory, holes kept) as the tar stream SCRIPT_RECV_TREE reads."""
+    return ["tar", "-b", "2048", "-C", os.path.dirname(path) or "/", "-cSf", "-", "--", os.path.basename(path)]
+
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^[0-9]+$")
+_FS_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+
+
+def number_arg(ctx, value, what):
+    """``value`` (a string of digits) or fail naming the argument ``what``."""
+    if not _NUMBER.match(str(value)):
+        fail("%s: %s %r is not a number" % (ctx.action, what, value))
+    return str(value)
+
+
+def image_format_arg(ctx, fmt, formats):
+    """``fmt`` if it is one of ``formats`` or a plausible mkfs type (``ext4``, ``vfat``...)."""
+    if fmt not in formats and not _FS_TYPE.match(fmt):
+        fail("%s: format %r not supported" % (ctx.action, fmt))
+    return fmt
+
+
+def safe_to_delete(path, depth):
+    """Only absolute paths at least ``depth`` levels deep may be removed recursively."""
+    return path.startswith("/") and path.rstrip("/").count("/") >= depth
+
+
+# ---------------------------------------------------------------------------
+# Between machines
+# ---------------------------------------------------------------------------
+
+def pipe(src_argv, dst_argv, msg):
+    """``src_argv | dst_argv``; both must succeed, else fail with ``msg`` and their stderr."""
+    import subprocess
+    import tempfile
+    err_a = tempfile.TemporaryFile()
+    err_b = tempfile.TemporaryFile()
+    try:
+        # The runtime runs without Ansible (oned calls it), so no AnsibleModule.run_command here.
+        first = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL, start_new_session=True)
+        second = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL, start_new_session=True)
+        first.stdout.close()
+        rc_b = second.wait()
+        rc_a = first.wait()
+        if rc_a or rc_b:
+            errors = []
+            for handle in (err_a, err_b):
+                handle.seek(0)
+                errors.append(handle.read().decode("utf-8", "replace").strip())
+            fail("%s: %s" % (msg, "; ".join(e for e in errors if e) or "rc=%s/%s" % (rc_a, rc_b)))
+    finally:
+        err_a.close()
+        err_b.close()
+
+
+# ---------------------------------------------------------------------------
+# Context ISO
+# ---------------------------------------------------------------------------
+
+def iso_tool():
+    """The argv prefix of the first ISO 9660 builder found (context disks)."""
+    import shutil
+    for tool in ("genisoimage", "mkisofs"):
+        path = shutil.which(tool)
+        if path:
+            return [path]
+    path = shutil.which("xorriso")
+    if path:
+        return [path, "-as", "mkisofs"]
+    fail("No genisoimage, mkisofs or xorriso found to build the context ISO")
+
+
+def make_context(ctx, files, host, dst):
+    """Build the context ISO from ``files`` (``path``, ``path:name`` or URLs) and put it at ``host:dst``.
+
+    Directories are copied in whole. The ISO is a plain file on the host:
+    copied locally when the host is this machine, else streamed over ssh
+    (the receiver makes the directory, so one connection in all).
+    """
+    import shutil
+    import tempfile
+    log(ctx, "Generating context block device at %s" % dst)
+    tool = iso_tool()
+    work = tempfile.mkdtemp(prefix="one-context-")
+    try:
+        content = os.path.join(work, "iso")
+        os.mkdir(content)
+        for item in files:
+            if is_url(item):
+                name = os.path.basename(item.split("?", 1)[0].rstrip("/")) or "download"
+                download(ctx, item, None, os.path.join(content, name))
+                continue
+            path, _sep, target = item.partition(":")
+            name = os.path.basename(target) if target else os.path.basename(path.rstrip("/"))
+            if not name or name in (".", ".."):
+                fail("Bad context file name in %r" % item)
+            if not os.path.exists(path):
+                fail("Error copying %s to the context ISO: no such file" % path)
+            if os.path.isdir(path):
+                shutil.copytree(path, os.path.join(content, name), symlinks=True)
+            else:
+                shutil.copyfile(path, os.path.join(content, name))
+        iso = os.path.join(work, "context.iso")
+        exec_and_log(ctx, tool + ["-quiet", "-o", iso, "-V", "CONTEXT", "-J", "-R", content], "Error creating iso fs")
+        if runs_local(ctx, host):
+            ssh_make_path(ctx, host, os.path.dirname(dst))
+            copy_local(iso, dst, mode=0o644)
+        else:
+            copy_remote(ctx, iso, host, dst, mode=0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Image files
+# ---------------------------------------------------------------------------
+
+def make_image(ctx, size, fmt, host, dst):
+    """A new image file of ``size`` MiB: qcow2, raw, swap or a filesystem (mkfs type)."""
+    image_format_arg(ctx, fmt, ("raw", "qcow2", "swap"))
+    log(ctx, "Making image of %sM and type %s at %s" % (size, fmt, dst))
+    ssh_script(ctx, host, SCRIPT_MKIMAGE, [size, fmt, dst], "Could not create image %s" % dst)
+
+
+# ---------------------------------------------------------------------------
+# OpenNebula 7.x actions, the same in every driver whose disks are files
+# ---------------------------------------------------------------------------
+
+def mkimage(ctx, args):
+    """mkimage SIZE FORMAT host:DST VMID DSID"""
+    size, fmt, dst = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:3]
+    host, dst_path = host_path(dst)
+    make_image(ctx, number_arg(ctx, size, "size"), fmt, host, dst_path)
+
+
+def mkswap(ctx, args):
+    """mkswap SIZE host:DST VMID DSID"""
+    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = host_path(dst)
+    make_image(ctx, number_arg(ctx, size, "size"), "swap", host, dst_path)
+
+
+def context(ctx, args):
+    """context FILE... host:DST VMID DSID"""
+    need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
+    host, dst_path = host_path(args[-3])
+    make_context(ctx, args[:-3], host, dst_path)
+
+
+def resize(ctx, args):
+    """resize host:DISK SIZE VMID"""
+    disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
+    host, path = host_path(disk)
+    log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))
+    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
