@@ -3,6 +3,11 @@
 #   unit + functional pytest (each test counts), ansible-test sanity,
 #   ansible-lint (production profile), and each molecule scenario.
 # TEST_ONLY=unit,sanity,lint,molecule limits the steps; SCENARIOS="a b" the scenarios.
+# TEST_JOBS=N runs up to N steps at once (default 3; 1 runs them one by one).
+# The steps share nothing: each scenario has its own containers and network
+# (molecule/shared/vars/lab.yml), pytest and sanity work in temp directories.
+# Much of a step's time is spent waiting (systemd, sshd, podman, oned's double),
+# so on two cores three steps at once finish far sooner than one after another.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
@@ -12,32 +17,29 @@ export ANSIBLE_CONFIG="$root/ansible.cfg"
 out="$root/.cache/test"
 rm -rf "$out"; mkdir -p "$out"
 only=",${TEST_ONLY:-unit,sanity,lint,molecule},"
-passed=0 failed=0
-declare -a summary
+jobs=${TEST_JOBS:-3}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "TEST_JOBS=$jobs is not a positive number" >&2; exit 2; }
+t_start=$SECONDS
 
-record() {  # record NAME PASSED FAILED SECONDS
-  passed=$((passed + $2)); failed=$((failed + $3))
-  summary+=("$(printf '%-28s %4d passed %4d failed %6ss' "$1" "$2" "$3" "$4")")
-}
+logname() { printf '%s/%s' "$out" "${1//[^A-Za-z0-9_.-]/_}"; }
 
+# A step runs in the background; it leaves NAME.log and NAME.result ("PASSED FAILED SECONDS").
 step() {  # step NAME COMMAND... : one check, pass or fail by exit code
   local name=$1; shift
-  local t0=$SECONDS log="$out/${name//[^A-Za-z0-9_.-]/_}.log"
-  printf '==> %s\n' "$name"
-  if "$@" >"$log" 2>&1; then
-    record "$name" 1 0 $((SECONDS - t0))
+  local base t0=$SECONDS
+  base=$(logname "$name")
+  if "$@" >"$base.log" 2>&1; then
+    echo "1 0 $((SECONDS - t0))" >"$base.result"
   else
-    record "$name" 0 1 $((SECONDS - t0))
-    printf '%s FAILED; last lines of %s:\n' "$name" "$log"; tail -40 "$log"
+    echo "0 1 $((SECONDS - t0))" >"$base.result"
   fi
 }
 
-if [[ $only == *,unit,* ]]; then
-  printf '==> pytest (unit and functional)\n'
-  t0=$SECONDS
-  pytest -q -p no:cacheprovider --junitxml="$out/pytest.xml" >"$out/pytest.log" 2>&1
+pytest_step() {  # every test counts: passed and failed from the junit report
+  local base t0=$SECONDS rc p f
+  base=$(logname pytest)
+  pytest -q -p no:cacheprovider --junitxml="$out/pytest.xml" >"$base.log" 2>&1
   rc=$?
-  tail -15 "$out/pytest.log"
   read -r p f < <(python3 - "$out/pytest.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
@@ -50,19 +52,58 @@ except Exception:
 PY
 )
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # collection errors, crashes
-  record pytest "$p" "$f" $((SECONDS - t0))
-fi
-[[ $only == *,sanity,* ]] && step "ansible-test sanity" "$root/scripts/sanity.sh"
-[[ $only == *,lint,* ]] && step "ansible-lint production" ansible-lint
+  echo "$p $f $((SECONDS - t0))" >"$base.result"
+}
+
+# The queue, longest steps first, so that the short ones fill the gaps at the end.
+declare -a names=() cmds=()
+queue() { names+=("$1"); shift; cmds+=("$(printf '%q ' "$@")"); }
+scenario_cost() {  # measured seconds of each scenario alone; unknown ones count as long
+  case $1 in
+    gfs2_clvm) echo 550 ;; storpool_addon) echo 420 ;; nfs_shared) echo 380 ;; default) echo 270 ;;
+    onestor_replica) echo 245 ;; awx) echo 175 ;; *) echo 600 ;;
+  esac
+}
+declare -a molecule_steps=()
 if [[ $only == *,molecule,* ]]; then
   scenarios=${SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)}
-  for s in $scenarios; do
-    step "molecule $s" "$root/lab/molecule" test -s "$s"
-  done
-  "$root/lab/down" >/dev/null 2>&1 || true
+  mapfile -t molecule_steps < <(for s in $scenarios; do echo "$(scenario_cost "$s") $s"; done | sort -rn | awk '{print $2}')
+  # Shared by every scenario, made once before they start: the image and the network namespace.
+  printf '==> lab image and network namespace\n'
+  if ! { "$root/lab/image.sh" && "$root/lab/ns" true; } >"$out/lab.log" 2>&1; then
+    tail -20 "$out/lab.log"; printf '\n0 passed, 1 failed\n'; exit 1
+  fi
 fi
+n_mol=${#molecule_steps[@]}
+# the three longest scenarios first, then pytest, then the rest
+for ((i = 0; i < n_mol && i < 3; i++)); do queue "molecule ${molecule_steps[i]}" step "molecule ${molecule_steps[i]}" "$root/lab/molecule" test -s "${molecule_steps[i]}"; done
+[[ $only == *,unit,* ]] && queue pytest pytest_step
+for ((i = 3; i < n_mol; i++)); do queue "molecule ${molecule_steps[i]}" step "molecule ${molecule_steps[i]}" "$root/lab/molecule" test -s "${molecule_steps[i]}"; done
+[[ $only == *,sanity,* ]] && queue "ansible-test sanity" step "ansible-test sanity" "$root/scripts/sanity.sh"
+[[ $only == *,lint,* ]] && queue "ansible-lint production" step "ansible-lint production" ansible-lint
 
+running=0
+for i in "${!names[@]}"; do
+  while [ "$running" -ge "$jobs" ]; do wait -n; running=$((running - 1)); done
+  printf '==> %s (started at %ds)\n' "${names[i]}" $((SECONDS - t_start))
+  eval "${cmds[i]}" &
+  running=$((running + 1))
+done
+wait
+
+[[ $only == *,molecule,* ]] && { "$root/lab/down" >/dev/null 2>&1 || true; }
+
+passed=0 failed=0
 printf '\n%s\n' "---- summary ----"
-printf '%s\n' "${summary[@]}"
+for name in "${names[@]}"; do
+  base=$(logname "$name")
+  read -r p f s <"$base.result" 2>/dev/null || { p=0; f=1; s=0; }
+  passed=$((passed + p)); failed=$((failed + f))
+  printf '%-28s %4d passed %4d failed %6ss\n' "$name" "$p" "$f" "$s"
+  if [ "$f" -ne 0 ]; then
+    printf '%s FAILED; last lines of %s.log:\n' "$name" "$base"; tail -40 "$base.log"
+  fi
+done
+printf 'wall time: %ds with up to %d steps at once\n' $((SECONDS - t_start)) "$jobs"
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
