@@ -71,7 +71,7 @@ chroot "$rootfs" sh -c '
   # Units that cannot work in a container, or that roles start themselves.
   for u in nfs-kernel-server.service nfs-ganesha.service nfs-server.service rpc-statd.service \
            libvirtd.service virtlogd.service virtlockd.service lvm2-lvmpolld.socket \
-           lvmlockd.service dlm.service systemd-udevd.service; do
+           lvmlockd.service dlm.service corosync.service systemd-udevd.service; do
     systemctl disable "$u" >/dev/null 2>&1 || true
   done
   for u in systemd-remount-fs.service systemd-udev-trigger.service getty@tty1.service \
