@@ -510,3 +510,21 @@ def client_from_params(params):
     endpoint = discover_endpoint(params.get('api_url'))
     session = discover_session(params.get('api_username'), params.get('api_password'))
     return OneClient(endpoint, session)
+
+
+def run_api_module(module, validate, run):
+    """The body of an API module's ``main()``.
+
+    ``validate(params)`` checks the input before oned is contacted, then
+    ``run(module, client)`` does the work and returns the result. Bad input
+    (``ValueError``) and oned's errors (``OneError``, with oned's error code)
+    end in ``fail_json``; the result in ``exit_json``.
+    """
+    try:
+        validate(module.params)
+        result = run(module, client_from_params(module.params))
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+    except OneError as e:
+        module.fail_json(msg=e.message, oned_error_code=e.code)
+    module.exit_json(**result)

@@ -95,13 +95,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nebula.storage.plugins.module_utils._one_api import (
     API_ARGUMENT_SPEC,
-    OneError,
     check_key,
-    client_from_params,
     find_by_name,
     is_oned_owned,
     normalize_value,
     render_template_text,
+    run_api_module,
     singles,
 )
 
@@ -177,15 +176,7 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), required_together=[('api_username', 'api_password')],
                            supports_check_mode=True)
-    try:
-        wanted(module.params)  # validate input before talking to oned
-        client = client_from_params(module.params)
-        result = run(module, client)
-    except ValueError as e:
-        module.fail_json(msg=str(e))
-    except OneError as e:
-        module.fail_json(msg=e.message, oned_error_code=e.code)
-    module.exit_json(**result)
+    run_api_module(module, wanted, run)
 
 
 if __name__ == '__main__':
