@@ -235,7 +235,7 @@ def tuning(ctx, key, default=""):
     return default if value is None or value == "" else value
 
 
-def tuningnumber_arg(ctx, key, default):
+def tuning_number(ctx, key, default):
     value = tuning(ctx, key, "")
     if value == "":
         return default
@@ -368,7 +368,7 @@ def ensure_replica_copy(ctx, src, replica):
     """Make the replica's copy of ``src`` current; returns ``(cache path, copied?)`` or ``(None, False)``."""
     fe_ctx = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS", ""))
     cached = cache_path(ctx, src)
-    timeout = tuningnumber_arg(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
+    timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
     try:
         with flock(copy_lock_path(ctx, replica, src), timeout=timeout):
             total, size = image_checksum(src)
