@@ -9,7 +9,8 @@
   complete (``SH_TEMP`` ... ``SH_COMMIT``).
 * Checks of action arguments: numbers, filesystem types, the delete guard.
 * ``pipe``: one command's stdout into another's stdin, both machines remote or
-  local, with both exit codes checked.
+  local, with both exit codes checked; ``transfer_tree`` streams a file or a
+  directory between two machines through it.
 * ``make_context``: the context ISO, built on the front-end, put on the host.
 * ``mkimage``, ``mkswap``, ``context``, ``resize``: the OpenNebula 7.x actions
   that are the same in every driver whose disks are files on the hosts.
@@ -20,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (exec_and_log, fail, host_path, log, need_args, runs_local, ssh_exec_and_log, ssh_make_path,
-                     ssh_script)
+from .common import (exec_and_log, fail, host_path, log, need_args, remote_argv, runs_local, ssh_exec_and_log,
+                     ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -70,16 +71,12 @@ SCRIPT_RECV_TREE = SH_PRELUDE + (
 )
 
 
-def tar_sender(path):
-    """The argv that writes ``path`` (file or directory, holes kept) as the tar stream SCRIPT_RECV_TREE reads."""
-    return ["tar", "-b", "2048", "-C", os.path.dirname(path) or "/", "-cSf", "-", "--", os.path.basename(path)]
-
-
 # ---------------------------------------------------------------------------
 # Arguments
 # ---------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"^[0-9]+$")
+_ID = re.compile(r"^-?[0-9]+$")
 _FS_TYPE = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
 
@@ -88,6 +85,13 @@ def number_arg(ctx, value, what):
     if not _NUMBER.match(str(value)):
         fail("%s: %s %r is not a number" % (ctx.action, what, value))
     return str(value)
+
+
+def id_arg(ctx, value, what):
+    """``value`` as an int (an OpenNebula id; -1 included) or fail naming the argument ``what``."""
+    if not _ID.match(str(value)):
+        fail("%s: %s %r is not a number" % (ctx.action, what, value))
+    return int(value)
 
 
 def image_format_arg(ctx, fmt, formats):
@@ -130,6 +134,18 @@ def pipe(src_argv, dst_argv, msg):
     finally:
         err_a.close()
         err_b.close()
+
+
+def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None):
+    """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically.
+
+    The sender streams ``src`` as tar; the receiver (SCRIPT_RECV_TREE) unpacks
+    it next to ``dst`` and renames it into place only when complete.
+    """
+    sender = remote_argv(ctx, src_host, ["tar", "-b", "2048", "-C", os.path.dirname(src) or "/", "-cSf", "-", "--",
+                                         os.path.basename(src)])
+    receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
+    pipe(sender, receiver, msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
 
 
 # ---------------------------------------------------------------------------

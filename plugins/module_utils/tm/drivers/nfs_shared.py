@@ -21,12 +21,10 @@ from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
 import os
-import re
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SCRIPT_RECV_TREE, SH_COMMIT, SH_PRELUDE, SH_TEMP, context,
-                       make_context, make_image, mkimage, mkswap, number_arg, pipe, resize, safe_to_delete,
-                       tar_sender)
-from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args, remote_argv,
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
+                       make_image, mkimage, mkswap, number_arg, resize, safe_to_delete, transfer_tree)
+from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, download, is_url
 
@@ -130,18 +128,10 @@ SCRIPT_IN_DIR = 'cd -- "$1"\nshift\nexec "$@"\n'
 
 NOT_SUPPORTED = ("snap_create_live", "prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore")
 
-_SNAP_ID = re.compile(r"^-?[0-9]+$")
-
 
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-def _snap_id(ctx, value):
-    if not _SNAP_ID.match(value):
-        fail("%s: snapshot id %r is not a number" % (ctx.action, value))
-    return int(value)
-
 
 def image_format(ctx, path):
     """The image format ``qemu-img info`` reports for a local file."""
@@ -223,9 +213,7 @@ def do_mv(ctx, src_host, src, dst_host, dst):
                    "Error moving VM files: %s to %s in %s" % (src, dst, dst_host or "localhost"))
         return
     log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
-    sender = remote_argv(ctx, src_host, tar_sender(src))
-    receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
-    pipe(sender, receiver, "Error moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    transfer_tree(ctx, src_host, src, dst_host, dst, "Error moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
     do_delete(ctx, src_host, src)
 
 
@@ -274,7 +262,7 @@ def cpds(ctx, args):
     src, dst, snap = need_args(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
-    snap_id = _snap_id(ctx, snap)
+    snap_id = id_arg(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
     log(ctx, "Copying %s to datastore as %s" % (src_path, dst_path))
@@ -299,7 +287,7 @@ def snap_create(ctx, args):
     """snap_create host:DISK SNAP_ID VMID"""
     disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
     host, path = host_path(disk)
-    snap_id = _snap_id(ctx, snap)
+    snap_id = id_arg(ctx, snap, "snapshot id")
     with lock_for(ctx, "%s:%s" % (host, path)):
         _snap(ctx, host, SCRIPT_SNAP_CREATE, [path, str(snap_id + 1)], "Error creating snapshot %d of %s" % (snap_id, path))
 
@@ -308,7 +296,7 @@ def snap_revert(ctx, args):
     """snap_revert host:DISK SNAP_ID VMID"""
     disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
     host, path = host_path(disk)
-    snap_id = _snap_id(ctx, snap)
+    snap_id = id_arg(ctx, snap, "snapshot id")
     with lock_for(ctx, "%s:%s" % (host, path)):
         _snap(ctx, host, SCRIPT_SNAP_REVERT, [path, str(snap_id)], "Error reverting %s to snapshot %d" % (path, snap_id))
 
@@ -337,7 +325,7 @@ def snap_delete(ctx, args):
     """snap_delete host:DISK SNAP_ID VMID: merge the snapshot into its children, then remove it."""
     disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
     host, path = host_path(disk)
-    snap_id = str(_snap_id(ctx, snap))
+    snap_id = str(id_arg(ctx, snap, "snapshot id"))
     snap_dir = path + ".snap"
     with lock_for(ctx, "%s:%s" % (host, path)):
         rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_ACTIVE, "sh", path])

@@ -39,10 +39,10 @@ import re
 import shlex
 import tempfile
 
-from ..actions import (SCRIPT_COPY, SCRIPT_RECV_TREE, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, mkimage, mkswap,
-                       pipe, resize, safe_to_delete, tar_sender)
+from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, mkimage, mkswap,
+                       resize, safe_to_delete, transfer_tree)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
-                      lock_for, log, remote_argv, runs_local, ssh_capture, ssh_exec_and_log,
+                      lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, need_args)
 from ..copy import copy_local, copy_remote, download, is_url
@@ -204,19 +204,12 @@ SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
 
 SCRIPT_DF = 'mkdir -p -- "$1" 2>/dev/null || true\ndf -B1M -P -- "$1" | tail -n 1\n'
 
-_ID = re.compile(r"^-?[0-9]+$")
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
 # ---------------------------------------------------------------------------
 # Arguments and settings
 # ---------------------------------------------------------------------------
-
-def _id(ctx, value, what="id"):
-    if not _ID.match(value):
-        fail("%s: %s %r is not a number" % (ctx.action, what, value))
-    return int(value)
-
 
 def tuning(ctx, key, default=""):
     """A REPLICA_* tuning key: the driver rc first, then TUNING_RC (the stock sshrc)."""
@@ -461,13 +454,6 @@ def do_delete(ctx, host, path):
     ssh_exec_and_log(ctx, host, ["rm", "-rf", "--", path], "Error deleting %s" % path)
 
 
-def transfer_tree(ctx, src_host, src, dst_host, dst):
-    """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically."""
-    sender = remote_argv(ctx, src_host, tar_sender(src))
-    receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
-    pipe(sender, receiver, "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
-
-
 def do_mv(ctx, src_host, src, dst_host, dst):
     same = src_host == dst_host or (runs_local(ctx, src_host) and runs_local(ctx, dst_host))
     if same:
@@ -502,7 +488,7 @@ def clone(ctx, args):
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
     host, dst_path = host_path(dst)
-    do_clone(ctx, src_path, host, dst_path, _id(ctx, dsid, "datastore id"))
+    do_clone(ctx, src_path, host, dst_path, id_arg(ctx, dsid, "datastore id"))
 
 
 ln = clone
@@ -531,7 +517,7 @@ def cpds(ctx, args):
     src, dst, snap = need_args(ctx, args, 5, "host:SRC fe:DST SNAP_ID VMID DSID", at_least=True)[:3]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
-    snap_id = _id(ctx, snap, "snapshot id")
+    snap_id = id_arg(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
     log(ctx, "Copying %s:%s to the datastore as %s" % (host, src_path, dst_path))
@@ -581,7 +567,7 @@ def failmigrate(ctx, args):
 def _snap_paths(ctx, args):
     disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
     host, path = host_path(disk)
-    return host, path, "%s.snap/%d" % (path, _id(ctx, snap, "snapshot id"))
+    return host, path, "%s.snap/%d" % (path, id_arg(ctx, snap, "snapshot id"))
 
 
 def snap_create(ctx, args):
@@ -607,7 +593,7 @@ def snap_delete(ctx, args):
 
 def monitor(ctx, args):
     """monitor DRV_ACTION DSID: usage of the system datastore directory on the front-end."""
-    dsid = _id(ctx, need_args(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
+    dsid = id_arg(ctx, need_args(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
     base = ctx.setting("DATASTORES_DIR", "/var/lib/one/datastores")
     total, used, free = _df(ctx, "", "%s/%d" % (base, dsid))
     _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
