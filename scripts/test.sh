@@ -58,10 +58,11 @@ PY
 # The queue, longest steps first, so that the short ones fill the gaps at the end.
 declare -a names=() cmds=()
 queue() { names+=("$1"); shift; cmds+=("$(printf '%q ' "$@")"); }
-scenario_cost() {  # measured seconds of each scenario alone; unknown ones count as long
+queue_scenario() { queue "molecule $1" step "molecule $1" "$root/lab/molecule" test -s "$1"; }
+scenario_cost() {  # seconds of each scenario run alone (TEST_JOBS=1, 2026-12-02); unknown ones count as long
   case $1 in
-    gfs2_clvm) echo 550 ;; storpool_addon) echo 420 ;; nfs_shared) echo 380 ;; default) echo 270 ;;
-    onestor_replica) echo 245 ;; awx) echo 175 ;; *) echo 600 ;;
+    storpool_addon) echo 470 ;; default) echo 300 ;; nfs_shared) echo 285 ;; gfs2_clvm) echo 250 ;;
+    onestor_replica) echo 240 ;; awx) echo 175 ;; *) echo 600 ;;
   esac
 }
 declare -a molecule_steps=()
@@ -76,9 +77,9 @@ if [[ $only == *,molecule,* ]]; then
 fi
 n_mol=${#molecule_steps[@]}
 # the three longest scenarios first, then pytest, then the rest
-for ((i = 0; i < n_mol && i < 3; i++)); do queue "molecule ${molecule_steps[i]}" step "molecule ${molecule_steps[i]}" "$root/lab/molecule" test -s "${molecule_steps[i]}"; done
+for ((i = 0; i < n_mol && i < 3; i++)); do queue_scenario "${molecule_steps[i]}"; done
 [[ $only == *,unit,* ]] && queue pytest pytest_step
-for ((i = 3; i < n_mol; i++)); do queue "molecule ${molecule_steps[i]}" step "molecule ${molecule_steps[i]}" "$root/lab/molecule" test -s "${molecule_steps[i]}"; done
+for ((i = 3; i < n_mol; i++)); do queue_scenario "${molecule_steps[i]}"; done
 [[ $only == *,sanity,* ]] && queue "ansible-test sanity" step "ansible-test sanity" "$root/scripts/sanity.sh"
 [[ $only == *,lint,* ]] && queue "ansible-lint production" step "ansible-lint production" ansible-lint
 
