@@ -82,6 +82,15 @@ options:
     description:
       - Command run on the temporary file before it replaces O(path); C(%s) is replaced with its path, for example C(sh -n %s).
     type: str
+  follow:
+    description:
+      - When O(path) is a symbolic link, edit the file it points to.
+      - By default such a link is refused, and so is a link among the parent directories that root does not own,
+        because a less privileged user (oneadmin) may have planted it to make this module, run as root, read or
+        overwrite another file. The file is never read through such a link, and its content never appears in
+        errors or in the diff.
+    type: bool
+    default: false
 seealso:
   - module: nebula.storage.oned_conf
 '''
@@ -158,6 +167,7 @@ def argument_spec():
         create=dict(type='bool', default=False),
         backup=dict(type='bool', default=False),
         validate=dict(type='str'),
+        follow=dict(type='bool', default=False),
     )
 
 
@@ -170,7 +180,7 @@ def main():
         if not w['add'] and not w['remove']:
             module.fail_json(msg='words[%d] (%s): give add or remove' % (n, w['name']), **result)
     try:
-        old, exists = read_text(path, missing_ok=p['create'])
+        old, exists = read_text(path, missing_ok=p['create'], follow=p['follow'])
         doc = parse(old, path)
         changes = apply_edits(doc, set=p['set'], unset=p['unset'], words=p['words'])
         new = doc.render() if changes else old
@@ -178,7 +188,7 @@ def main():
             changes.insert(0, '%s: created' % path)
         result['changes'] = changes
         result.update(update_file(module, path, old, new, reparse=lambda text: parse(text, path),
-                                  validate=p['validate'], backup=p['backup'], exists=exists))
+                                  validate=p['validate'], backup=p['backup'], exists=exists, follow=p['follow']))
     except (RcError, FileUpdateError) as e:
         result['msg'] = str(e)
         module.fail_json(**result)

@@ -46,6 +46,15 @@ options:
       - Command run on the temporary file before it replaces O(path); C(%s) is replaced with its path.
       - The file is not changed when the command exits non-zero.
     type: str
+  follow:
+    description:
+      - When O(path) is a symbolic link, edit the file it points to.
+      - By default such a link is refused, and so is a link among the parent directories that root does not own,
+        because a less privileged user (oneadmin) may have planted it to make this module, run as root, read or
+        overwrite another file. The file is never read through such a link, and its content never appears in
+        errors or in the diff.
+    type: bool
+    default: false
   drivers:
     description: Word lists inside the C(ARGUMENTS) option of a single vector attribute such as C(TM_MAD).
     type: list
@@ -239,6 +248,7 @@ def argument_spec():
         path=dict(type='path', default='/etc/one/oned.conf'),
         backup=dict(type='bool', default=False),
         validate=dict(type='str'),
+        follow=dict(type='bool', default=False),
         drivers=dict(type='list', elements='dict', default=[], options=dict(
             attribute=dict(type='str', required=True),
             option=dict(type='str', default='-d'),
@@ -287,13 +297,13 @@ def main():
     path = p['path']
     result = dict(changed=False, changes=[], path=path)
     try:
-        old = read_text(path)[0]
+        old = read_text(path, follow=p['follow'])[0]
         doc = parse(old, path)
         changes = apply_edits(doc, drivers=p['drivers'], blocks=p['blocks'], attributes=p['attributes'], lists=p['lists'])
         new = doc.render() if changes else old
         result['changes'] = changes
         result.update(update_file(module, path, old, new, reparse=lambda text: parse(text, path),
-                                  validate=p['validate'], backup=p['backup']))
+                                  validate=p['validate'], backup=p['backup'], follow=p['follow']))
     except (TemplateError, FileUpdateError) as e:
         result['msg'] = str(e)
         module.fail_json(**result)

@@ -116,3 +116,81 @@ def test_non_utf8_bytes_survive(tmp_path):
     text = read_text(str(p))[0]
     update_file(make_module(tmp_path), str(p), text, text.replace("A=1", "A=2"))
     assert p.read_bytes() == b"# caf\xe9\nA=2\n"
+
+
+# -- links a less privileged user may plant (issue 14, item 3) ----------------
+
+SECRET = "STORPOOL_TOKEN=s3cr3t-root-only\n"
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """/root-only secret, and a directory owned by 'oneadmin' (uid 9869) holding a link to it."""
+    secret = tmp_path / "root" / "secret"
+    secret.parent.mkdir()
+    secret.write_text(SECRET)
+    os.chmod(secret, 0o600)
+    home = tmp_path / "one"
+    home.mkdir()
+    os.chown(home, 9869, 9869)
+    link = home / "x.conf"
+    os.symlink(secret, link)
+    os.lchown(link, 9869, 9869)
+    return secret, link
+
+
+def test_link_at_the_path_is_refused_and_nothing_is_written(tmp_path, planted):
+    secret, link = planted
+    with pytest.raises(FileUpdateError) as e:
+        read_text(str(link))
+    assert "symbolic link" in str(e.value) and "follow" in str(e.value) and "s3cr3t" not in str(e.value)
+    with pytest.raises(FileUpdateError, match="symbolic link"):
+        read_text(str(link), missing_ok=True)
+    with pytest.raises(FileUpdateError, match="symbolic link"):
+        update_file(make_module(tmp_path), str(link), "", "A=1\n", exists=False)
+    assert secret.read_text() == SECRET and os.path.islink(link) and files(link.parent) == ["x.conf"]
+
+
+def test_follow_edits_the_target(tmp_path, planted):
+    secret, link = planted
+    text, exists = read_text(str(link), follow=True)
+    assert exists and text == SECRET
+    update_file(make_module(tmp_path), str(link), text, "A=2\n", follow=True)
+    assert os.path.islink(link) and secret.read_text() == "A=2\n" and stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_link_planted_among_the_parents_is_refused(tmp_path, planted):
+    secret, _link = planted
+    home = tmp_path / "one"
+    (home / "etc").symlink_to(secret.parent)
+    os.lchown(home / "etc", 9869, 9869)
+    with pytest.raises(FileUpdateError, match=r"one/etc is a symbolic link owned by uid 9869"):
+        read_text(str(home / "etc" / "secret"))
+    with pytest.raises(FileUpdateError, match="symbolic link owned by uid 9869"):
+        update_file(make_module(tmp_path), str(home / "etc" / "secret"), SECRET, "A=1\n")
+    assert secret.read_text() == SECRET
+    # a link root made (/var/run -> /run style) is followed
+    (tmp_path / "rootlink").symlink_to(secret.parent)
+    assert read_text(str(tmp_path / "rootlink" / "secret"))[0] == SECRET
+
+
+def test_link_swapped_in_after_reading_is_replaced_not_followed(tmp_path, planted):
+    secret, _link = planted
+    target = tmp_path / "one" / "y.conf"
+    target.write_text("A=1\n")
+    old = read_text(str(target))[0]
+
+    def swap(_text):  # oneadmin replaces the file by a link while the module runs
+        target.unlink()
+        target.symlink_to(secret)
+
+    update_file(make_module(tmp_path), str(target), old, "A=2\n", reparse=swap)
+    assert secret.read_text() == SECRET
+    assert not target.is_symlink() and target.read_text() == "A=2\n"
+
+
+def test_fifo_is_not_read(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FileUpdateError, match="not a regular file"):
+        read_text(str(fifo))

@@ -94,3 +94,33 @@ def test_rejected(run_module, rc, args, msg):
     res = run_module("one_rc", {"path": str(p), **args})
     assert res["failed"] and msg in res["msg"], res
     assert p.read_text() == (RC / "fs.conf").read_text()
+
+
+def planted_link(tmp_path, secret_text):
+    secret = tmp_path / "secret"
+    secret.write_text(secret_text)
+    os.chmod(secret, 0o600)
+    home = tmp_path / "one"
+    home.mkdir()
+    os.chown(home, 9869, 9869)
+    link = home / "sshrc"
+    link.symlink_to(secret)
+    os.lchown(link, 9869, 9869)
+    return secret, link
+
+
+@pytest.mark.parametrize("create", [False, True])
+def test_symlink_planted_at_the_path_is_refused(run_module, tmp_path, create):
+    secret, link = planted_link(tmp_path, 'TOKEN="s3cr3t"\nA=1\n')
+    res = run_module("one_rc", {"path": str(link), "set": {"A": "2"}, "create": create}, diff=True)
+    assert res["failed"] and "symbolic link" in res["msg"] and "follow: true" in res["msg"]
+    assert "s3cr3t" not in repr(res) and "diff" not in res
+    assert secret.read_text() == 'TOKEN="s3cr3t"\nA=1\n' and link.is_symlink()
+    assert sorted(os.listdir(link.parent)) == ["sshrc"]
+
+
+def test_follow_true_edits_the_link_target(run_module, tmp_path):
+    secret, link = planted_link(tmp_path, "A=1\n")
+    res = run_module("one_rc", {"path": str(link), "set": {"A": "2"}, "follow": True})
+    assert not res["failed"] and res["changed"]
+    assert link.is_symlink() and secret.read_text() == "A=2\n"

@@ -172,3 +172,18 @@ def test_module_matches_pure_functions(run_module, conf, case):
     assert res["changes"] == want_changes
     assert p.read_text() == want
     assert run_module("oned_conf", {"path": str(p), **edits})["changed"] is False
+
+
+def test_symlink_planted_at_the_path_is_refused(run_module, tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text('ONE_KEY = "s3cr3t"\n')
+    os.chmod(secret, 0o600)
+    link = tmp_path / "oned.conf"
+    link.symlink_to(secret)
+    os.lchown(link, 9869, 9869)
+    res = run_module("oned_conf", {"path": str(link), "attributes": [{"name": "PORT", "value": "2634"}]}, diff=True)
+    assert res["failed"] and "symbolic link" in res["msg"] and "s3cr3t" not in repr(res) and "diff" not in res
+    assert secret.read_text() == 'ONE_KEY = "s3cr3t"\n' and link.is_symlink()
+    res = run_module("oned_conf", {"path": str(link), "attributes": [{"name": "PORT", "value": "2634"}], "follow": True})
+    assert not res["failed"] and res["changed"] and link.is_symlink()
+    assert secret.read_text() == 'ONE_KEY = "s3cr3t"\nPORT = "2634"\n'
