@@ -64,6 +64,14 @@ options:
       - In an existing rc file, only these keys are changed.
     type: dict
     default: {}
+  follow:
+    description:
+      - Follow symbolic links at the files and directories this module writes or removes.
+      - By default a symbolic link at any of them is refused, and so is a link among their parent directories that
+        root does not own, because oneadmin owns C(remotes/) and could point a link at a root-only file to make this
+        module, run as root, copy its content into a readable file or the diff. Such a file is never read.
+    type: bool
+    default: false
   state:
     description: Install (V(present)) or remove (V(absent)) the driver.
     type: str
@@ -115,15 +123,24 @@ actions:
   sample: [clone, ln, mv, delete]
 """
 
+import grp
 import hashlib
 import os
+import pwd
 import re
 import shutil
-import tempfile
+import stat
+import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
+from ansible_collections.nebula.storage.plugins.module_utils._file_update import (
+    FileUpdateError,
+    open_dir,
+    open_file,
+    write_file,
+)
 from ansible_collections.nebula.storage.plugins.module_utils import tm as tm_package
 from ansible_collections.nebula.storage.plugins.module_utils.tm import actions as tm_actions
 from ansible_collections.nebula.storage.plugins.module_utils.tm import common as tm_common
@@ -237,55 +254,104 @@ class Installer(object):
         return to_bytes(tm_rc.render_mapping(self.name, self.actions, header=header))
 
     # -- file operations --------------------------------------------------
-    def file_args(self, path, mode):
-        return dict(path=path, mode=mode, owner=self.module.params["owner"], group=self.module.params["group"],
-                    secontext=None, seuser=None, serole=None, setype=None, selevel=None, attributes=None)
-
-    def ensure_dir(self, path):
-        missing = []
-        current = path
-        while current and not os.path.isdir(current):
-            missing.append(current)
-            parent = os.path.dirname(current)
-            if parent == current:
-                break
-            current = parent
-        if self.module.check_mode:
-            return
-        for directory in reversed(missing):
+    # Every path is walked from / without following links others may have planted (open_dir); files are
+    # read with O_NOFOLLOW and replaced by a rename through the directory's descriptor, so that a link
+    # oneadmin plants in remotes/ is refused, never read or written through.
+    def ids(self):
+        if getattr(self, "_ids", None) is None:
+            params = self.module.params
+            uid = gid = -1
             try:
-                os.mkdir(directory, 0o755)
-            except OSError as exc:
-                self.module.fail_json(msg="Cannot create directory %s: %s" % (directory, to_native(exc)))
-            self.module.set_fs_attributes_if_different(self.file_args(directory, "0755"), False)
+                if params["owner"] is not None:
+                    owner = params["owner"]
+                    uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+                if params["group"] is not None:
+                    group = params["group"]
+                    gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+            except KeyError as exc:
+                self.module.fail_json(msg="owner/group: no such user or group: %s" % to_native(exc))
+            self._ids = (uid, gid)
+        return self._ids
+
+    def real(self, path):
+        return os.path.realpath(path) if self.module.params["follow"] else os.path.abspath(path)
+
+    def open_parent(self, path, create):
+        """Descriptor of the directory of ``path`` (created if ``create``), or None if it is missing."""
+        uid, gid = self.ids()
+
+        def created(fd, _where):
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, 0o755)
+
+        directory = os.path.dirname(self.real(path))
+        if not create and not os.path.isdir(directory):
+            return None
+        try:
+            return open_dir(directory, self.module.params["follow"], 0o755 if create else None, created)
+        except FileUpdateError as exc:
+            self.module.fail_json(msg=str(exc))
+
+    def read_existing(self, path):
+        """``(content or None, stat or None)`` of the regular file ``path``, read without following links."""
+        real = self.real(path)
+        if not os.path.isdir(os.path.dirname(real)):
+            return None, None  # a planted dangling link is refused when the directory is created
+        try:
+            fd, dfd, _base = open_file(real, False, missing_ok=True)
+        except FileUpdateError as exc:
+            self.module.fail_json(msg=str(exc))
+        os.close(dfd)
+        if fd is None:
+            return None, None
+        try:
+            st = os.fstat(fd)
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks), st
 
     def write(self, path, data, mode):
-        existing = None
-        if os.path.exists(path):
-            if not os.path.isfile(path):
-                self.module.fail_json(msg="%s exists and is not a regular file" % path)
-            with open(path, "rb") as handle:
-                existing = handle.read()
+        existing, st = self.read_existing(path)
+        want_mode = int(mode, 8)
+        uid, gid = self.ids()
         if existing is not None and sha256(existing) == sha256(data):
-            changed = False
-        else:
-            changed = True
-            (self.added if existing is None else self.updated).append(path)
-            if not self.module.check_mode:
-                self.ensure_dir(os.path.dirname(path))
-                fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".%s.tmp-" % os.path.basename(path))
-                try:
-                    with os.fdopen(fd, "wb") as handle:
-                        handle.write(data)
-                    self.module.atomic_move(tmp, path)
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
-        if os.path.exists(path):
-            if self.module.set_fs_attributes_if_different(self.file_args(path, mode), False) and path not in self.updated \
-                    and path not in self.added:
+            drift = stat.S_IMODE(st.st_mode) != want_mode or uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid)
+            if drift and path not in self.updated and path not in self.added:
                 self.updated.append(path)
-        return changed
+            if drift and not self.module.check_mode:
+                dfd = self.open_parent(path, False)
+                try:
+                    fd = os.open(os.path.basename(self.real(path)), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                                 dir_fd=dfd)
+                    try:
+                        os.fchown(fd, uid, gid)
+                        os.fchmod(fd, want_mode)
+                    finally:
+                        os.close(fd)
+                except OSError as exc:
+                    self.module.fail_json(msg="%s: cannot set owner or mode: %s" % (path, to_native(exc)))
+                finally:
+                    os.close(dfd)
+            return False
+        (self.added if existing is None else self.updated).append(path)
+        if not self.module.check_mode:
+            if st is not None:
+                uid = st.st_uid if uid == -1 else uid
+                gid = st.st_gid if gid == -1 else gid
+            dfd = self.open_parent(path, True)
+            try:
+                write_file(dfd, os.path.basename(self.real(path)), data, want_mode, uid, gid)
+            except FileUpdateError as exc:
+                self.module.fail_json(msg="%s: %s" % (path, exc))
+            finally:
+                os.close(dfd)
+        return True
 
     # -- rc file ----------------------------------------------------------
     def settings(self):
@@ -303,9 +369,8 @@ class Installer(object):
 
     def rc_content(self):
         wanted = self.settings()
-        if os.path.exists(self.rc_path):
-            with open(self.rc_path, "rb") as handle:
-                old = handle.read()
+        old = self.read_existing(self.rc_path)[0]
+        if old is not None:
             text = to_native(old)
             try:
                 current = tm_rc.parse_rc(text)
@@ -346,13 +411,27 @@ class Installer(object):
         trees = [self.base] + ([self.conf_dir] if self.conf_dir else [])
         files = []
         for tree in trees:
+            tree = self.real(tree)
             if not os.path.lexists(tree):
                 continue
-            for root, _dirs, names in os.walk(tree):
-                files.extend(os.path.join(root, n) for n in names)
-            self.removed.append(tree)
-            if not self.module.check_mode:
-                shutil.rmtree(tree)
+            dfd = self.open_parent(tree, False)
+            try:
+                st = os.stat(os.path.basename(tree), dir_fd=dfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    self.module.fail_json(msg="%s is not a directory (a symbolic link?); not removed; set follow: true "
+                                              "to remove what it points to" % tree)
+                for root, _dirs, names in os.walk(tree):
+                    files.extend(os.path.join(root, n) for n in names)
+                self.removed.append(tree)
+                if not self.module.check_mode:
+                    if sys.version_info >= (3, 11):
+                        shutil.rmtree(os.path.basename(tree), dir_fd=dfd)  # pylint: disable=unexpected-keyword-arg
+                    else:
+                        shutil.rmtree(tree)
+            except OSError as exc:
+                self.module.fail_json(msg="%s: cannot remove: %s" % (tree, to_native(exc)))
+            finally:
+                os.close(dfd)
         return sorted(files)
 
 
@@ -368,6 +447,7 @@ def main():
             mode=dict(type="str", default="0755"),
             rc_mode=dict(type="str", default="0644"),
             settings=dict(type="dict", default={}),
+            follow=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "absent"]),
         ),
         supports_check_mode=True,

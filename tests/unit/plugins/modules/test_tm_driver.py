@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -188,3 +189,103 @@ def test_owner_and_group(run_module, tmp_path):
     assert (tmp_path / "tm" / "nfs_shared" / "lib").stat().st_uid == pwd.getpwnam("nobody").pw_uid
     res = run_module("tm_driver", {"name": "nfs_shared", "dest": str(tmp_path), "owner": "nobody", "group": "nogroup"})
     assert res["changed"] is False
+
+
+# -- links oneadmin may plant in remotes/ (issue 14, item 3) ------------------
+
+TOKEN = "SP_AUTH_TOKEN=4242424242424242424\n"
+ONEADMIN = 9869
+
+
+def plant(path, target):
+    path.symlink_to(target)
+    os.lchown(path, ONEADMIN, ONEADMIN)
+
+
+def everything(root):
+    """Every file's content under root (links not followed)."""
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                with open(p, "rb") as handle:
+                    found.append(handle.read())
+    return b"".join(found)
+
+
+@pytest.fixture
+def remotes(run_module, tmp_path):
+    """An installed onestor driver in a remotes/ tree owned by oneadmin, and a root-only secret."""
+    secret = tmp_path / "root" / "storpool.conf"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text(TOKEN)
+    os.chmod(secret, 0o600)
+    dest = tmp_path / "remotes"
+    assert not run_module("tm_driver", {"name": "onestor", "dest": str(dest)})["failed"]
+    for dirpath, dirs, names in os.walk(dest):
+        for n in dirs + names:
+            os.lchown(os.path.join(dirpath, n), ONEADMIN, ONEADMIN)
+    os.chown(dest, ONEADMIN, ONEADMIN)
+    return dest, secret
+
+
+def test_rc_symlink_to_a_root_only_file_is_refused(run_module, remotes):
+    dest, secret = remotes
+    rc = dest / "tm" / "onestor" / "onestorrc"
+    rc.unlink()
+    plant(rc, secret)
+    before = snapshot(dest)
+    for check in (True, False):
+        res = run_module("tm_driver", {"name": "onestor", "dest": str(dest), "settings": {"REPLICA_HOST": "fe"}},
+                         check_mode=check, diff=True)
+        assert res["failed"] and "onestorrc is a symbolic link" in res["msg"] and "follow: true" in res["msg"]
+        assert "4242424242" not in repr(res) and "diff" not in res
+    assert rc.is_symlink() and secret.read_text() == TOKEN and stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert secret.stat().st_uid == 0
+    assert snapshot(dest) == before and b"4242424242" not in everything(dest)
+
+
+def test_planted_directory_link_is_refused_nothing_written_there(run_module, remotes, tmp_path):
+    dest, secret = remotes
+    elsewhere = tmp_path / "etc_like"
+    elsewhere.mkdir()
+    lib = dest / "tm" / "onestor" / "lib"
+    shutil.rmtree(lib)
+    plant(lib, elsewhere)
+    res = run_module("tm_driver", {"name": "onestor", "dest": str(dest)})
+    assert res["failed"] and "lib is a symbolic link owned by uid %d" % ONEADMIN in res["msg"]
+    assert os.listdir(elsewhere) == []
+    # a link planted in place of the driver's directory: install and removal both refuse it
+    base = dest / "tm" / "onestor"
+    shutil.rmtree(base)
+    plant(base, elsewhere)
+    res = run_module("tm_driver", {"name": "onestor", "dest": str(dest)})
+    assert res["failed"] and "symbolic link" in res["msg"] and os.listdir(elsewhere) == []
+    (elsewhere / "keep").write_text("x")
+    res = run_module("tm_driver", {"name": "onestor", "dest": str(dest), "state": "absent"})
+    assert res["failed"] and "not a directory" in res["msg"] and (elsewhere / "keep").exists()
+    assert secret.read_text() == TOKEN
+
+
+def test_action_symlink_is_refused(run_module, remotes):
+    dest, secret = remotes
+    clone = dest / "tm" / "onestor" / "clone"
+    clone.unlink()
+    plant(clone, secret)
+    res = run_module("tm_driver", {"name": "onestor", "dest": str(dest)}, diff=True)
+    assert res["failed"] and "clone is a symbolic link" in res["msg"] and "4242424242" not in repr(res)
+    assert secret.read_text() == TOKEN and stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_follow_true_allows_an_operator_link(run_module, tmp_path):
+    real = tmp_path / "real_remotes"
+    real.mkdir()
+    link = tmp_path / "remotes"
+    plant(link, real)
+    args = {"name": "nfs_shared", "dest": str(link)}
+    res = run_module("tm_driver", args)
+    assert res["failed"] and "remotes is a symbolic link owned by uid" in res["msg"]
+    res = run_module("tm_driver", dict(args, follow=True))
+    assert not res["failed"] and (real / "tm" / "nfs_shared" / "clone").exists()
+    assert run_module("tm_driver", dict(args, follow=True))["changed"] is False
