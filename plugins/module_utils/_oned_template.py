@@ -663,9 +663,29 @@ def _is_3x_driver_block(pair):
     return pair.is_vector and pair.node.get('NAME') is not None
 
 
+DRIVER_NAME_RE = re.compile(r'[A-Za-z0-9_.-]+\Z')
+_OPTION_RE = re.compile(r'-[A-Za-z0-9][A-Za-z0-9_-]*\Z')
+
+
+def check_driver_names(what, option, add=(), remove=()):
+    # type: (str, str, Sequence[Any], Sequence[Any]) -> None
+    """Refuse an option or a driver name that would inject options or words into ARGUMENTS.
+
+    A driver name is ``[A-Za-z0-9_.-]+``: blanks would add options (``storpool -t 1 -d evil``),
+    a comma would add two drivers that the next run cannot find as one (``x,y``).
+    """
+    if not isinstance(option, str) or not _OPTION_RE.match(option):
+        raise TemplateError('%s.option: %r is not an option such as -d or -s' % (what, option))
+    for key, words in (('add', add), ('remove', remove)):
+        for w in words or ():
+            if not isinstance(w, str) or not DRIVER_NAME_RE.match(w):
+                raise TemplateError('%s.%s: %r is not a driver name (letters, digits, _ . - only)' % (what, key, w))
+
+
 def edit_drivers(doc, attribute, option='-d', add=(), remove=()):
     # type: (Document, str, str, Sequence[str], Sequence[str]) -> List[str]
     """Add/remove drivers in the ``option`` list of the ARGUMENTS of the single ``attribute`` vector."""
+    check_driver_names('drivers[%s]' % attribute, option, add, remove)
     nodes = doc.find(attribute)
     if not nodes:
         raise TemplateError('%s: no %s attribute in the file' % (doc.path, attribute))
@@ -925,6 +945,9 @@ def apply_edits(doc, drivers=None, blocks=None, attributes=None, lists=None):
     # type: (Document, Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]], Optional[List[Dict[str, Any]]]) -> List[str]  # noqa: E501  pylint: disable=line-too-long
     """Apply all edits (dicts shaped like the oned_conf module options) in order; return the change list."""
     changes = []  # type: List[str]
+    for n, d in enumerate(drivers or ()):
+        check_driver_names('drivers[%d] (%s)' % (n, d['attribute']), d.get('option') or '-d', d.get('add') or (),
+                           d.get('remove') or ())
     for d in drivers or ():
         changes.extend(edit_drivers(doc, d['attribute'], d.get('option') or '-d', d.get('add') or (), d.get('remove') or ()))
     for b in blocks or ():

@@ -357,6 +357,12 @@ def edit_words(doc, key, add=(), remove=(), separator=' '):
     both = [w for w in add if w in remove]
     if both:
         raise RcError('words[%s]: %s is both in add and remove' % (key, ', '.join(both)))
+    for what, ws in (('add', add), ('remove', remove)):
+        for w in ws:
+            # a word that the list would split differently is added again on every run
+            if not w or (w.split() != [w] if separator == ' ' else separator in w):
+                raise RcError('words[%s].%s: %r is not a single word for separator %r (empty, blanks or the separator)'
+                              % (key, what, w, separator))
     found = doc.find(key)
     current = ''
     if found:

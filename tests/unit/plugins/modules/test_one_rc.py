@@ -124,3 +124,11 @@ def test_follow_true_edits_the_link_target(run_module, tmp_path):
     res = run_module("one_rc", {"path": str(link), "set": {"A": "2"}, "follow": True})
     assert not res["failed"] and res["changed"]
     assert link.is_symlink() and secret.read_text() == "A=2\n"
+
+
+@pytest.mark.parametrize("word,sep", [("kvm storpool", " "), ("", " "), ("a,b", ","), ("x\ty", " ")])
+def test_words_that_would_split_are_refused(run_module, rc, word, sep):
+    p = rc("vmm_execrc")
+    before = p.read_bytes()
+    res = run_module("one_rc", {"path": str(p), "words": [{"name": "LIVE_DISK_SNAPSHOTS", "add": [word], "separator": sep}]})
+    assert res["failed"] and "words[LIVE_DISK_SNAPSHOTS].add" in res["msg"] and p.read_bytes() == before

@@ -187,3 +187,30 @@ def test_symlink_planted_at_the_path_is_refused(run_module, tmp_path):
     res = run_module("oned_conf", {"path": str(link), "attributes": [{"name": "PORT", "value": "2634"}], "follow": True})
     assert not res["failed"] and res["changed"] and link.is_symlink()
     assert secret.read_text() == 'ONE_KEY = "s3cr3t"\nPORT = "2634"\n'
+
+
+@pytest.mark.parametrize("key,word", [("add", "storpool -t 1 -d evil"), ("add", "x,y"), ("add", "my driver"),
+                                      ("add", ""), ("remove", "a b"), ("add", "ssh\n")])
+def test_driver_names_are_validated(run_module, conf, key, word):
+    p = conf()
+    before = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), "drivers": [{"attribute": "TM_MAD", "add": ["storpool"]},
+                                                              {"attribute": "DATASTORE_MAD", key: [word]}]})
+    assert res["failed"] and "drivers[1] (DATASTORE_MAD).%s" % key in res["msg"] and "not a driver name" in res["msg"]
+    assert p.read_bytes() == before
+
+
+def test_driver_option_is_validated(run_module, conf):
+    p = conf()
+    before = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), "drivers": [{"attribute": "TM_MAD", "option": "-d x -t", "add": ["a"]}]})
+    assert res["failed"] and "drivers[0] (TM_MAD).option" in res["msg"] and p.read_bytes() == before
+
+
+def test_accepted_driver_names_stay_idempotent(run_module, conf):
+    p = conf()
+    args = {"path": str(p), "drivers": [{"attribute": "TM_MAD", "add": ["storpool", "my_drv-2.0", "3par"]}]}
+    assert run_module("oned_conf", args)["changed"]
+    text = p.read_text()
+    assert "storpool,my_drv-2.0,3par" in text
+    assert run_module("oned_conf", args)["changed"] is False and p.read_text() == text
