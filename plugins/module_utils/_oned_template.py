@@ -49,31 +49,195 @@ class TemplateSyntaxError(TemplateError):
         super(TemplateSyntaxError, self).__init__('%s:%d:%d: %s' % (path, line, column, expected))
 
 
-# One compiled scanner for the whole file.  Trivia (blanks, newlines and
-# comments) is merged into a single token; quoted strings follow oned's
-# ``"([^"]|\\")*"`` rule (a backslash escapes only a quote).
-_TOKEN_RE = re.compile(r'''
-  (?P<t>(?:[ \t\r\n\f\v]+|\#[^\n]*)+)
-| (?P<s>"[^"\\]*(?:\\"?[^"\\]*)*")
-| (?P<p>[=\[\],])
-| (?P<w>[^\s=\#,\[\]"][^\s=\#,\[\]]*)
-| (?P<e>.)
-''', re.X | re.S)
+class TemplateRefused(TemplateSyntaxError):
+    """oned would read the text, but not as it looks (a CR, a skipped character, a quote glued to a word)."""
+
+
+# --------------------------------------------------------------------------
+# Lexer: OpenNebula's src/parsers/template_parser.l, rule for rule
+# --------------------------------------------------------------------------
+# flex takes the longest match of the rules active in the current start
+# condition, the first rule on a tie, and echoes (skips) a character no rule
+# matches.  [[:blank:]] is space and tab; "." is anything but a newline.
+#
+# INITIAL: comment "[ \t]*#.*\n" (needs the newline), blanks "[ \t\n]+",
+#   VARIABLE "[[:alnum:]_]+", EQUAL "[ \t]*=[ \t]*" (-> VALUE),
+#   EQUAL_EMPTY "[ \t]*=[ \t]*\n", COMMA "[ \t\n]*,[ \t\n]*", CBRACKET "[ \t\n]*\][ \t\n]*".
+# VALUE: OBRACKET "[ \t]*\[[ \t\n]*", CCDATA ".*\]\]>.*" (oned then stops
+#   reading: YYABORT, no message), quoted "\"([^\"]|\\\")*\"", STRING "[^=# \t\n,\[\]]+".
+# The parser (template_syntax.y) removes the backslash of every \" in a value,
+# quoted or not; a vector keeps the first of repeated keys (map::insert).
+
+_I_RULES = (
+    ('t', re.compile(r'[ \t]*#[^\n]*\n')),
+    ('t', re.compile(r'[ \t\n]+')),
+    ('v', re.compile(r'[A-Za-z0-9_]+')),
+    ('eq', re.compile(r'([ \t]*)(=)([ \t]*)')),
+    ('eqe', re.compile(r'([ \t]*)(=)([ \t]*\n)')),
+    (',', re.compile(r'([ \t\n]*)(,)([ \t\n]*)')),
+    (']', re.compile(r'([ \t\n]*)(\])([ \t\n]*)')),
+)
+_OBRACKET_RE = re.compile(r'([ \t]*)(\[)([ \t\n]*)')
+_STRING_RE = re.compile(r'[^=# \t\n,\[\]]+')
+CDATA_END = ']]>'
 
 _KEY_RE = re.compile(r'[A-Za-z0-9_]+\Z')
 _BARE_RE = re.compile(r'[^\s=#,\[\]"][^\s=#,\[\]]*\Z')
 _BLANKS_RE = re.compile(r'[ \t]*\Z')
-_EMPTY_VALUE_RE = re.compile(r'[ \t]*\n')
 _SAME_LINE_TAIL_RE = re.compile(r'[ \t]*(?:#[^\n]*)?')
 _LINE_END_RE = re.compile(r'[ \t]*(?:#[^\n]*)?(?:\n|\Z)')
 
 
+def _quoted_end(text, pos):
+    # type: (str, int) -> int
+    """End of flex's longest ``"([^"]|\\")*"`` match at ``pos`` (text[pos] is a quote), or -1."""
+    end = -1
+    q = pos
+    while True:
+        q = text.find('"', q + 1)
+        if q < 0:
+            return end
+        end = q + 1
+        if text[q - 1] != '\\' or q - 1 == pos:
+            return end  # a quote without a backslash before it can only close
+
+
+def _position(text, pos):
+    # type: (str, int) -> Tuple[int, int]
+    line = text.count('\n', 0, pos) + 1
+    col = pos - (text.rfind('\n', 0, pos) + 1) + 1
+    return line, col
+
+
+def _lex(text, path):
+    # type: (str, str) -> Tuple[List[Tuple[str, str, int]], List[int]]
+    """Tokens ``(kind, text, offset)`` as oned's lexer cuts them, and where it skipped a ``#``.
+
+    Kinds: ``t`` trivia (blanks, newlines, comments), ``v`` a name, ``eq``/``eqe`` (``=``, ``=`` then
+    end of line), ``[ , ]``, ``s`` a value (raw, quotes included), ``cdata``; then ``eof``.  What
+    oned reads differently from how it looks raises :class:`TemplateRefused`.
+    """
+    toks = []  # type: List[Tuple[str, str, int]]
+    n = len(text)
+    pos = 0
+    value = False
+    skipped_hash = []  # type: List[int]
+
+    def refuse(at, what):
+        line, col = _position(text, at)
+        raise TemplateRefused(path, line, col, what)
+
+    def emit(kind, tok, at):
+        if kind == 't' and toks and toks[-1][0] == 't':
+            toks[-1] = ('t', toks[-1][1] + tok, toks[-1][2])
+        elif tok or kind != 't':
+            toks.append((kind, tok, at))
+
+    def emit3(m, kind):
+        emit('t', m.group(1), m.start(1))
+        emit(kind, m.group(2), m.start(2))
+        emit('t', m.group(3), m.start(3))
+
+    while pos < n:
+        if value:
+            value = False
+            best = None  # type: Optional[Tuple[int, int, Any]]
+            m = _OBRACKET_RE.match(text, pos)
+            cands = []  # type: List[Tuple[int, str, Any]]
+            if m:
+                cands.append((m.end(), '[', m))
+            eol = text.find('\n', pos)
+            eol = n if eol < 0 else eol
+            if text.find(CDATA_END, pos, eol) >= 0:
+                cands.append((eol, 'cdata', None))
+            if text[pos] == '"':
+                e = _quoted_end(text, pos)
+                if e > 0:
+                    cands.append((e, 'q', None))
+            m2 = _STRING_RE.match(text, pos)
+            if m2:
+                cands.append((m2.end(), 's', m2))
+            for order, c in enumerate(cands):
+                if best is None or c[0] > best[0]:
+                    best = (c[0], order, c)
+            if best is None:
+                what = {'#': 'a comment', '\n': 'end of line', '\r': 'a CR character'}.get(text[pos], repr(text[pos]))
+                keys = [t[1] for t in toks if t[0] == 'v']
+                refuse(pos, 'expected a value on the same line as %s=, found %s (oned would skip it and read what '
+                            'follows as the value)' % (keys[-1] + ' ' if keys else '', what))
+            end, kind, m = best[2]
+            if kind == '[':
+                emit3(m, '[')
+            elif kind == 'cdata':
+                refuse(text.find(CDATA_END, pos, eol),
+                       "']]>' on a value's line: oned reads it as the end of a CDATA section and stops reading "
+                       "the file there (a syntax error in a vector; at the top level, silently, with the rest of "
+                       "the configuration missing)")
+            elif kind == 'q':
+                tok = text[pos:end]
+                emit('s', tok, pos)
+            else:
+                tok = text[pos:end]
+                if '\r' in tok:
+                    refuse(pos + tok.index('\r'), 'a CR character (CRLF line ending?): oned reads it as part of the '
+                                                  'value (%r); convert the file to LF line endings' % tok)
+                if tok.startswith('"'):
+                    if _quoted_end(text, pos) < 0:
+                        refuse(pos, 'an unterminated quoted string (oned would read %r, quote included, as the value)'
+                               % tok)
+                    refuse(pos, 'a quoted value glued to a word: oned reads %r, quotes included, as the value; '
+                                'put a blank after the closing quote' % tok)
+                emit('s', tok, pos)
+            pos = end
+            continue
+        best = None
+        for order, (kind, rx) in enumerate(_I_RULES):
+            m = rx.match(text, pos)
+            if m and m.end() > pos and (best is None or m.end() > best[0]):
+                best = (m.end(), order, (kind, m))
+        if best is None:
+            c = text[pos]
+            if c == '#':
+                # "#" without a newline after it: the comment rule does not match, flex skips the "#"
+                # and oned reads the rest of the last line as tokens.  So do we.
+                emit('t', c, pos)
+                skipped_hash.append(pos)
+                pos += 1
+                continue
+            if c == '\r':
+                refuse(pos, 'a CR character (CRLF line ending?): oned reads it as part of values (PORT = 2633 as '
+                            '"2633\\r"); convert the file to LF line endings')
+            refuse(pos, 'unexpected %r: oned skips it without a message' % c)
+        kind, m = best[2]
+        if kind in ('t', 'v'):
+            tok = m.group()
+            if kind == 't' and '\r' in tok:
+                refuse(pos + tok.index('\r'), 'a CR character (CRLF line ending?) in a comment; oned reads CRs in '
+                                              'values as part of them; convert the file to LF line endings')
+            emit(kind, tok, pos)
+        else:
+            emit3(m, kind)
+            if kind == 'eq':
+                value = True
+        pos = m.end()
+    toks.append(('eof', '', n))
+    return toks, skipped_hash
+
+
 def unquote(raw):
     # type: (str) -> str
-    """Value of a raw value token: quotes removed and ``\\"`` unescaped."""
+    """Value of a raw value token as oned reads it: quotes removed, every ``\\"`` becomes ``"``."""
     if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-        return raw[1:-1].replace('\\"', '"')
-    return raw
+        raw = raw[1:-1]
+    return raw.replace('\\"', '"')
+
+
+def check_value(value, what='value'):
+    # type: (str, str) -> None
+    """Refuse a value oned cannot read back as written, wherever it goes."""
+    if CDATA_END in value:
+        raise TemplateError("%s: %r contains ']]>', which oned reads as the end of a CDATA section: it would stop "
+                            "reading oned.conf there" % (what, value))
 
 
 def quote(value):
@@ -81,25 +245,39 @@ def quote(value):
     """Quoted form of ``value``, as oned writes it."""
     if value.endswith('\\'):
         raise TemplateError('value %r ends with a backslash, which oned cannot read inside quotes' % value)
+    check_value(value)
     return '"' + value.replace('"', '\\"') + '"'
 
 
 def is_bare(value):
     # type: (str) -> bool
-    """True if ``value`` can be written without quotes."""
-    return bool(_BARE_RE.match(value))
+    """True if ``value`` reads back the same written without quotes."""
+    return bool(_BARE_RE.match(value)) and '\\"' not in value
 
 
-def render_value(value, old_raw=None, raw=False):
-    # type: (str, Optional[str], bool) -> str
-    """Token text for ``value``: quoted, unless ``raw`` or the old token was unquoted."""
+def render_value(value, old_raw=None, raw=False, what='value'):
+    # type: (str, Optional[str], bool, str) -> str
+    """Token text for ``value``: quoted, unless ``raw`` or the old token was unquoted.
+
+    The token always reads back as ``value`` with oned's rules; else :class:`TemplateError` names ``what``.
+    """
+    check_value(value, what)
     if raw:
         if not is_bare(value):
-            raise TemplateError('value %r cannot be written unquoted (raw): it is empty or contains blanks, quotes or = # , [ ]' % value)
-        return value
-    if old_raw is not None and old_raw != '' and not old_raw.startswith('"') and is_bare(value):
-        return value
-    return quote(value)
+            raise TemplateError('%s: %r cannot be written unquoted (raw): it is empty or contains blanks, quotes, '
+                                '\\" or = # , [ ]' % (what, value))
+        tok = value
+    elif old_raw is not None and old_raw != '' and not old_raw.startswith('"') and is_bare(value):
+        tok = value
+    elif value.endswith('\\'):
+        if not is_bare(value):
+            raise TemplateError('%s: %r ends with a backslash and needs quotes; oned cannot read that' % (what, value))
+        tok = value
+    else:
+        tok = quote(value)
+    if unquote(tok) != value:  # pragma: no cover - guarded by the rules above
+        raise TemplateError('%s: %r cannot be written so that oned reads it back' % (what, value))
+    return tok
 
 
 class Pair:
@@ -217,6 +395,8 @@ class Document:
         self.parts = parts
         self.text = text
         self.path = path
+        # the last line is a comment without a newline: oned reads its text as attributes
+        self.eof_comment_line = None  # type: Optional[int]
 
     @property
     def attributes(self):
@@ -254,13 +434,6 @@ class Document:
 # Parser
 # --------------------------------------------------------------------------
 
-def _position(text, pos):
-    # type: (str, int) -> Tuple[int, int]
-    line = text.count('\n', 0, pos) + 1
-    col = pos - (text.rfind('\n', 0, pos) + 1) + 1
-    return line, col
-
-
 def _describe(kind, tok):
     # type: (str, str) -> str
     if kind == 'eof':
@@ -269,16 +442,19 @@ def _describe(kind, tok):
         if '#' in tok and not tok.lstrip(' \t').startswith('\n'):
             return 'a comment'
         return 'end of line' if '\n' in tok else 'blanks'
-    if kind == 'e' and tok == '"':
-        return 'an unterminated quoted string'
+    if kind == 'eqe':
+        return "'=' at the end of the line"
     return repr(tok)
 
 
 def parse(text, path='<string>'):
     # type: (str, str) -> Document
-    """Parse ``text``; raise :class:`TemplateSyntaxError` with the position on error."""
-    toks = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN_RE.finditer(text)]
-    toks.append(('eof', '', len(text)))
+    """Parse ``text`` as oned does; raise :class:`TemplateSyntaxError` with the position on error.
+
+    Where oned would read the text differently from how it looks, :class:`TemplateRefused` (a
+    :class:`TemplateSyntaxError`) says how.
+    """
+    toks, eof_hash = _lex(text, path)
     n = len(toks) - 1
 
     def fail(i, expected):
@@ -286,37 +462,39 @@ def parse(text, path='<string>'):
         if kind == 't':  # point at what follows the blanks
             pos += len(tok) - len(tok.lstrip(' \t'))
         line, col = _position(text, pos)
-        raise TemplateSyntaxError(path, line, col, 'expected %s, found %s' % (expected, _describe(kind, tok)))
+        msg = 'expected %s, found %s' % (expected, _describe(kind, tok))
+        if eof_hash:
+            msg += ('; note: line %d, the last, is a comment without a newline at its end, which oned reads as '
+                    'attributes' % _position(text, eof_hash[0])[0])
+        raise TemplateSyntaxError(path, line, col, msg)
 
     def pair_at(i, top):
-        # toks[i] is a 'w' token in key position.
+        # toks[i] is a 'v' token in key position.
         kind, key, pos = toks[i]
-        if not _KEY_RE.match(key):
-            fail(i, 'an attribute name ([A-Za-z0-9_]+)')
         i += 1
         ws1 = ''
         if toks[i][0] == 't':
             ws1 = toks[i][1]
             i += 1
-        if toks[i][1] != '=' or toks[i][0] != 'p':
+        kind = toks[i][0]
+        if kind == 'eqe':
+            if top:
+                # ``KEY =`` at the end of the line: an empty value.  The
+                # trivia (blanks, newline) stays in the document.
+                return Pair(key, '', ws1, '', pos), i + 1
+            fail(i + 1, 'a value on the same line as %s =' % key)
+        if kind != 'eq':
             fail(i, "'=' after attribute name %s" % key)
         i += 1
         ws2 = ''
         kind, tok = toks[i][:2]
         if kind == 't':
-            if _BLANKS_RE.match(tok):
-                ws2 = tok
-                i += 1
-                kind, tok = toks[i][:2]
-            elif top and _EMPTY_VALUE_RE.match(tok):
-                # ``KEY =`` at the end of the line: an empty value.  The
-                # trivia stays in the document.
-                return Pair(key, '', ws1, '', pos), i
-            else:
-                fail(i, 'a value on the same line as %s =' % key)
-        if kind == 's' or kind == 'w':
+            ws2 = tok
+            i += 1
+            kind, tok = toks[i][:2]
+        if kind == 's':
             return Pair(key, tok, ws1, ws2, pos), i + 1
-        if kind == 'p' and tok == '[':
+        if kind == '[':
             if not top:
                 fail(i, 'a value (vectors do not nest)')
             vec, i = vector_at(i)
@@ -332,11 +510,11 @@ def parse(text, path='<string>'):
             i += 1
         else:
             parts.append('')
-        if toks[i][0] == 'p' and toks[i][1] == ']':
+        if toks[i][0] == ']':
             parts.append(']')
             return Vector(parts), i + 1
         while True:
-            if toks[i][0] != 'w':
+            if toks[i][0] != 'v':
                 fail(i, "an attribute name or ']'" if len(parts) == 2 else "an attribute name after ','")
             pair, i = pair_at(i, False)
             parts.append(pair)
@@ -346,10 +524,10 @@ def parse(text, path='<string>'):
             else:
                 parts.append('')
             kind, tok = toks[i][:2]
-            if kind == 'p' and tok == ']':
+            if kind == ']':
                 parts.append(']')
                 return Vector(parts), i + 1
-            if kind == 'p' and tok == ',':
+            if kind == ',':
                 parts.append(',')
                 i += 1
                 if toks[i][0] == 't':
@@ -368,7 +546,7 @@ def parse(text, path='<string>'):
         if kind == 't':
             trivia += tok
             i += 1
-        elif kind == 'w':
+        elif kind == 'v':
             parts.append(trivia)
             trivia = ''
             pair, i = pair_at(i, True)
@@ -376,7 +554,10 @@ def parse(text, path='<string>'):
         else:
             fail(i, 'an attribute name')
     parts.append(trivia)
-    return Document(parts, text, path)
+    doc = Document(parts, text, path)
+    if eof_hash:
+        doc.eof_comment_line = _position(text, eof_hash[0])[0]
+    return doc
 
 
 # --------------------------------------------------------------------------
@@ -572,6 +753,10 @@ def _insert_after(doc, ref, new, sep):
 
 def _append_top(doc, new, blank_line):
     # type: (Document, Pair, bool) -> None
+    if doc.eof_comment_line is not None:
+        raise TemplateError('%s: line %d, the last, is a comment without a newline at its end; oned reads its text '
+                            'as attributes, and adding %s after it would make it a comment; end the file with a '
+                            'newline (or remove the line) first' % (doc.path, doc.eof_comment_line, new.key))
     parts = doc.parts
     last = parts[-1]
     text_before = doc.render() if len(parts) > 1 or last else ''
@@ -709,7 +894,7 @@ def edit_drivers(doc, attribute, option='-d', add=(), remove=()):
     changes = []  # type: List[str]
     if not added and not removed:
         return changes
-    argp.set_raw(render_value(new_args, argp.raw))
+    argp.set_raw(render_value(new_args, argp.raw, what='%s.ARGUMENTS' % attribute))
     for w in added:
         changes.append('%s: added "%s" to %s' % (attribute, w, option))
     for w in removed:
@@ -767,7 +952,7 @@ def _new_block(doc, attribute, items, ref, raw):
             if n:
                 parts.extend([',', '\n' + indent if multiline else ' '])
             w1 = ' ' * max(1, align - len(k)) if align is not None else kws1
-            parts.append(Pair(k, render_value(v, None, raw), w1, kws2))
+            parts.append(Pair(k, render_value(v, None, raw, '%s.%s' % (attribute, k)), w1, kws2))
             parts.append('')
         closing = style.closing if style is not None else '\n'
         if multiline and '\n' not in closing and closing.strip(' \t'):
@@ -778,9 +963,10 @@ def _new_block(doc, attribute, items, ref, raw):
     else:
         # packed: several pairs per line, wrapped like the reference block
         first_key, first_v = keys[0], items[0][1]
-        vec = Vector(['[', style.t0, Pair(first_key, render_value(first_v, None, raw), style.ws1, style.ws2), style.closing, ']'])
+        vec = Vector(['[', style.t0, Pair(first_key, render_value(first_v, None, raw, '%s.%s' % (attribute, first_key)),
+                                               style.ws1, style.ws2), style.closing, ']'])
         for k, (_k, v) in zip(keys[1:], items[1:]):
-            _append_pair(vec, k, render_value(v, None, raw), style)
+            _append_pair(vec, k, render_value(v, None, raw, '%s.%s' % (attribute, k)), style)
     return Pair(name, vec, ws1, ws2)
 
 
@@ -859,10 +1045,10 @@ def edit_block(doc, attribute, match=None, set=None, unset=None, state='present'
             p = found[0]
             if p.value != v:
                 old = p.raw
-                p.set_raw(render_value(v, p.raw, raw))
+                p.set_raw(render_value(v, p.raw, raw, '%s.%s' % (label, k)))
                 changes.append('%s: set %s=%s (was %s)' % (label, p.key, p.raw, old if old else 'empty'))
         else:
-            newp = _append_pair(vec, k, render_value(v, None, raw))
+            newp = _append_pair(vec, k, render_value(v, None, raw, '%s.%s' % (label, k)))
             changes.append('%s: set %s=%s' % (label, newp.key, newp.raw))
     drop = [k.upper() for k in unset]
     if state == 'exact':
@@ -897,9 +1083,9 @@ def edit_attribute(doc, name, value=None, state='present', raw=False):
         if p.value == value:
             return []
         old = p.raw
-        p.set_raw(render_value(value, p.raw, raw))
+        p.set_raw(render_value(value, p.raw, raw, name))
         return ['%s: set to %s (was %s)' % (p.key, p.raw, old if old else 'empty')]
-    new = Pair(name, render_value(value, None, raw))
+    new = Pair(name, render_value(value, None, raw, name))
     _append_top(doc, new, False)
     return ['%s: added %s' % (name, new.raw)]
 
@@ -931,10 +1117,10 @@ def edit_list(doc, name, add=(), remove=(), raw=False):
             continue
         have.add(v)
         if ref is not None:
-            new = Pair(ref.key, render_value(v, ref.raw, raw), ref.parts[1], ref.parts[3] or ' ')
+            new = Pair(ref.key, render_value(v, ref.raw, raw, name), ref.parts[1], ref.parts[3] or ' ')
             _insert_after(doc, ref, new, '\n' + _line_indent(doc, ref))
         else:
-            new = Pair(name, render_value(v, None, raw))
+            new = Pair(name, render_value(v, None, raw, name))
             _append_top(doc, new, False)
         ref = new
         changes.append('%s: added %s' % (name, new.raw))
@@ -960,9 +1146,46 @@ def apply_edits(doc, drivers=None, blocks=None, attributes=None, lists=None):
     return changes
 
 
+def values(doc):
+    # type: (Document) -> List[Tuple[str, Any]]
+    """What oned gets from ``doc``: ``[(NAME, value or {KEY: value})]`` in file order.
+
+    Names are upper-cased; a vector keeps the first of repeated keys, as oned's parser does.
+    """
+    out = []  # type: List[Tuple[str, Any]]
+    for p in doc.attributes:
+        if p.is_vector:
+            vec = {}  # type: Dict[str, str]
+            for q in p.node.pairs:
+                vec.setdefault(q.ukey, q.value)
+            out.append((p.ukey, vec))
+        else:
+            out.append((p.ukey, p.value))
+    return out
+
+
+def verify_written(doc, text):
+    # type: (Document, str) -> None
+    """Raise :class:`TemplateError` unless oned reads ``text`` (the rendered ``doc``) as ``doc`` says."""
+    got = values(parse(text, doc.path))
+    want = values(doc)
+    if got == want:
+        return
+    for n, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            raise TemplateError('%s: oned would read the edited file differently: attribute %d would be %s = %r '
+                                'instead of %s = %r; not written' % (doc.path, n + 1, g[0], g[1], w[0], w[1]))
+    raise TemplateError('%s: oned would read %d attributes from the edited file instead of %d; not written'
+                        % (doc.path, len(got), len(want)))
+
+
 def edit_text(text, path='<string>', **edits):
     # type: (str, str, Any) -> Tuple[str, List[str]]
     """Parse ``text``, apply ``edits`` (see :func:`apply_edits`) and return ``(new_text, changes)``."""
     doc = parse(text, path)
     changes = apply_edits(doc, **edits)
-    return (doc.render() if changes else text), changes
+    if not changes:
+        return text, changes
+    new = doc.render()
+    verify_written(doc, new)
+    return new, changes

@@ -240,6 +240,7 @@ from ansible_collections.nebula.storage.plugins.module_utils._oned_template impo
     TemplateError,
     apply_edits,
     parse,
+    verify_written,
 )
 
 
@@ -302,7 +303,7 @@ def main():
         changes = apply_edits(doc, drivers=p['drivers'], blocks=p['blocks'], attributes=p['attributes'], lists=p['lists'])
         new = doc.render() if changes else old
         result['changes'] = changes
-        result.update(update_file(module, path, old, new, reparse=lambda text: parse(text, path),
+        result.update(update_file(module, path, old, new, reparse=lambda text: verify_written(doc, text),
                                   validate=p['validate'], backup=p['backup'], follow=p['follow']))
     except (TemplateError, FileUpdateError) as e:
         result['msg'] = str(e)

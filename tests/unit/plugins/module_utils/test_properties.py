@@ -19,12 +19,16 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 KEYS = st.sampled_from(["A", "b", "Name", "NAME", "TM_MAD", "tm_mad_conf", "X_1", "shared", "DS_MAD_CONF", "LIST"])
 BLANK = st.sampled_from(["", " ", "  ", "\t"])
-COMMENT = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=12).map(lambda s: "#" + s + "\n")
+# "]]>" on a value's line ends oned's reading (a CDATA end): such files and values are refused,
+# see test_oned_lexer.py; here they are left out.
+COMMENT = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=12).filter(
+    lambda s: "]]>" not in s).map(lambda s: "#" + s + "\n")
 TOP_TRIVIA = st.lists(st.one_of(st.sampled_from([" ", "\n", "\n\n", "\t\n"]), COMMENT), min_size=1, max_size=3).map("".join)
 VEC_TRIVIA = st.lists(st.one_of(st.sampled_from(["", " ", "\n", "\n    "]), COMMENT), max_size=3).map("".join)
 VALUE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=15).filter(
-    lambda s: not s.endswith("\\"))
-BARE = st.from_regex(r'\A[A-Za-z0-9_./:@%+-][^\s=#,\[\]]{0,10}\Z')
+    lambda s: not s.endswith("\\") and "]]>" not in s)
+# oned removes the backslash of \" in unquoted values too: such a token does not read as written
+BARE = st.from_regex(r'\A[A-Za-z0-9_./:@%+-][^\s=#,\[\]]{0,10}\Z').filter(lambda s: '\\"' not in s)
 
 
 @st.composite
