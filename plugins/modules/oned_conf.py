@@ -73,7 +73,9 @@ options:
         type: str
         default: -d
       add:
-        description: Words to add at the end of the list (missing option is appended to C(ARGUMENTS)).
+        description:
+          - Drivers to add at the end of the list (missing option is appended to C(ARGUMENTS)).
+          - Each is C([A-Za-z0-9_.-]+).
         type: list
         elements: str
         default: []
@@ -163,6 +165,16 @@ options:
         default: []
 notes:
   - The parser follows oned's template grammar; a file that oned cannot read fails with C(path:line:column) and what was expected.
+  - The file is read as OpenNebula's own lexer reads it (tested against OpenNebula 7.4.0's flex lexer and bison parser).
+    Where oned reads the text differently from how it looks, the task fails with the line instead of guessing
+    C(]]>) on a value's line (oned takes it for the end of a CDATA section and stops reading the file, without a message
+    at the top level), CR characters (CRLF files; oned keeps the CR in values), characters oned skips, and a quoted value
+    glued to a word (C(A = "x"y)). A last line that is a comment without a newline is read as oned reads it (its text
+    as attributes), and nothing is appended after it.
+  - A value containing C(]]>) is refused. A value containing C(\") is written quoted, because oned removes the backslash
+    in unquoted values too. After an edit, the new text is read again and must give exactly the intended attributes.
+  - Driver names in O(drivers[].add) and O(drivers[].remove) are C([A-Za-z0-9_.-]+), so that they cannot add options
+    to C(ARGUMENTS).
 seealso:
   - module: nebula.storage.one_rc
 '''

@@ -214,3 +214,25 @@ def test_accepted_driver_names_stay_idempotent(run_module, conf):
     text = p.read_text()
     assert "storpool,my_drv-2.0,3par" in text
     assert run_module("oned_conf", args)["changed"] is False and p.read_text() == text
+
+
+@pytest.mark.parametrize("text,where", [
+    ('PORT = 2633\nLISTEN_ADDRESS = "a]]>b"\nDB = [ BACKEND = "sqlite" ]\n', ":2:"),  # oned silently stops here
+    ('PORT = 2633\r\nDB = [ BACKEND = "sqlite" ]\r\n', ":1:12:"),  # oned reads PORT as "2633\r"
+    ('PORT = 2633\nA = "x"y\n', ":2:5:"),
+    ('PORT = 2633\n# end', ":2:"),
+])
+def test_file_oned_reads_differently_fails_with_the_line(run_module, tmp_path, text, where):
+    p = tmp_path / "oned.conf"
+    p.write_bytes(text.encode())
+    res = run_module("oned_conf", {"path": str(p), "attributes": [{"name": "PORT", "value": "2633"}]}, diff=True)
+    assert res["failed"] and (str(p) + where) in res["msg"], res["msg"]
+    assert p.read_bytes() == text.encode()
+
+
+def test_cdata_end_in_a_value_is_refused_naming_it(run_module, conf):
+    p = conf()
+    before = p.read_bytes()
+    res = run_module("oned_conf", {"path": str(p), "attributes": [{"name": "LISTEN_ADDRESS", "value": "x]]>"}]})
+    assert res["failed"] and res["msg"].startswith("LISTEN_ADDRESS: ") and "]]>" in res["msg"]
+    assert p.read_bytes() == before
