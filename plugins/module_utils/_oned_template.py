@@ -68,15 +68,17 @@ class TemplateRefused(TemplateSyntaxError):
 # The parser (template_syntax.y) removes the backslash of every \" in a value,
 # quoted or not; a vector keeps the first of repeated keys (map::insert).
 
-_I_RULES = (
-    ('t', re.compile(r'[ \t]*#[^\n]*\n')),
-    ('t', re.compile(r'[ \t\n]+')),
-    ('v', re.compile(r'[A-Za-z0-9_]+')),
-    ('eq', re.compile(r'([ \t]*)(=)([ \t]*)')),
-    ('eqe', re.compile(r'([ \t]*)(=)([ \t]*\n)')),
-    (',', re.compile(r'([ \t\n]*)(,)([ \t\n]*)')),
-    (']', re.compile(r'([ \t\n]*)(\])([ \t\n]*)')),
-)
+# In INITIAL, the blanks a rule takes before or after its symbol only ever become trivia, so one
+# alternation that cuts blanks, comments and symbols apart gives the same tokens as the rules'
+# longest match (test_oned_lexer checks it against the real lexer).  EQUAL must keep its trailing
+# blanks: the VALUE rules do not skip blanks.
+_INITIAL_RE = re.compile(r"""
+  (?P<t>(?:[ \t\n]+|\#[^\n]*\n)+)
+| (?P<v>[A-Za-z0-9_]+)
+| (?P<eqe>=)(?P<eqe_t>[ \t]*\n)
+| (?P<eq>=)(?P<eq_t>[ \t]*)
+| (?P<p>[,\]])
+""", re.X)
 _OBRACKET_RE = re.compile(r'([ \t]*)(\[)([ \t\n]*)')
 _STRING_RE = re.compile(r'[^=# \t\n,\[\]]+')
 CDATA_END = ']]>'
@@ -190,12 +192,8 @@ def _lex(text, path):
                 emit('s', tok, pos)
             pos = end
             continue
-        best = None
-        for order, (kind, rx) in enumerate(_I_RULES):
-            m = rx.match(text, pos)
-            if m and m.end() > pos and (best is None or m.end() > best[0]):
-                best = (m.end(), order, (kind, m))
-        if best is None:
+        m = _INITIAL_RE.match(text, pos)
+        if m is None:
             c = text[pos]
             if c == '#':
                 # "#" without a newline after it: the comment rule does not match, flex skips the "#"
@@ -208,17 +206,24 @@ def _lex(text, path):
                 refuse(pos, 'a CR character (CRLF line ending?): oned reads it as part of values (PORT = 2633 as '
                             '"2633\\r"); convert the file to LF line endings')
             refuse(pos, 'unexpected %r: oned skips it without a message' % c)
-        kind, m = best[2]
-        if kind in ('t', 'v'):
-            tok = m.group()
-            if kind == 't' and '\r' in tok:
+        kind = m.lastgroup
+        tok = m.group()
+        if kind == 't':
+            if '\r' in tok:
                 refuse(pos + tok.index('\r'), 'a CR character (CRLF line ending?) in a comment; oned reads CRs in '
                                               'values as part of them; convert the file to LF line endings')
-            emit(kind, tok, pos)
+            emit('t', tok, pos)
+        elif kind == 'v':
+            toks.append(('v', tok, pos))
+        elif kind == 'p':
+            toks.append((tok, tok, pos))
+        elif kind == 'eqe_t':
+            toks.append(('eqe', '=', pos))
+            emit('t', m.group('eqe_t'), pos + 1)
         else:
-            emit3(m, kind)
-            if kind == 'eq':
-                value = True
+            toks.append(('eq', '=', pos))
+            emit('t', m.group('eq_t'), pos + 1)
+            value = True
         pos = m.end()
     toks.append(('eof', '', n))
     return toks, skipped_hash
