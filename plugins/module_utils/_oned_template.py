@@ -968,8 +968,8 @@ def _new_block(doc, attribute, items, ref, raw):
     else:
         # packed: several pairs per line, wrapped like the reference block
         first_key, first_v = keys[0], items[0][1]
-        vec = Vector(['[', style.t0, Pair(first_key, render_value(first_v, None, raw, '%s.%s' % (attribute, first_key)),
-                                               style.ws1, style.ws2), style.closing, ']'])
+        first = Pair(first_key, render_value(first_v, None, raw, '%s.%s' % (attribute, first_key)), style.ws1, style.ws2)
+        vec = Vector(['[', style.t0, first, style.closing, ']'])
         for k, (_k, v) in zip(keys[1:], items[1:]):
             _append_pair(vec, k, render_value(v, None, raw, '%s.%s' % (attribute, k)), style)
     return Pair(name, vec, ws1, ws2)

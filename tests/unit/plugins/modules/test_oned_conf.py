@@ -194,8 +194,8 @@ def test_symlink_planted_at_the_path_is_refused(run_module, tmp_path):
 def test_driver_names_are_validated(run_module, conf, key, word):
     p = conf()
     before = p.read_bytes()
-    res = run_module("oned_conf", {"path": str(p), "drivers": [{"attribute": "TM_MAD", "add": ["storpool"]},
-                                                              {"attribute": "DATASTORE_MAD", key: [word]}]})
+    drivers = [{"attribute": "TM_MAD", "add": ["storpool"]}, {"attribute": "DATASTORE_MAD", key: [word]}]
+    res = run_module("oned_conf", {"path": str(p), "drivers": drivers})
     assert res["failed"] and "drivers[1] (DATASTORE_MAD).%s" % key in res["msg"] and "not a driver name" in res["msg"]
     assert p.read_bytes() == before
 
