@@ -21,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (exec_and_log, fail, host_path, log, need_args, remote_argv, runs_local, ssh_exec_and_log,
-                     ssh_make_path, ssh_script)
+from .common import (exec_and_log, fail, forget, host_path, log, need_args, remote_argv, runs_local, ssh_exec_and_log,
+                     spawn, ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -117,14 +117,13 @@ def pipe(src_argv, dst_argv, msg):
     err_a = tempfile.TemporaryFile()
     err_b = tempfile.TemporaryFile()
     try:
-        # The runtime runs without Ansible (oned calls it), so no AnsibleModule.run_command here.
-        first = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL, start_new_session=True)
-        second = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL, start_new_session=True)
+        first = spawn(src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL)
+        second = spawn(dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL)
         first.stdout.close()
         rc_b = second.wait()
         rc_a = first.wait()
+        forget(first)
+        forget(second)
         if rc_a or rc_b:
             errors = []
             for handle in (err_a, err_b):

@@ -28,8 +28,8 @@ import tempfile
 import uuid
 
 from ..actions import SCRIPT_LINK, context, image_format_arg, make_context, number_arg
-from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, host_path,
-                      is_yes, lock_for, log, log_error, need_args, remote_argv, run_action, runs_local,
+from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, forget, host_path,
+                      is_yes, lock_for, log, log_error, need_args, remote_argv, run_action, runs_local, spawn,
                       ssh_capture, ssh_exec_and_log, ssh_make_path)
 from ..copy import is_url
 from ..rc import RcError, read_rc
@@ -174,8 +174,7 @@ def _pipe_into(ctx, host, device, feed, msg):
                                    "conv=notrunc,fsync", "status=none"])
     err = tempfile.TemporaryFile()
     try:
-        proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         ok = False
         try:
             feed(proc.stdin)
@@ -188,6 +187,7 @@ def _pipe_into(ctx, host, device, feed, msg):
             except (IOError, OSError):
                 pass
         rc = proc.wait()
+        forget(proc)
         if rc != 0 or not ok:
             err.seek(0)
             fail("%s: %s" % (msg, err.read().decode("utf-8", "replace").strip() or "rc=%d" % rc))

@@ -1,0 +1,125 @@
+"""Issue 14 hardening of the TM runtime: signals, locks, the delete guard, renames, user images, the replica pin.
+
+Every test runs real processes (the action in its own Python process where a
+signal is involved), real files and real qemu-img; host commands go through
+the fake ssh TEST DOUBLE of conftest.py (a local ``sh -c``).
+"""
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
+from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context, TMError, lock_dir, lock_key
+from tests.conftest import ROOT
+from tm_helpers import make_sparse
+
+MiB = 1 << 20
+
+
+class Result:
+    def __init__(self, rc, err):
+        self.rc = rc
+        self.err = err
+
+    def __repr__(self):
+        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
+
+
+@pytest.fixture
+def run(rc):
+    """``run(driver, action, *args, **rc_overrides) -> Result``, in-process."""
+
+    def go(driver, action, *args, **overrides):
+        settings = dict(rc)
+        settings.update(overrides)
+        err = io.StringIO()
+        ctx = Context(action, settings, stderr=err)
+        code = registry.run_action(ctx, registry.load_driver(driver).ACTIONS[action], list(args))
+        return Result(code, err.getvalue())
+
+    return go
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead; only its parent has not reaped it yet
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- item 7: signals
+
+ACTION = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    import tests.conftest
+    from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
+    sys.exit(registry.main({driver!r}, {action!r}, sys.argv[1:], rc_path={rc_path!r}))
+""")
+
+SLOW_SSH = """#!/bin/sh
+# TEST DOUBLE: the fake ssh, after writing its pid and sleeping (a slow link).
+echo $$ >> {pids}
+sleep {delay}
+exec {fake} "$@"
+"""
+
+
+def _slow_ssh(tmp_path, fake_ssh, delay):
+    pids = tmp_path / "ssh.pids"
+    path = tmp_path / "tools" / "slow_ssh"
+    path.write_text(SLOW_SSH.format(pids=shlex.quote(str(pids)), delay=delay, fake=shlex.quote(str(fake_ssh))))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path, pids
+
+
+def _rc_file(tmp_path, settings):
+    path = tmp_path / "driver.rc"
+    path.write_text("".join("%s=%s\n" % (k, shlex.quote(v)) for k, v in settings.items()))
+    return path
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("driver", ["nfs_shared", "onestor"])
+def test_a_signal_stops_the_transfer_of_mv(tmp_path, rc, fake_ssh, sig, driver):
+    """Killing ``mv`` between two hosts stops both tar ends: no child survives, no destination appears later."""
+    ds = tmp_path / "datastores"
+    vm = ds / "0" / "5"
+    vm.mkdir(parents=True)
+    make_sparse(str(vm / "disk.0"), 8 * MiB, data_at=(0,))
+    dst = ds / "0" / "6"
+    slow, pids = _slow_ssh(tmp_path, fake_ssh, 4)
+    settings = dict(rc, SSH=str(slow), MV_TRANSFER="always", ONE_LOOKUP="no")
+    code = ACTION.format(root=str(ROOT), driver=driver, action="mv", rc_path=str(_rc_file(tmp_path, settings)))
+    proc = subprocess.Popen([sys.executable, "-c", code, "node1:%s" % vm, "node2:%s" % dst, "5", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not (pids.exists() and len(pids.read_text().split()) >= 2):
+        time.sleep(0.05)
+    children = [int(p) for p in pids.read_text().split()]
+    assert len(children) == 2, "both ends of the transfer were started"
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig, err
+    assert "interrupted by signal %d" % sig in err
+    assert not [pid for pid in children if _alive(pid)], "a transfer process outlived the action"
+    time.sleep(5)  # longer than the slow link: a surviving transfer would have landed by now
+    assert not dst.exists()
+    assert not [n for n in os.listdir(dst.parent) if "tmmv" in n]
+    assert (vm / "disk.0").exists(), "the source stays when the move is interrupted"
