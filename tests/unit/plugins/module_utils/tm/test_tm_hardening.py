@@ -123,3 +123,82 @@ def test_a_signal_stops_the_transfer_of_mv(tmp_path, rc, fake_ssh, sig, driver):
     assert not dst.exists()
     assert not [n for n in os.listdir(dst.parent) if "tmmv" in n]
     assert (vm / "disk.0").exists(), "the source stays when the move is interrupted"
+
+
+# --------------------------------------------------------------------------- item 10: lock keys
+
+def test_lock_key_is_the_resolved_path_whatever_the_host(tmp_path):
+    real = tmp_path / "ds" / "0" / "5"
+    real.mkdir(parents=True)
+    os.symlink(str(tmp_path / "ds"), str(tmp_path / "link"))
+    keys = {lock_key("vm:%s/disk.0" % real), lock_key("localhost:%s/disk.0" % real), lock_key("%s//disk.0" % real),
+            lock_key("node1:%s/0/5/../5/disk.0" % (tmp_path / "link"))}
+    assert keys == {str(real / "disk.0")}
+
+
+def test_clone_to_vm_and_localhost_take_one_lock(run, rc, tmp_path):
+    """A clone to ``node1:P`` waits for the lock a clone to ``localhost:P`` holds (it used to take another)."""
+    ds = tmp_path / "datastores"
+    (ds / "1").mkdir(parents=True)
+    make_sparse(str(ds / "1" / "img"), MiB, data_at=(0,))
+    dst = ds / "0" / "5" / "disk.0"
+    ctx = Context("clone", dict(rc))
+    from ansible_collections.nebula.storage.plugins.module_utils.tm.common import lock_for
+    with lock_for(ctx, "localhost:%s" % dst):
+        res = run("nfs_shared", "clone", "fe:%s" % (ds / "1" / "img"), "node1:%s" % dst, "5", "1", LOCK_TIMEOUT="1")
+    assert res.rc != 0 and "Could not acquire exclusive lock" in res.err, res
+    assert not dst.exists()
+    assert run("nfs_shared", "clone", "fe:%s" % (ds / "1" / "img"), "node1:%s" % dst, "5", "1").rc == 0
+
+
+# --------------------------------------------------------------------------- item 11: lock directory
+
+def test_lock_dir_is_created_private(tmp_path):
+    path = tmp_path / "run" / "lock" / "one"
+    assert lock_dir(Context("clone", {"LOCK_DIR": str(path)})) == str(path)
+    info = os.lstat(path)
+    assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
+
+
+def test_lock_dir_of_our_user_loses_group_and_world_write(tmp_path):
+    path = tmp_path / "one"
+    path.mkdir()
+    path.chmod(0o777)
+    lock_dir(Context("clone", {"LOCK_DIR": str(path)}))
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o755
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory of another user needs root")
+def test_lock_dir_of_another_user_is_refused(run, rc, tmp_path):
+    ds = tmp_path / "datastores"
+    (ds / "1").mkdir(parents=True)
+    make_sparse(str(ds / "1" / "img"), MiB, data_at=(0,))
+    planted = tmp_path / "lock"
+    planted.mkdir(mode=0o777)
+    os.chown(planted, 65534, 65534)
+    dst = ds / "0" / "5" / "disk.0"
+    res = run("nfs_shared", "clone", "fe:%s" % (ds / "1" / "img"), "node1:%s" % dst, "5", "1", LOCK_DIR=str(planted))
+    assert res.rc != 0
+    assert "Lock directory %s is owned by uid 65534, not by the driver's user (uid 0)" % planted in res.err
+    assert not dst.exists() and os.listdir(planted) == []
+
+
+def test_lock_dir_that_is_a_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "one"))
+    with pytest.raises(TMError, match="is not a directory"):
+        lock_dir(Context("clone", {"LOCK_DIR": str(tmp_path / "one")}))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory of another user needs root")
+def test_lock_dir_fallback_under_tmp_is_checked_too(tmp_path, monkeypatch):
+    """LOCK_DIR cannot be made (its parent is a file): the /tmp fallback is used only when it is ours."""
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / "file").write_text("")
+    ctx = Context("clone", {"LOCK_DIR": str(tmp_path / "file" / "one")})
+    fallback = tmp_path / ("one-tm-locks-%d" % os.geteuid())
+    assert lock_dir(ctx) == str(fallback) and stat.S_IMODE(fallback.stat().st_mode) == 0o700
+    os.chown(fallback, 65534, 65534)
+    with pytest.raises(TMError, match="owned by uid 65534"):
+        lock_dir(ctx)
