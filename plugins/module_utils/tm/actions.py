@@ -21,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (exec_and_log, fail, forget, host_path, log, need_args, remote_argv, runs_local, ssh_exec_and_log,
-                     spawn, ssh_make_path, ssh_script)
+from .common import (exec_and_log, fail, fix_dir_slashes, forget, host_path, log, need_args, remote_argv, runs_local,
+                     spawn, ssh_exec_and_log, ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -101,9 +101,52 @@ def image_format_arg(ctx, fmt, formats):
     return fmt
 
 
-def safe_to_delete(path, depth):
-    """Only absolute paths at least ``depth`` levels deep may be removed recursively."""
-    return path.startswith("/") and path.rstrip("/").count("/") >= depth
+DATASTORE_LOCATION = "/var/lib/one/datastores"
+
+
+def safe_to_delete(path, dsid=None, vmid=None, locations=(DATASTORE_LOCATION,), levels=2):
+    """True when ``path`` is a VM directory ``<location>/<dsid>/<vmid>`` or lies below one.
+
+    ``path`` must be absolute and normal (no ``.`` or ``..`` component); a
+    given ``vmid`` must match, a given ``dsid`` only for the VM directory
+    itself: oned deletes ``<system ds dir>/<vmid>/disk.N`` with the id of the
+    disk's image datastore, and the VM directory with the system datastore's.
+    ``levels=1`` is the 3.x layout ``<VM_DIR>/<vmid>``, with no ``dsid``.
+    """
+    path = fix_dir_slashes(path) if path else ""
+    parts = path.split("/")
+    if not path.startswith("/") or "." in parts or ".." in parts:
+        return False
+    wanted = ([] if levels == 1 else [dsid]) + [vmid]
+    for base in locations:
+        base = fix_dir_slashes(base).rstrip("/")
+        if not base or not path.startswith(base + "/"):
+            continue
+        rest = path[len(base) + 1:].split("/")
+        if len(rest) < levels or not all(part.isdigit() for part in rest[:levels]):
+            continue
+        ids = [None] + wanted[1:] if levels == 2 and len(rest) > levels else wanted
+        if all(want is None or str(want) == part for want, part in zip(ids, rest)):
+            return True
+    return False
+
+
+def check_delete(ctx, path, dsid=None, vmid=None, legacy=False):
+    """Fail unless :func:`safe_to_delete`: ``path`` in DATASTORE_LOCATION/<dsid>/<vmid> (3.x: VM_DIR/<vmid>).
+
+    rc ``DATASTORE_LOCATION`` (default ``/var/lib/one/datastores``) may list
+    several locations separated by ``:``, for hosts whose locations differ.
+    """
+    if legacy:
+        locations, levels, shape = [ctx.setting("VM_DIR", "/var/lib/one")], 1, "VM_DIR/<vm id>"
+    else:
+        locations, levels, shape = ctx.setting("DATASTORE_LOCATION", DATASTORE_LOCATION).split(":"), 2, \
+            "DATASTORE_LOCATION/<ds id>/<vm id>"
+    if not safe_to_delete(path, dsid, vmid, locations, levels):
+        ids = ", ".join("%s %s" % (k, v) for k, v in (("ds", dsid), ("vm", vmid)) if v is not None)
+        fail("Refusing to delete %s: not inside a VM directory %s%s (%s)"
+             % (path, shape, " of %s" % ids if ids else "", ":".join(locations)))
+    return fix_dir_slashes(path)
 
 
 # ---------------------------------------------------------------------------

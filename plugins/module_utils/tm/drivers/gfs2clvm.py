@@ -27,7 +27,7 @@ import sys
 import tempfile
 import uuid
 
-from ..actions import SCRIPT_LINK, context, image_format_arg, make_context, number_arg
+from ..actions import SCRIPT_LINK, check_delete, context, image_format_arg, make_context, number_arg
 from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, forget, host_path,
                       is_yes, lock_for, log, log_error, need_args, remote_argv, run_action, runs_local, spawn,
                       ssh_capture, ssh_exec_and_log, ssh_make_path)
@@ -349,10 +349,9 @@ def do_mkimage(ctx, size, fmt, host, dst, vmid, diskid):
             raise
 
 
-def do_delete(ctx, host, path, vmid):
+def do_delete(ctx, host, path, vmid, dsid=None, legacy=False):
     """Remove the VM's ``lv-one-<vmid>-*`` LVs (only disk N's for ``.../disk.N``), then ``path``."""
-    if not path.startswith("/") or path.rstrip("/").count("/") < 2:
-        fail("Refusing to delete %s" % path)
+    path = check_delete(ctx, path, dsid, vmid, legacy)
     vg = vg_name(ctx)
     disk = re.search(r"/disk\.([0-9]+)$", path)
     if disk:
@@ -419,9 +418,9 @@ def mkswap(ctx, args):
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target, vmid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:2]
+    target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path, _number(ctx, vmid, "VMID"))
+    do_delete(ctx, host, path, _number(ctx, vmid, "VMID"), _number(ctx, dsid, "DSID"))
 
 
 def mv(ctx, args):
@@ -516,7 +515,7 @@ def legacy_delete(ctx, args):
     match = _LEGACY_VM.search(path.rstrip("/")) or _LEGACY_DISK.search(path)
     if not match:
         fail("%s: cannot tell the VM of %s" % (ctx.action, path))
-    do_delete(ctx, host, path, int(match.group(1)))
+    do_delete(ctx, host, path, int(match.group(1)), legacy=True)
 
 
 def legacy_mv(ctx, args):

@@ -23,7 +23,7 @@ __metaclass__ = type
 import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
-                       make_image, mkimage, mkswap, number_arg, resize, safe_to_delete, transfer_tree)
+                       make_image, mkimage, mkswap, number_arg, resize, check_delete, transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, download, is_url
@@ -191,9 +191,8 @@ def do_ln(ctx, src, host, dst):
     ssh_script(ctx, host, SCRIPT_LINK, [src, dst], "Error linking %s to %s" % (src, dst))
 
 
-def do_delete(ctx, host, path):
-    if not safe_to_delete(path, 3):  # a VM dir is <ds base>/<ds id>/<vm id>
-        fail("Refusing to delete %s" % path)
+def do_delete(ctx, host, path, dsid=None, vmid=None, legacy=False):
+    path = check_delete(ctx, path, dsid, vmid, legacy)
     log(ctx, "Deleting %s" % path)
     retries = str(int(ctx.number("DELETE_RETRIES", 10)) or 1)
     ssh_script(ctx, host, SCRIPT_DELETE, [path, retries], "Error deleting %s" % path)
@@ -271,9 +270,9 @@ def cpds(ctx, args):
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path)
+    do_delete(ctx, host, path, id_arg(ctx, dsid, "datastore id"), id_arg(ctx, vmid, "VM id"))
 
 
 def _noop(ctx, args):
@@ -427,7 +426,7 @@ def legacy_mkimage(ctx, args):
 def legacy_delete(ctx, args):
     """tm_delete.sh SRC [DST]"""
     need_args(ctx, args, 1, "SRC [DST]", at_least=True)
-    do_delete(ctx, "", _legacy_path(ctx, args[0]))
+    do_delete(ctx, "", _legacy_path(ctx, args[0]), legacy=True)
 
 
 def legacy_mv(ctx, args):

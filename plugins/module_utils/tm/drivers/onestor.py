@@ -40,7 +40,7 @@ import shlex
 import tempfile
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, mkimage, mkswap,
-                       resize, safe_to_delete, transfer_tree)
+                       resize, check_delete, transfer_tree)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
@@ -447,9 +447,8 @@ def do_clone(ctx, src, host, dst, dsid):
 # Other action cores
 # ---------------------------------------------------------------------------
 
-def do_delete(ctx, host, path):
-    if not safe_to_delete(path, 2):
-        fail("Refusing to delete %s" % path)
+def do_delete(ctx, host, path, dsid=None, vmid=None):
+    path = check_delete(ctx, path, dsid, vmid)
     log(ctx, "Deleting %s" % path)
     ssh_exec_and_log(ctx, host, ["rm", "-rf", "--", path], "Error deleting %s" % path)
 
@@ -526,9 +525,9 @@ def cpds(ctx, args):
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path)
+    do_delete(ctx, host, path, id_arg(ctx, dsid, "datastore id"), id_arg(ctx, vmid, "VM id"))
 
 
 def premigrate(ctx, args):
@@ -551,7 +550,7 @@ def postmigrate(ctx, args):
     _host, path = host_path(vm_dir)
     if src_host == dst_host:
         return
-    do_delete(ctx, src_host, path)
+    do_delete(ctx, src_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
 
 
 def failmigrate(ctx, args):
@@ -561,7 +560,7 @@ def failmigrate(ctx, args):
     _host, path = host_path(vm_dir)
     if src_host == dst_host:
         return
-    do_delete(ctx, dst_host, path)
+    do_delete(ctx, dst_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
 
 
 def _snap_paths(ctx, args):

@@ -48,7 +48,7 @@ def rc(tmp_path, fake_ssh):
     (tmp_path / "tools" / "locks").mkdir()
     return {"SSH": str(fake_ssh), "SSH_OPTS": "-o BatchMode=yes", "LOCAL_SHORTCUT": "no",
             "LOCK_DIR": str(tmp_path / "tools" / "locks"), "LOCK_TIMEOUT": "5", "DELETE_RETRIES": "2",
-            "REMOTE_PYTHON": "python3"}
+            "REMOTE_PYTHON": "python3", "DATASTORE_LOCATION": str(tmp_path / "datastores")}
 
 
 class Result:

@@ -136,6 +136,7 @@ class Lab:
                     "FAKE_SUDO_ALLOWED": ":".join(str(self.bin / n) for n in gfs2clvm.LVM_COMMANDS)}
         self.rc = {"SSH": str(fake_ssh), "SSH_OPTS": "-o BatchMode=yes", "LOCAL_SHORTCUT": "no",
                    "LOCK_DIR": str(tmp_path / "locks"), "LOCK_TIMEOUT": "5", "VG_NAME": self.vg,
+                   "DATASTORE_LOCATION": str(tmp_path / "datastores"), "VM_DIR": str(tmp_path / "one"),
                    "DEV_DIR": str(self.dev), "LVM_BIN_DIR": str(self.bin), "SUDO": "%s -n" % self.sudo,
                    "DD_BS": "1M", "DEFAULT_LV_SIZE": "8", "DS_HOST": "node1"}
         self.fake_ssh = fake_ssh
@@ -477,6 +478,23 @@ def test_delete_refuses_shallow_paths(tm, lab):
     res = tm("delete", "node1:/var", "5", "0")
     assert res.rc != 0 and "Refusing to delete /var" in res.err
     assert lab.calls() == []
+
+
+def test_delete_refuses_paths_out_of_the_vm_directory(tm, lab, tmp_path):
+    """Issue 14 item 6: stock deletes what it is given; ours only DATASTORE_LOCATION/<ds id>/<vm id> or below."""
+    lab.lv("lv-one-5-0").write_bytes(b"")
+    vmdir = vm_dir(tmp_path)
+    vmdir.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for target, ids in (("%s/../../../victim" % vmdir, ("5", "0")), (str(victim), ("5", "0")),
+                        (str(vmdir), ("6", "0")), (str(vmdir), ("5", "1")), ("/var/lib/one", ("5", "0"))):
+        res = tm("delete", "node1:%s" % target, *ids)
+        assert res.rc == 1 and "Refusing to delete" in res.err, res
+    assert victim.exists() and vmdir.exists()
+    assert lab.lvs() == ["lv-one-5-0"] and lab.calls() == []
+    res = tm("delete", "node2:%s" % (tmp_path / "elsewhere" / "5"), protocol="3")  # 3.x: <VM_DIR>/<vm id> only
+    assert res.rc == 1 and "VM_DIR/<vm id>" in res.err
 
 
 def test_mv_moves_nothing(tm, lab, tmp_path):

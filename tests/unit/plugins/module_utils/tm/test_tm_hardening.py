@@ -95,8 +95,7 @@ def _rc_file(tmp_path, settings):
     return path
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-@pytest.mark.parametrize("driver", ["nfs_shared", "onestor"])
+@pytest.mark.parametrize("driver,sig", [("nfs_shared", signal.SIGTERM), ("onestor", signal.SIGINT)])
 def test_a_signal_stops_the_transfer_of_mv(tmp_path, rc, fake_ssh, sig, driver):
     """Killing ``mv`` between two hosts stops both tar ends: no child survives, no destination appears later."""
     ds = tmp_path / "datastores"
@@ -104,7 +103,7 @@ def test_a_signal_stops_the_transfer_of_mv(tmp_path, rc, fake_ssh, sig, driver):
     vm.mkdir(parents=True)
     make_sparse(str(vm / "disk.0"), 8 * MiB, data_at=(0,))
     dst = ds / "0" / "6"
-    slow, pids = _slow_ssh(tmp_path, fake_ssh, 4)
+    slow, pids = _slow_ssh(tmp_path, fake_ssh, 3)
     settings = dict(rc, SSH=str(slow), MV_TRANSFER="always", ONE_LOOKUP="no")
     code = ACTION.format(root=str(ROOT), driver=driver, action="mv", rc_path=str(_rc_file(tmp_path, settings)))
     proc = subprocess.Popen([sys.executable, "-c", code, "node1:%s" % vm, "node2:%s" % dst, "5", "0"],
@@ -119,7 +118,7 @@ def test_a_signal_stops_the_transfer_of_mv(tmp_path, rc, fake_ssh, sig, driver):
     assert proc.returncode == 128 + sig, err
     assert "interrupted by signal %d" % sig in err
     assert not [pid for pid in children if _alive(pid)], "a transfer process outlived the action"
-    time.sleep(5)  # longer than the slow link: a surviving transfer would have landed by now
+    time.sleep(4)  # longer than the slow link: a surviving transfer would have landed by now
     assert not dst.exists()
     assert not [n for n in os.listdir(dst.parent) if "tmmv" in n]
     assert (vm / "disk.0").exists(), "the source stays when the move is interrupted"
@@ -202,3 +201,56 @@ def test_lock_dir_fallback_under_tmp_is_checked_too(tmp_path, monkeypatch):
     os.chown(fallback, 65534, 65534)
     with pytest.raises(TMError, match="owned by uid 65534"):
         lock_dir(ctx)
+
+
+# --------------------------------------------------------------------------- item 6: the delete guard
+
+def test_safe_to_delete_wants_a_vm_directory():
+    from ansible_collections.nebula.storage.plugins.module_utils.tm.actions import safe_to_delete
+    assert not safe_to_delete("/var/lib/one", 3)  # deep enough for the old slash count
+    assert not safe_to_delete("/var/lib/one/datastores")
+    assert not safe_to_delete("/var/lib/one/datastores/0")
+    assert not safe_to_delete("/var/lib/one/datastores/0/7/../../../victim")
+    assert not safe_to_delete("/var/lib/one/datastores/0/7/./disk.0")
+    assert not safe_to_delete("/var/lib/one/datastores/0/x")
+    assert not safe_to_delete("var/lib/one/datastores/0/7")
+    assert safe_to_delete("/var/lib/one//datastores/0/7", 0, 7)  # the path oned sends (remote_system_ds)
+    assert not safe_to_delete("/var/lib/one/datastores/0/7", 1, 7)  # the VM directory of another datastore
+    assert not safe_to_delete("/var/lib/one/datastores/0/7", 0, 8)
+    # oned deletes a disk with the id of its image datastore: only the VM id must match
+    assert safe_to_delete("/var/lib/one/datastores/0/7/disk.0", 1, 7)
+    assert not safe_to_delete("/var/lib/one/datastores/0/7/disk.0", 1, 8)
+    assert safe_to_delete("/srv/one/100/7", 100, 7, locations=("/var/lib/one/datastores", "/srv/one"))
+    assert safe_to_delete("/var/lib/one/7/images", vmid=7, locations=("/var/lib/one",), levels=1)  # 3.x
+
+
+@pytest.mark.parametrize("driver", ["nfs_shared", "onestor"])
+def test_delete_refuses_dot_dot_out_of_the_vm_directory(run, tmp_path, driver):
+    """Stock delete removes any path it is given; ours only a VM directory of DATASTORE_LOCATION, or below."""
+    ds = tmp_path / "datastores"
+    (ds / "0" / "7").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("x")
+    for target, ids in (("%s/0/7/../../../victim" % ds, ("7", "0")), (str(victim), ("7", "0")),
+                        ("%s/0/7" % ds, ("7", "1")), ("%s/0/7" % ds, ("8", "0")), ("%s/0" % ds, ("7", "0")),
+                        ("/var/lib/one", ("7", "0"))):
+        res = run(driver, "delete", "node1:%s" % target, *ids, ONE_LOOKUP="no")
+        assert res.rc == 1 and "Refusing to delete" in res.err and "DATASTORE_LOCATION/<ds id>/<vm id>" in res.err, res
+    assert (victim / "keep").exists() and (ds / "0" / "7").is_dir()
+    (ds / "0" / "7" / "disk.0").write_text("x")
+    assert run(driver, "delete", "node1:%s//0/7/disk.0" % ds, "7", "1", ONE_LOOKUP="no").rc == 0
+    assert not (ds / "0" / "7" / "disk.0").exists()
+    assert run(driver, "delete", "node1:%s/0/7" % ds, "7", "0", ONE_LOOKUP="no").rc == 0
+    assert not (ds / "0" / "7").exists()
+
+
+def test_mv_never_deletes_a_source_outside_the_datastores(run, tmp_path):
+    """After a transfer between hosts, the source is deleted only when it is a VM directory."""
+    ds = tmp_path / "datastores"
+    outside = tmp_path / "outside" / "0" / "7"
+    outside.mkdir(parents=True)
+    (outside / "disk.0").write_text("x")
+    res = run("nfs_shared", "mv", "node1:%s" % outside, "node2:%s" % (ds / "0" / "7"), "7", "0", MV_TRANSFER="always")
+    assert res.rc == 1 and "Refusing to delete %s" % outside in res.err
+    assert (outside / "disk.0").exists()

@@ -362,7 +362,7 @@ def test_legacy_protocol_actions(tm, ds, fake_ssh, tmp_path):
     assert (ds / "saved").exists() and not (vm / "images" / "disk.0").exists()
     res = tm("mv", "node1:%s/images" % vm, "fe:%s/x" % ds, protocol="3")
     assert res.rc == 0 and "Will not move, is not saving image" in res.err
-    assert tm("delete", "node1:%s" % vm, "fe:%s" % vm, protocol="3").rc == 0
+    assert tm("delete", "node1:%s" % vm, "fe:%s" % vm, protocol="3", VM_DIR=str(ds / "0")).rc == 0
     assert not vm.exists()
     # 3.x shared runs everything on the front-end
     assert ssh_hosts(fake_ssh) == []

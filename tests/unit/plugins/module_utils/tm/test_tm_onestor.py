@@ -220,7 +220,7 @@ def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
     dst = ds / "100" / "33"
     assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "3", "100").rc == 0
     assert (dst / "disk.1").exists() and not vm.exists()
-    assert tm("delete", "host3:%s" % dst, "3", "100").rc == 0
+    assert tm("delete", "host3:%s" % dst, "33", "100").rc == 0
     assert not dst.exists()
 
 
