@@ -39,14 +39,14 @@ SH_TEMP = (
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
 )
 
-SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
+SH_COMMIT = 'chmod 0644 "$t"\nmv -fT -- "$t" "$dst"\ntrap - EXIT\n'
 
 # A sparse (reflinked where possible) copy on one machine: $1 src, $2 dst.
 SCRIPT_COPY = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + \
     'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + SH_COMMIT
 
 # $2 becomes a symlink to $1.
-SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
+SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -sT -- "$1" "$2"\n'
 
 # A new image of $1 MiB and format $2 (qcow2, swap, raw or a mkfs type) at $3.
 SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
@@ -67,7 +67,7 @@ SCRIPT_RECV_TREE = SH_PRELUDE + (
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
     'tar -b 2048 -B -C "$t" -xSf -\n'
     'rm -rf -- "$dst"\n'
-    'mv -- "$t/$name" "$dst"\n'
+    'mv -fT -- "$t/$name" "$dst"\n'
 )
 
 

@@ -67,13 +67,13 @@ SCRIPT_OVERLAY = SH_PRELUDE + (
     'qemu-img create -q -f qcow2 -o backing_fmt="$fmt" -b "$src" "$dst.snap/0"\n'
     'ln -sfn . "$dst.snap/$b.snap"\n'
     'rm -f -- "$dst"\n'
-    'ln -s -- "$b.snap/0" "$dst"\n'
+    'ln -sT -- "$b.snap/0" "$dst"\n'
 )
 
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
-    'mv -f -- "$1" "$2"\n'
+    'mv -fT -- "$1" "$2"\n'
 )
 
 SCRIPT_DELETE = (
@@ -106,9 +106,9 @@ SCRIPT_SNAP_CREATE = _SH_SNAP + (
     'next=$2\n'
     'if [ -e "$snap/$next" ]; then echo "Snapshot file $snap/$next already exists." >&2; exit 1; fi\n'
     'cd -- "$snap"\n'
-    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
+    '[ -L "$b.snap" ] || ln -sT . "$b.snap"\n'
     'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$active" "$next"\n'
-    'ln -sfn -- "$b.snap/$next" "$disk"\n'
+    'ln -sfT -- "$b.snap/$next" "$disk"\n'
 )
 
 SCRIPT_SNAP_REVERT = _SH_SNAP + (
@@ -117,9 +117,9 @@ SCRIPT_SNAP_REVERT = _SH_SNAP + (
     'if [ "$id" = "$active" ]; then echo "Snapshot $id is the active image" >&2; exit 1; fi\n'
     'cd -- "$snap"\n'
     'rm -f -- ".$active.revert"\n'
-    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
+    '[ -L "$b.snap" ] || ln -sT . "$b.snap"\n'
     'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$id" ".$active.revert"\n'
-    'mv -f -- ".$active.revert" "$active"\n'
+    'mv -fT -- ".$active.revert" "$active"\n'
 )
 
 SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'

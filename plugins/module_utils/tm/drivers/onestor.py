@@ -187,14 +187,14 @@ SCRIPT_PULL = SH_PRELUDE + (
     '  echo "copy from replica $addr failed (ssh status $s)" >&2; exit 1\n'
     'fi\n'
     'chmod 0644 "$t/$name"\n'
-    'mv -f -- "$t/$name" "$dst"\n'
+    'mv -fT -- "$t/$name" "$dst"\n'
 )
 
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
     'rm -rf -- "$2"\n'
-    'mv -f -- "$1" "$2"\n'
+    'mv -fT -- "$1" "$2"\n'
 )
 
 SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (

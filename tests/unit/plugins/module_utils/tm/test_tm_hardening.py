@@ -254,3 +254,58 @@ def test_mv_never_deletes_a_source_outside_the_datastores(run, tmp_path):
     res = run("nfs_shared", "mv", "node1:%s" % outside, "node2:%s" % (ds / "0" / "7"), "7", "0", MV_TRANSFER="always")
     assert res.rc == 1 and "Refusing to delete %s" % outside in res.err
     assert (outside / "disk.0").exists()
+
+
+# --------------------------------------------------------------------------- item 9: renames never follow a planted link
+
+def _planted(tmp_path):
+    ds = tmp_path / "datastores"
+    (ds / "1").mkdir(parents=True)
+    src = make_sparse(str(ds / "1" / "img"), 2 * MiB, data_at=(0,))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vm = ds / "0" / "5"
+    vm.mkdir(parents=True)
+    os.symlink(str(outside), str(vm / "disk.0"))
+    return src, vm, outside
+
+
+@pytest.mark.parametrize("driver,action,extra", [
+    ("nfs_shared", "clone", {"CLONE_COPY": "host"}),
+    ("onestor", "clone", {"ONE_LOOKUP": "no", "DS_0_REPLICA_HOST": "replica1"}),
+    ("nfs_shared", "mkimage", {}),
+    ("onestor", "snap_revert", {"ONE_LOOKUP": "no"}),
+])
+def test_a_planted_disk_link_to_a_directory_is_replaced_not_followed(run, tmp_path, driver, action, extra):
+    """``disk.0 -> <outside dir>``: the new disk replaces the link; nothing lands in the outside directory."""
+    src, vm, outside = _planted(tmp_path)
+    extra = dict(extra, REPLICA_CACHE_DIR=str(tmp_path / "cache"), TUNING_RC=str(tmp_path / "none"))
+    if action == "clone":
+        args = ("fe:%s" % src, "node1:%s/disk.0" % vm, "5", "0")
+    elif action == "mkimage":
+        args = ("2", "raw", "node1:%s/disk.0" % vm, "5", "0")
+    else:
+        (vm / "disk.0.snap").mkdir()
+        make_sparse(str(vm / "disk.0.snap" / "0"), MiB, data_at=(0,))
+        args = ("node1:%s/disk.0" % vm, "0", "5")
+    res = run(driver, action, *args, **extra)
+    assert res.rc == 0, res
+    assert os.listdir(outside) == []
+    assert not os.path.islink(vm / "disk.0") and (vm / "disk.0").is_file()
+
+
+def test_mv_onto_a_planted_link_to_a_directory(run, tmp_path):
+    """nfs_shared ``mv`` on one host onto ``<dst> -> <outside dir>``: fails (a directory does not replace a link),
+    never moves the VM directory into the link's target as ``mv -f`` did."""
+    ds = tmp_path / "datastores"
+    vm = ds / "0" / "5"
+    vm.mkdir(parents=True)
+    (vm / "disk.0").write_text("data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (ds / "100").mkdir()
+    os.symlink(str(outside), str(ds / "100" / "5"))
+    res = run("nfs_shared", "mv", "node1:%s" % vm, "node1:%s" % (ds / "100" / "5"), "5", "0", MV_TRANSFER="no")
+    assert res.rc == 1 and "Error moving VM files" in res.err, res
+    assert os.listdir(outside) == []
+    assert (vm / "disk.0").read_text() == "data"
