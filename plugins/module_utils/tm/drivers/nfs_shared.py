@@ -22,11 +22,12 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
-                       make_image, mkimage, mkswap, number_arg, resize, check_delete, transfer_tree)
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
+                       download_image, id_arg, make_context, make_image, mkimage, mkswap, number_arg, resize,
+                       transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
-                      run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
-from ..copy import copy_local, copy_remote, download, is_url
+                      runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
+from ..copy import copy_local, copy_remote, is_url
 
 NAME = "nfs_shared"
 
@@ -86,10 +87,8 @@ SCRIPT_DELETE = (
     'done\n'
 )
 
-SCRIPT_CPDS = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
-    'if [ ! -e "$src" ]; then echo "Source $src does not exist" >&2; exit 1; fi\n'
-    'fmt=$(qemu-img info -U "$src" 2>/dev/null | sed -n "s/^file format: //p")\n'
-    'if [ "$fmt" = qcow2 ]; then qemu-img convert -q -O qcow2 "$src" "$t"\n'
+SCRIPT_CPDS = SH_PRELUDE + 'src=$1; dst=$2; fmt=$3\n' + SH_TEMP + (
+    'if [ "$fmt" = qcow2 ]; then qemu-img convert -q -f qcow2 -O qcow2 "$src" "$t"\n'
     'else cp --sparse=always -- "$src" "$t"; fi\n'
 ) + SH_COMMIT
 
@@ -133,18 +132,6 @@ NOT_SUPPORTED = ("snap_create_live", "prebackup", "prebackup_live", "postbackup"
 # Helpers
 # ---------------------------------------------------------------------------
 
-def image_format(ctx, path):
-    """The image format ``qemu-img info`` reports for a local file."""
-    import json
-    rc, out, err = run_command(["qemu-img", "info", "-U", "--output=json", path], timeout=60)
-    if rc != 0:
-        fail("Cannot read the image format of %s: %s" % (path, err.strip()))
-    try:
-        return json.loads(out).get("format", "raw")
-    except ValueError:
-        fail("Cannot read the image format of %s: bad qemu-img output" % path)
-
-
 def _exists_on(ctx, host, path):
     rc, _out, _err = ssh_capture(ctx, host, ["test", "-e", path])
     return rc == 0
@@ -162,12 +149,12 @@ def do_clone(ctx, src, host, dst):
             ssh_make_path(ctx, host, os.path.dirname(dst))
         # on a remote host, the receiver or the script makes the directory: one ssh connection in all
         if is_url(src):
-            download(ctx, src, None if local else host, dst)
+            download_image(ctx, src, None if local else host, dst)
             return
         if not os.path.exists(src):
             fail("Error copying %s to %s: source does not exist" % (src, label))
+        fmt = None if os.path.isdir(src) else checked_image(ctx, "", src)[0]
         if ctx.flag("QCOW2_OVERLAY"):
-            fmt = image_format(ctx, src)
             if fmt == "qcow2":
                 log(ctx, "Creating qcow2 overlay %s backed by %s" % (label, src))
                 ssh_script(ctx, host, SCRIPT_OVERLAY, [dst, src, fmt], "Error creating overlay %s of %s" % (label, src))
@@ -264,8 +251,9 @@ def cpds(ctx, args):
     snap_id = id_arg(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
+    fmt = checked_image(ctx, host, src_path, chain=True)[0]
     log(ctx, "Copying %s to datastore as %s" % (src_path, dst_path))
-    ssh_script(ctx, host, SCRIPT_CPDS, [src_path, dst_path], "Could not copy image %s to %s" % (src_path, dst_path))
+    ssh_script(ctx, host, SCRIPT_CPDS, [src_path, dst_path, fmt], "Could not copy image %s to %s" % (src_path, dst_path))
 
 
 def delete(ctx, args):

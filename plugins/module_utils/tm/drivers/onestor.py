@@ -39,13 +39,13 @@ import re
 import shlex
 import tempfile
 
-from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, mkimage, mkswap,
-                       resize, check_delete, transfer_tree)
+from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
+                       download_image, id_arg, mkimage, mkswap, resize, transfer_tree)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, need_args)
-from ..copy import copy_local, copy_remote, download, is_url
+from ..copy import copy_local, copy_remote, is_url
 from ..rc import RcError, read_rc
 
 NAME = "onestor"
@@ -423,10 +423,11 @@ def do_clone(ctx, src, host, dst, dsid):
     label = "%s:%s" % (host, dst) if host else dst
     if is_url(src):
         ssh_make_path(ctx, host, os.path.dirname(dst))
-        download(ctx, src, None if runs_local(ctx, host) else host, dst)
+        download_image(ctx, src, None if runs_local(ctx, host) else host, dst)
         return
     if not os.path.isfile(src):
         fail("Error copying %s to %s: source does not exist or is not a file" % (src, label))
+    checked_image(ctx, "", src)
     replica = replica_host(ctx, dsid) if dsid is not None else ""
     if replica:
         check_host(replica)
@@ -506,6 +507,7 @@ def mvds(ctx, args):
     src, dst = need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
+    checked_image(ctx, host, src_path)
     log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
     do_delete(ctx, host, src_path)
@@ -519,6 +521,7 @@ def cpds(ctx, args):
     snap_id = id_arg(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
+    checked_image(ctx, host, src_path)
     log(ctx, "Copying %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
 

@@ -285,6 +285,34 @@ def test_clone_from_qcow2_converts_to_raw(tm, lab, tmp_path):
         assert handle.read(MiB) == b"\x5a" * MiB
 
 
+def _hostile_qcow2(tmp_path, kind):
+    """A user's qcow2 that reads a 0600 file of oneadmin: as its backing file, or as its external data file."""
+    import subprocess
+    secret = tmp_path / "one_auth"
+    secret.write_bytes(b"oneadmin:s3cr3t\n".ljust(MiB, b"\0"))
+    secret.chmod(0o600)
+    src = tmp_path / ("upload-%s.qcow2" % kind)
+    if kind == "backing":
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(secret), "-F", "raw", str(src)], check=True)
+        return src, "a backing file"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=%s" % (tmp_path / "data.raw"),
+                    str(src), "1M"], check=True)
+    return src, "an external data file"
+
+
+@pytest.mark.parametrize("kind", ["backing", "data_file"])
+def test_clone_and_ds_cp_refuse_images_that_read_other_files(tm, ds, lab, tmp_path, kind):
+    """Issue 14 item 2: stock fs/cp and qemu-img convert follow a backing file; ours refuses before any lvcreate."""
+    src, what = _hostile_qcow2(tmp_path, kind)
+    dst = vm_dir(tmp_path) / "disk.0"
+    res = tm("clone", "fe:%s" % src, "node1:%s" % dst, "5", "0")
+    assert res.rc == 1 and "Refusing image %s: it has %s" % (src, what) in res.err, res
+    res = ds("cp", {"PATH": str(src)}, {"BRIDGE_LIST": "node1"})
+    assert res.rc == 1 and "Refusing image %s: it has %s" % (src, what) in res.err, res
+    assert res.out == "" and lab.calls() == [] and lab.lvs() == []
+    assert not os.path.lexists(dst)
+
+
 def test_clone_of_an_iso_gets_its_own_lv(tm, lab, tmp_path):
     src = tmp_path / "install.iso"
     src.write_bytes(b"CD001" * 1000)

@@ -7,6 +7,7 @@ the fake ssh TEST DOUBLE of conftest.py (a local ``sh -c``).
 from __future__ import annotations
 
 import io
+import json
 import os
 import shlex
 import signal
@@ -309,3 +310,173 @@ def test_mv_onto_a_planted_link_to_a_directory(run, tmp_path):
     assert res.rc == 1 and "Error moving VM files" in res.err, res
     assert os.listdir(outside) == []
     assert (vm / "disk.0").read_text() == "data"
+
+
+# --------------------------------------------------------------------------- item 2: images that read other files
+
+SECRET = b"oneadmin:s3cr3t-token\n"
+
+
+def _qemu_img(*args):
+    subprocess.run(["qemu-img", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def hostile_images(tmp_path):
+    """Images a user could upload that read a 0600 file of the driver's user (one_auth here)."""
+    secret = tmp_path / "one_auth"
+    secret.write_bytes(SECRET.ljust(4096, b"\0"))
+    secret.chmod(0o600)
+    images = tmp_path / "datastores" / "1"
+    images.mkdir(parents=True)
+    backing = images / "backing.qcow2"
+    _qemu_img("create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", backing)
+    data_file = images / "datafile.qcow2"
+    stolen = tmp_path / "stolen.raw"
+    _qemu_img("create", "-q", "-f", "qcow2", "-o", "data_file=%s" % stolen, data_file, "1M")
+    stolen.write_bytes(SECRET.ljust(MiB, b"\0"))
+    stolen.chmod(0o600)
+    vmdk = images / "extent.vmdk"
+    vmdk.write_text('# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+                    'RW 8 FLAT "%s" 0\n' % secret)
+    return {"backing": (backing, "a backing file"), "data_file": (data_file, "an external data file"),
+            "vmdk": (vmdk, "an external data file")}
+
+
+def _no_files(path):
+    return not path.exists() or [p for p in path.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("kind", ["backing", "data_file", "vmdk"])
+@pytest.mark.parametrize("mode", [{}, {"CLONE_COPY": "host"}, {"LOCAL_SHORTCUT": "yes"}, {"QCOW2_OVERLAY": "yes"}],
+                         ids=["stream", "host-copy", "local", "overlay"])
+def test_nfs_shared_clone_refuses_images_reading_other_files(run, tmp_path, hostile_images, kind, mode):
+    """Stock clone copies (or overlays) whatever qemu-img opens through the image; ours refuses it."""
+    image, what = hostile_images[kind]
+    vm = tmp_path / "datastores" / "0" / "5"
+    host = "localhost" if mode.get("LOCAL_SHORTCUT") else "node1"
+    res = run("nfs_shared", "clone", "fe:%s" % image, "%s:%s/disk.0" % (host, vm), "5", "1", **mode)
+    assert res.rc == 1 and "Refusing image %s: it has %s" % (image, what) in res.err, res
+    assert _no_files(vm)
+
+
+@pytest.mark.parametrize("kind", ["backing", "data_file", "vmdk"])
+@pytest.mark.parametrize("replica", [True, False], ids=["replica", "direct"])
+def test_onestor_clone_refuses_images_reading_other_files(run, tmp_path, hostile_images, kind, replica):
+    image, what = hostile_images[kind]
+    vm = tmp_path / "datastores" / "100" / "5"
+    extra = {"ONE_LOOKUP": "no", "REPLICA_CACHE_DIR": str(tmp_path / "cache"), "TUNING_RC": str(tmp_path / "none")}
+    if replica:
+        extra["DS_100_REPLICA_HOST"] = "replica1"
+    res = run("onestor", "clone", "fe:%s" % image, "node1:%s/disk.0" % vm, "5", "100", **extra)
+    assert res.rc == 1 and "Refusing image %s: it has %s" % (image, what) in res.err, res
+    assert _no_files(vm) and _no_files(tmp_path / "cache")
+
+
+def _guest_written_header(disk, secret):
+    """The bytes a guest can write at the start of its raw disk: a qcow2 header naming a backing file."""
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    _qemu_img("create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", disk)
+
+
+@pytest.mark.parametrize("driver,action", [("nfs_shared", "cpds"), ("onestor", "cpds"), ("onestor", "mvds")])
+def test_saving_a_disk_that_reads_other_files_is_refused(run, tmp_path, hostile_images, driver, action):
+    """cpds/mvds probe the disk like stock does, then refuse a backing or data file: nothing reaches the datastore."""
+    vm = tmp_path / "datastores" / "0" / "5"
+    _guest_written_header(vm / "disk.0", tmp_path / "one_auth")
+    dst = tmp_path / "datastores" / "1" / "saved"
+    args = ["node1:%s/disk.0" % vm, "fe:%s" % dst] + (["-1"] if action == "cpds" else []) + ["5", "1"]
+    res = run(driver, action, *args, ONE_LOOKUP="no")
+    assert res.rc == 1 and "Refusing image %s/disk.0: it has a backing file" % vm in res.err, res
+    assert not dst.exists() and (vm / "disk.0").exists()
+    shutil_data = hostile_images["data_file"][0]
+    res = run(driver, action, "node1:%s" % shutil_data, "fe:%s" % dst, *args[2:], ONE_LOOKUP="no")
+    assert res.rc == 1 and "an external data file" in res.err and not dst.exists()
+
+
+def test_resize_refuses_a_disk_that_reads_other_files_and_passes_the_format(run, tmp_path, hostile_images):
+    vm = tmp_path / "datastores" / "0" / "5"
+    _guest_written_header(vm / "disk.0", tmp_path / "one_auth")
+    res = run("nfs_shared", "resize", "node1:%s/disk.0" % vm, "64", "5")
+    assert res.rc == 1 and "Refusing image" in res.err
+    make_sparse(str(vm / "disk.1"), MiB)
+    assert run("nfs_shared", "resize", "node1:%s/disk.1" % vm, "4", "5").rc == 0
+    assert (vm / "disk.1").stat().st_size == 4 * MiB
+
+
+def test_the_overlay_chain_of_our_own_snapshots_is_accepted(run, tmp_path, hostile_images):
+    """QCOW2_OVERLAY disks are chains we made (disk.N -> disk.N.snap/K): cpds flattens them; the source must be clean."""
+    ds = tmp_path / "datastores"
+    base = ds / "1" / "base.qcow2"
+    _qemu_img("create", "-q", "-f", "qcow2", base, "8M")
+    subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 1M", str(base)], check=True, capture_output=True)
+    vm = ds / "0" / "5"
+    assert run("nfs_shared", "clone", "fe:%s" % base, "node1:%s/disk.0" % vm, "5", "1", QCOW2_OVERLAY="yes").rc == 0
+    assert run("nfs_shared", "snap_create", "node1:%s/disk.0" % vm, "0", "5").rc == 0
+    for snap, name in (("-1", "flat"), ("0", "flat0")):
+        res = run("nfs_shared", "cpds", "node1:%s/disk.0" % vm, "fe:%s" % (ds / "1" / name), snap, "5", "1")
+        assert res.rc == 0, res
+        info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(ds / "1" / name)],
+                                         check=True, capture_output=True, text=True).stdout)
+        assert "backing-filename" not in info
+    assert run("nfs_shared", "resize", "node1:%s/disk.0" % vm, "16", "5").rc == 0
+    # the chain's end, the clone source, is a user's image: it gets no backing file later either
+    _qemu_img("rebase", "-u", "-f", "qcow2", "-b", tmp_path / "one_auth", "-F", "raw", base)
+    res = run("nfs_shared", "cpds", "node1:%s/disk.0" % vm, "fe:%s" % (ds / "1" / "leak"), "-1", "5", "1")
+    assert res.rc == 1 and "Refusing image" in res.err and not (ds / "1" / "leak").exists()
+    # a disk that is not our overlay link gets no chain: a plain disk.1 pointing into disk.0.snap is refused
+    _qemu_img("create", "-q", "-f", "qcow2", "-b", vm / "disk.0.snap" / "0", "-F", "qcow2", vm / "disk.1")
+    res = run("nfs_shared", "cpds", "node1:%s/disk.1" % vm, "fe:%s" % (ds / "1" / "leak"), "-1", "5", "1")
+    assert res.rc == 1 and "Refusing image" in res.err
+
+
+def test_clean_images_are_accepted_as_stock_accepts_them(run, tmp_path):
+    """qcow2 without backing file, raw: cloned by every driver as before."""
+    ds = tmp_path / "datastores"
+    (ds / "1").mkdir(parents=True)
+    qcow = ds / "1" / "clean.qcow2"
+    _qemu_img("create", "-q", "-f", "qcow2", qcow, "4M")
+    raw = make_sparse(str(ds / "1" / "clean.raw"), 2 * MiB, data_at=(0,))
+    extra = {"ONE_LOOKUP": "no", "REPLICA_CACHE_DIR": str(tmp_path / "cache"), "TUNING_RC": str(tmp_path / "none"),
+             "DS_100_REPLICA_HOST": "replica1"}
+    for n, (driver, src) in enumerate((("nfs_shared", qcow), ("nfs_shared", raw), ("onestor", qcow), ("onestor", raw))):
+        res = run(driver, "clone", "fe:%s" % src, "node1:%s/0/5/disk.%d" % (ds, n), "5", "100", **extra)
+        assert res.rc == 0, res
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    import functools
+    import http.server
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+
+
+@pytest.mark.parametrize("driver", ["nfs_shared", "onestor"])
+def test_a_downloaded_image_that_reads_other_files_is_removed(run, tmp_path, http_dir, driver):
+    root, url = http_dir
+    _qemu_img("create", "-q", "-f", "qcow2", "-u", "-b", "/var/lib/one/.one/one_auth", "-F", "raw", root / "evil.qcow2", "1M")
+    vm = tmp_path / "datastores" / "0" / "5"
+    res = run(driver, "clone", "%s/evil.qcow2" % url, "node1:%s/disk.0" % vm, "5", "1", ONE_LOOKUP="no")
+    assert res.rc == 1 and "Refusing image %s/disk.0: it has a backing file" % vm in res.err, res
+    assert _no_files(vm)
+
+
+def test_every_qemu_img_command_names_the_format():
+    """Only ``qemu-img info`` probes (it is how the format is learnt); convert/create/resize/rebase get ``-f``."""
+    import re
+    runtime = ROOT / "plugins" / "module_utils" / "tm"
+    found = []
+    for path in sorted(runtime.rglob("*.py")):
+        text = path.read_text()
+        for match in re.finditer(r"qemu-img\"?,? \"?(convert|create|resize|rebase|commit|dd|amend)\b[^\n]*", text):
+            found.append(match.group(0))
+            assert re.search(r"-f\"?,? \"?[\"$a-z]", match.group(0)), "%s: %s" % (path.name, match.group(0))
+    assert len(found) >= 6

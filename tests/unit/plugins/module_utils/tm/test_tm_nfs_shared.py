@@ -186,7 +186,7 @@ def test_cpds_raw_qcow2_and_snapshot(tm, ds):
     assert qemu_info(ds / "1" / "snap3")["format"] == "qcow2"
     res = tm("cpds", "node1:%s" % (vm / "nope"), "fe:%s" % (ds / "1" / "x"), "-1", "5", "1")
     assert res.rc != 0 and not (ds / "1" / "x").exists()
-    assert "Could not copy image" in res.err
+    assert "Cannot read image %s" % (vm / "nope") in res.err
 
 
 def test_delete_removes_a_tree_and_tolerates_missing(tm, ds):
