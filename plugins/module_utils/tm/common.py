@@ -464,8 +464,8 @@ def lock_dir(ctx):
 
 
 @contextmanager
-def flock(path, timeout=60.0, poll=0.05):
-    """Hold an exclusive ``flock`` on ``path``; TMError after ``timeout`` seconds."""
+def flock(path, timeout=60.0, poll=0.05, shared=False):
+    """Hold an exclusive (``shared``: a shared) ``flock`` on ``path``; TMError after ``timeout`` seconds."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o600)
     except OSError as exc:
@@ -474,13 +474,14 @@ def flock(path, timeout=60.0, poll=0.05):
         deadline = time.time() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.time() >= deadline:
-                    raise TMError("Could not acquire exclusive lock on %s within %ss" % (path, timeout))
+                    raise TMError("Could not acquire %s lock on %s within %ss"
+                                  % ("a shared" if shared else "exclusive", path, timeout))
                 time.sleep(poll)
         yield path
     finally:

@@ -480,3 +480,52 @@ def test_every_qemu_img_command_names_the_format():
             found.append(match.group(0))
             assert re.search(r"-f\"?,? \"?[\"$a-z]", match.group(0)), "%s: %s" % (path.name, match.group(0))
     assert len(found) >= 6
+
+
+# --------------------------------------------------------------------------- item 8: the replica pin
+
+SLOW_PULL_SSH = """#!/bin/sh
+# TEST DOUBLE: the fake ssh; a pull from the replica marked SLOWPULL (in its
+# ssh options) first says so, then takes {delay}s.
+case "$*" in *SLOWPULL*) touch {marker}; sleep {delay} ;; esac
+exec {fake} "$@"
+"""
+
+
+def test_an_image_being_pulled_is_not_evicted(run, tmp_path, fake_ssh):
+    """Two clones, a 3 MiB replica cache: B's eviction would remove A's image during A's pull; it is pinned."""
+    ds = tmp_path / "datastores"
+    (ds / "1").mkdir(parents=True)
+    img_a = make_sparse(str(ds / "1" / "img-a"), 16 * MiB, data_at=(0, 8 * MiB))
+    img_b = make_sparse(str(ds / "1" / "img-b"), 4 * MiB, data_at=(0, 2 * MiB))
+    marker = tmp_path / "pulling"
+    ssh = tmp_path / "tools" / "slow_pull_ssh"
+    ssh.write_text(SLOW_PULL_SSH.format(marker=shlex.quote(str(marker)), delay=3, fake=shlex.quote(str(fake_ssh))))
+    ssh.chmod(0o755)
+    settings = {"SSH": str(ssh), "ONE_LOOKUP": "no", "DS_100_REPLICA_HOST": "replica1", "REPLICA_MAX_SIZE_MB": "3",
+                "REPLICA_CACHE_DIR": str(tmp_path / "cache"), "TUNING_RC": str(tmp_path / "none")}
+    results = {}
+    dst_a, dst_b = ds / "100" / "1" / "disk.0", ds / "100" / "2" / "disk.0"
+
+    def clone_a():
+        results["a"] = run("onestor", "clone", "fe:%s" % img_a, "host2:%s" % dst_a, "1", "100",
+                           REPLICA_SSH_OPTS="-o SetEnv=SLOWPULL=1", **settings)
+
+    thread = threading.Thread(target=clone_a)
+    thread.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.02)
+    assert marker.exists(), "A never reached its pull: %r" % results
+    results["b"] = run("onestor", "clone", "fe:%s" % img_b, "host3:%s" % dst_b, "2", "100", **settings)
+    thread.join(60)
+    assert results["a"].rc == 0, results["a"]
+    assert results["b"].rc == 0, results["b"]
+    assert "Not evicting %s from the replica cache of replica1: in use" % (tmp_path / "cache" / "1" / "img-a") \
+        in results["b"].err
+    assert "does not fit in the replica cache" in results["b"].err
+    assert open(dst_a, "rb").read() == open(img_a, "rb").read()
+    assert open(dst_b, "rb").read() == open(img_b, "rb").read()
+    # once A is done, its image is evictable again
+    res = run("onestor", "clone", "fe:%s" % img_b, "host3:%s" % (ds / "100" / "3" / "disk.0"), "3", "100", **settings)
+    assert res.rc == 0 and "Evicted %s" % (tmp_path / "cache" / "1" / "img-a") in res.err, res
