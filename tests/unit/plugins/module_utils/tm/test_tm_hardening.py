@@ -23,18 +23,9 @@ import pytest
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context, TMError, lock_dir, lock_key
 from tests.conftest import ROOT
-from tm_helpers import make_sparse
+from tm_helpers import Result, make_sparse
 
 MiB = 1 << 20
-
-
-class Result:
-    def __init__(self, rc, err):
-        self.rc = rc
-        self.err = err
-
-    def __repr__(self):
-        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
 
 
 @pytest.fixture

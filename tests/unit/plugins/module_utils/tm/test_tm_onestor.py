@@ -18,18 +18,9 @@ import pytest
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context, flock
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import onestor
-from tm_helpers import allocated, make_sparse, ssh_hosts
+from tm_helpers import Result, allocated, make_sparse, ssh_hosts
 
 MiB = 1 << 20
-
-
-class Result:
-    def __init__(self, rc, err):
-        self.rc = rc
-        self.err = err
-
-    def __repr__(self):
-        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
 
 
 @pytest.fixture
