@@ -249,3 +249,47 @@ def test_killed_clone_over_real_ssh_leaves_no_partial_file(ssh_driver):
     while time.time() < deadline and list(target.iterdir()):
         time.sleep(0.1)
     assert list(target.iterdir()) == []
+
+
+def _processes_naming(text):
+    """Pids of the processes whose command line contains ``text`` (the sshd-side ones included)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if text.encode() in handle.read():
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def test_killed_mv_over_real_ssh_stops_both_ends(ssh_driver):
+    """Issue 14 item 7: SIGTERM to mv between two hosts: no tar, ssh or receiver survives, no destination lands."""
+    work, actions = ssh_driver
+    ds = work / "datastores"
+    vm = ds / "0" / "21"
+    vm.mkdir(parents=True)
+    subprocess.run(["dd", "if=/dev/zero", "of=%s" % (vm / "disk.0"), "bs=1M", "count=768", "status=none"], check=True)
+    dst = ds / "100" / "21"
+    proc = subprocess.Popen([str(actions / "mv"), "127.0.0.1:%s" % vm, "localhost:%s" % dst, "21", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not (dst.parent.is_dir() and any(".tmmv-" in p.name for p in dst.parent.iterdir())):
+            time.sleep(0.02)
+        assert any(".tmmv-" in p.name for p in dst.parent.iterdir()), "the receiver never started"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    deadline = time.time() + 15
+    while time.time() < deadline and (_processes_naming(str(ds)) or list(dst.parent.iterdir())):
+        time.sleep(0.1)
+    assert _processes_naming(str(ds)) == [], "a transfer process outlived the action"
+    time.sleep(2)
+    assert list(dst.parent.iterdir()) == [] and (vm / "disk.0").stat().st_size == 768 * MiB
