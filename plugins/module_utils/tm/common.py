@@ -496,8 +496,7 @@ def lock_key(key):
     disks, one path on two hosts at once is the rare case, only serialised).
     The directory is resolved where it exists here (symlinks, ``..``).
     """
-    path = key.split(":", 1)[1] if ":" in key and not key.startswith("/") else key
-    path = fix_dir_slashes(path)
+    path = fix_dir_slashes(key[key.find("/"):] if "/" in key else key)  # a host never holds a "/"
     directory, name = os.path.split(path)
     if name in ("", ".", ".."):
         return os.path.realpath(path)

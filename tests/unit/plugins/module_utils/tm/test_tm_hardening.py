@@ -123,7 +123,7 @@ def test_lock_key_is_the_resolved_path_whatever_the_host(tmp_path):
     real.mkdir(parents=True)
     os.symlink(str(tmp_path / "ds"), str(tmp_path / "link"))
     keys = {lock_key("vm:%s/disk.0" % real), lock_key("localhost:%s/disk.0" % real), lock_key("%s//disk.0" % real),
-            lock_key("node1:%s/0/5/../5/disk.0" % (tmp_path / "link"))}
+            lock_key("node1:%s/0/5/../5/disk.0" % (tmp_path / "link")), lock_key("[::1]:%s/disk.0" % real)}
     assert keys == {str(real / "disk.0")}
 
 
@@ -235,6 +235,36 @@ def test_delete_refuses_dot_dot_out_of_the_vm_directory(run, tmp_path, driver):
     assert not (ds / "0" / "7" / "disk.0").exists()
     assert run(driver, "delete", "node1:%s/0/7" % ds, "7", "0", ONE_LOOKUP="no").rc == 0
     assert not (ds / "0" / "7").exists()
+
+
+def test_stock_delete_follows_dot_dot_ours_refuses(run, tmp_path, fake_ssh):
+    """The oracle: OpenNebula 7.4's shared delete (tm_mad/common/delete) run for real removes ``.../0/7/../../../victim``."""
+    import tarfile
+    from tests.conftest import FIXTURES
+    one = tmp_path / "one"
+    wanted = {"src/tm_mad/common/delete": tmp_path / "delete", "src/tm_mad/tm_common.sh": one / "var/remotes/tm/tm_common.sh",
+              "src/mad/sh/scripts_common.sh": one / "lib/sh/scripts_common.sh"}
+    with tarfile.open(str(FIXTURES / "opennebula" / "opennebula-7.4.0-drivers.tar.gz")) as tar:
+        for member in tar.getmembers():
+            target = wanted.get(member.name.split("/", 1)[-1])
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+    ds = tmp_path / "datastores"
+    for victim in (tmp_path / "victim", tmp_path / "victim2"):
+        victim.mkdir()
+        (victim / "keep").write_text("x")
+    (ds / "0" / "7").mkdir(parents=True)
+    hostile = "node1:%s/0/7/../../../victim" % ds
+    for driver in ("nfs_shared", "onestor"):
+        res = run(driver, "delete", hostile, "7", "0", ONE_LOOKUP="no")
+        assert res.rc == 1 and "Refusing to delete" in res.err
+    assert (tmp_path / "victim" / "keep").exists()
+    stock = subprocess.run(["bash", str(tmp_path / "delete"), "node1:%s/0/7/../../../victim2" % ds, "7", "0"],
+                           env=dict(os.environ, ONE_LOCATION=str(one), SSH=str(fake_ssh)), capture_output=True,
+                           text=True, check=False)
+    assert stock.returncode == 0, stock.stderr
+    assert not (tmp_path / "victim2").exists(), "stock deletes outside the VM directory"
 
 
 def test_mv_never_deletes_a_source_outside_the_datastores(run, tmp_path):
