@@ -375,8 +375,8 @@ def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
     """
     import json
     base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
-    max_mb = tuning(ctx, "REPLICA_MAX_SIZE_MB", "")
-    max_perc = float(tuning(ctx, "REPLICA_MAX_USED_PERC", "90") or 100)
+    cap = tuning_number(ctx, "REPLICA_MAX_SIZE_MB", 0) * 1048576  # 0 or empty: REPLICA_MAX_USED_PERC instead
+    max_perc = tuning_number(ctx, "REPLICA_MAX_USED_PERC", 90)
     evict_lock = os.path.join(lock_dir(ctx), "onestor-evict-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", replica))
     with flock(evict_lock, timeout=timeout), ExitStack() as held:
         rc, out, err = _replica_py(fe_ctx, replica, ["list", base])
@@ -387,7 +387,6 @@ def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
         except (ValueError, KeyError, TypeError):
             fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or out.strip()
                                                                         or "rc=%d" % rc))
-        cap = float(max_mb) * 1048576 if max_mb not in ("", "0") else 0
         cached_bytes = sum(n for _p, n in entries)
 
         def over():
