@@ -385,8 +385,8 @@ def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
             entries = [(str(p), int(n)) for p, n in state["entries"] if p != keep]
             total, used = int(state["total"]), int(state["used"])
         except (ValueError, KeyError, TypeError):
-            fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or out.strip()
-                                                                        or "rc=%d" % rc))
+            why = err.strip() or out.strip() or "rc=%d" % rc
+            fail("Error making room in the replica cache %s:%s: %s" % (replica, base, why))
         cached_bytes = sum(n for _p, n in entries)
 
         def over():
