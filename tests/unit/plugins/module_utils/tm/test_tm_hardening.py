@@ -364,6 +364,14 @@ def hostile_images(tmp_path):
             "vmdk": (vmdk, "an external data file")}
 
 
+def test_the_stock_conversion_reads_the_backing_file(tmp_path, hostile_images):
+    """Why: fs/cp's CONVERT_CMD (``qemu-img convert -O $DRIVER $DST $DST.tmp``, no -f) puts one_auth in the image."""
+    image = hostile_images["backing"][0]
+    out = tmp_path / "converted.raw"
+    _qemu_img("convert", "-O", "raw", image, out)  # the stock command line, as fs/cp runs it
+    assert out.read_bytes().startswith(SECRET)
+
+
 def _no_files(path):
     return not path.exists() or [p for p in path.rglob("*") if p.is_file()] == []
 
