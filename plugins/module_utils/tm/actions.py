@@ -21,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (exec_and_log, fail, host_path, log, need_args, remote_argv, runs_local, ssh_exec_and_log,
-                     ssh_make_path, ssh_script)
+from .common import (TMError, exec_and_log, fail, fix_dir_slashes, forget, host_path, log, need_args, remote_argv, run_command,
+                     runs_local, spawn, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -39,14 +39,14 @@ SH_TEMP = (
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
 )
 
-SH_COMMIT = 'chmod 0644 "$t"\nmv -f -- "$t" "$dst"\ntrap - EXIT\n'
+SH_COMMIT = 'chmod 0644 "$t"\nmv -fT -- "$t" "$dst"\ntrap - EXIT\n'
 
 # A sparse (reflinked where possible) copy on one machine: $1 src, $2 dst.
 SCRIPT_COPY = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + \
     'cp --sparse=always --reflink=auto -- "$src" "$t"\n' + SH_COMMIT
 
 # $2 becomes a symlink to $1.
-SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
+SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -sT -- "$1" "$2"\n'
 
 # A new image of $1 MiB and format $2 (qcow2, swap, raw or a mkfs type) at $3.
 SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
@@ -67,7 +67,7 @@ SCRIPT_RECV_TREE = SH_PRELUDE + (
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
     'tar -b 2048 -B -C "$t" -xSf -\n'
     'rm -rf -- "$dst"\n'
-    'mv -- "$t/$name" "$dst"\n'
+    'mv -fT -- "$t/$name" "$dst"\n'
 )
 
 
@@ -101,9 +101,151 @@ def image_format_arg(ctx, fmt, formats):
     return fmt
 
 
-def safe_to_delete(path, depth):
-    """Only absolute paths at least ``depth`` levels deep may be removed recursively."""
-    return path.startswith("/") and path.rstrip("/").count("/") >= depth
+DATASTORE_LOCATION = "/var/lib/one/datastores"
+
+
+def safe_to_delete(path, dsid=None, vmid=None, locations=(DATASTORE_LOCATION,), levels=2):
+    """True when ``path`` is a VM directory ``<location>/<dsid>/<vmid>`` or lies below one.
+
+    ``path`` must be absolute and normal (no ``.`` or ``..`` component); a
+    given ``vmid`` must match, a given ``dsid`` only for the VM directory
+    itself: oned deletes ``<system ds dir>/<vmid>/disk.N`` with the id of the
+    disk's image datastore, and the VM directory with the system datastore's.
+    ``levels=1`` is the 3.x layout ``<VM_DIR>/<vmid>``, with no ``dsid``.
+    """
+    path = fix_dir_slashes(path) if path else ""
+    parts = path.split("/")
+    if not path.startswith("/") or "." in parts or ".." in parts:
+        return False
+    wanted = ([] if levels == 1 else [dsid]) + [vmid]
+    for base in locations:
+        base = fix_dir_slashes(base).rstrip("/")
+        if not base or not path.startswith(base + "/"):
+            continue
+        rest = path[len(base) + 1:].split("/")
+        if len(rest) < levels or not all(part.isdigit() for part in rest[:levels]):
+            continue
+        ids = [None] + wanted[1:] if levels == 2 and len(rest) > levels else wanted
+        if all(want is None or str(want) == part for want, part in zip(ids, rest)):
+            return True
+    return False
+
+
+def check_delete(ctx, path, dsid=None, vmid=None, legacy=False):
+    """Fail unless :func:`safe_to_delete`: ``path`` in DATASTORE_LOCATION/<dsid>/<vmid> (3.x: VM_DIR/<vmid>).
+
+    rc ``DATASTORE_LOCATION`` (default ``/var/lib/one/datastores``) may list
+    several locations separated by ``:``, for hosts whose locations differ.
+    """
+    if legacy:
+        locations, levels, shape = [ctx.setting("VM_DIR", "/var/lib/one")], 1, "VM_DIR/<vm id>"
+    else:
+        locations, levels, shape = ctx.setting("DATASTORE_LOCATION", DATASTORE_LOCATION).split(":"), 2, \
+            "DATASTORE_LOCATION/<ds id>/<vm id>"
+    if not safe_to_delete(path, dsid, vmid, locations, levels):
+        ids = ", ".join("%s %s" % (k, v) for k, v in (("ds", dsid), ("vm", vmid)) if v is not None)
+        fail("Refusing to delete %s: not inside a VM directory %s%s (%s)"
+             % (path, shape, " of %s" % ids if ids else "", ":".join(locations)))
+    return fix_dir_slashes(path)
+
+
+# ---------------------------------------------------------------------------
+# Images from users: no backing file, no external data file
+# ---------------------------------------------------------------------------
+
+# $1: an image, $2: the disk it may be a snapshot of. Prints the disk's link
+# target (a line, maybe empty), then the JSON of qemu-img info of the chain.
+SCRIPT_IMAGE_INFO = 'readlink -- "$2" || echo\nexec qemu-img info -U --output=json --backing-chain "$1"\n'
+
+_SNAP_CHAIN = re.compile(r"^(.*/[^/]+\.snap)/[0-9]+$")
+
+
+def _outside_files(info):
+    """Files other than itself that the image ``info`` (qemu-img info JSON) reads: backing and data files."""
+    found = []
+    if info.get("backing-filename"):
+        found.append(("a backing file", info.get("full-backing-filename") or info["backing-filename"]))
+    data = (info.get("format-specific") or {}).get("data") or {}
+    if data.get("data-file"):
+        found.append(("an external data file", data["data-file"]))
+    own = os.path.normpath(info.get("filename") or "")
+    for extent in data.get("extents") or []:
+        name = extent.get("filename") or ""
+        if name and os.path.normpath(os.path.join(os.path.dirname(own), name)) != own:
+            found.append(("an external data file", name))
+    return found
+
+
+def _refuse(path, what, name):
+    fail("Refusing image %s: it has %s (%s). Images that read other files are not accepted: "
+         "make it self-contained first (qemu-img convert -f qcow2 -O qcow2 IMAGE NEW)" % (path, what, name))
+
+
+def checked_image(ctx, host, path, chain=False):
+    """``(format, virtual size)`` of the image ``host:path`` (host "" or None: here), or fail.
+
+    ``qemu-img info`` probes the format (as OpenNebula's drivers do); every
+    later qemu-img command gets it with ``-f``. An image that reads another
+    file is refused: a backing file (qcow2 ``-b``) or an external data file
+    (qcow2 ``data_file``, VMDK extents) would hand the content of any file the
+    driver's user can read (one_auth, ssh keys) to the VM or the datastore.
+
+    ``chain=True`` accepts one thing more: the driver's own snapshot chain of
+    an overlay disk (``disk.N`` a link to ``disk.N.snap/K``; ``path`` the disk
+    or one of its ``disk.N.snap/K``): images inside ``disk.N.snap`` may have a
+    backing file, with an explicit backing format; the chain's last image,
+    the clone source, may not. A disk that is not such a link is checked as a
+    user's image: a qcow2 header a guest wrote into a raw disk gets no trust.
+    """
+    import json
+    snap = _SNAP_CHAIN.match(path) if chain else None
+    disk = snap.group(1)[:-len(".snap")] if snap else path
+    if chain:
+        argv = ["sh", "-c", SCRIPT_IMAGE_INFO, "sh", path, disk]
+    else:
+        argv = ["qemu-img", "info", "-U", "--output=json", path]
+    if host:
+        rc, out, err = ssh_capture(ctx, host, argv)
+    else:
+        rc, out, err = run_command(argv, timeout=(ctx.number("COMMAND_TIMEOUT", 0) if ctx else 0) or 120)
+    if rc != 0:
+        fail("Cannot read image %s: %s" % (path, err.strip() or "qemu-img info failed (rc=%d)" % rc))
+    top, snap_dir = path, None
+    if chain:
+        link, _sep, out = out.partition("\n")
+        link = link.strip()
+        if link.startswith(os.path.basename(disk) + ".snap/") and ".." not in link.split("/"):
+            snap_dir = disk + ".snap"
+            top = path if snap else os.path.join(os.path.dirname(disk), link)
+    try:
+        infos = json.loads(out)
+        infos = infos if isinstance(infos, list) else [infos]
+        fmt = infos[0]["format"]
+        size = int(infos[0].get("virtual-size") or 0)
+    except (ValueError, KeyError, IndexError, TypeError):
+        fail("Cannot read image %s: bad qemu-img info output" % path)
+    for index, info in enumerate(infos):
+        outside = _outside_files(info)
+        data_files = [o for o in outside if o[0] != "a backing file"]
+        if data_files:
+            _refuse(path, *data_files[0])
+        if not info.get("backing-filename"):
+            continue
+        name = os.path.normpath(top if index == 0 else info.get("filename") or "")
+        inside = snap_dir is not None and name.startswith(snap_dir + "/")
+        if not inside or not info.get("backing-filename-format") or index == len(infos) - 1:
+            _refuse(path, *outside[0])
+    return fmt, size
+
+
+def download_image(ctx, url, host, dst):
+    """:func:`download` ``url`` to ``dst`` here (host None) or on ``host``; removed again when :func:`checked_image` refuses it."""
+    download(ctx, url, host, dst)
+    try:
+        checked_image(ctx, host, dst)
+    except TMError:
+        ssh_capture(ctx, host or "", ["rm", "-f", "--", dst])
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -117,14 +259,13 @@ def pipe(src_argv, dst_argv, msg):
     err_a = tempfile.TemporaryFile()
     err_b = tempfile.TemporaryFile()
     try:
-        # The runtime runs without Ansible (oned calls it), so no AnsibleModule.run_command here.
-        first = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL, start_new_session=True)
-        second = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL, start_new_session=True)
+        first = spawn(src_argv, stdout=subprocess.PIPE, stderr=err_a, stdin=subprocess.DEVNULL)
+        second = spawn(dst_argv, stdin=first.stdout, stderr=err_b, stdout=subprocess.DEVNULL)
         first.stdout.close()
         rc_b = second.wait()
         rc_a = first.wait()
+        forget(first)
+        forget(second)
         if rc_a or rc_b:
             errors = []
             for handle in (err_a, err_b):
@@ -246,5 +387,7 @@ def resize(ctx, args):
     """resize host:DISK SIZE VMID"""
     disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]
     host, path = host_path(disk)
+    fmt = checked_image(ctx, host, path, chain=True)[0]
     log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))
-    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", path, "%sM" % size], "Error resizing image %s" % path)
+    ssh_exec_and_log(ctx, host, ["qemu-img", "resize", "-q", "-f", fmt, path, "%sM" % size],
+                     "Error resizing image %s" % path)

@@ -19,6 +19,7 @@ import re
 import shlex
 import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -211,6 +212,117 @@ def _kill_group(proc):
             pass
 
 
+# Every process an action starts runs in its own session (a process group of
+# its own, so a timeout can kill it with all its children). Those groups are
+# remembered here until they are reaped; stop_children() ends the ones left
+# when the action is interrupted (SIGTERM, SIGINT, SIGHUP) or exits.
+_CHILDREN = {}
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """Raised by the signal handlers of :func:`signals_raise` (SIGTERM, SIGINT, SIGHUP)."""
+
+    def __init__(self, signum):
+        super(Interrupted, self).__init__(signum)
+        self.signum = signum
+
+
+def _block_signals():
+    """Block the stop signals; returns the mask to restore (None where unsupported)."""
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _restore_signals(mask):
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def spawn(argv, **kwargs):
+    """``subprocess.Popen`` in a new session, remembered until :func:`forget` or :func:`stop_children`.
+
+    The stop signals are blocked while the child starts, so an interruption
+    never leaves a started child unrecorded.
+    """
+    import subprocess
+    mask = _block_signals()
+    try:
+        # The runtime runs without Ansible (oned calls it), so no AnsibleModule.run_command here.
+        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)  # pylint: disable=ansible-bad-function
+        proc.tm_owner = threading.get_ident()
+        _CHILDREN[proc.pid] = proc
+    finally:
+        _restore_signals(mask)
+    return proc
+
+
+def forget(proc):
+    """``proc`` was reaped normally: its group is no longer ours to stop."""
+    _CHILDREN.pop(proc.pid, None)
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+
+
+def stop_children(grace=5.0):
+    """SIGTERM every process group the action (this thread) started and still owns, wait, SIGKILL the rest.
+
+    Returns when every group is gone (or after ``grace`` seconds and SIGKILL).
+    """
+    mask = _block_signals()
+    try:
+        me = threading.get_ident()
+        procs = [p for p in list(_CHILDREN.values()) if p.tm_owner == me]
+        for proc in procs:
+            _CHILDREN.pop(proc.pid, None)
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.time() + grace
+        for proc in procs:
+            while time.time() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
+                time.sleep(0.02)
+            if proc.poll() is None or _group_alive(proc.pid):
+                _kill_group(proc)
+            proc.wait()
+            while _group_alive(proc.pid) and time.time() < deadline + grace:
+                time.sleep(0.02)
+    finally:
+        _restore_signals(mask)
+
+
+@contextmanager
+def signals_raise():
+    """Turn SIGTERM/SIGINT/SIGHUP into :class:`Interrupted` so ``finally`` blocks run (main thread only)."""
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    saved = {}
+    try:
+        for sig in STOP_SIGNALS:
+            saved[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: signals stay as they are
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        saved = {}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
 def run_command(argv, data=None, timeout=None):
     """Run an argument list (no shell). Returns ``(rc, stdout, stderr)`` as text.
 
@@ -221,10 +333,8 @@ def run_command(argv, data=None, timeout=None):
         raise TypeError("commands are argument lists, not shell strings")
     argv = [str(a) for a in argv]
     try:
-        # The runtime runs without Ansible (oned calls it), so no AnsibleModule.run_command here.
-        proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        proc = spawn(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         return 127, "", "%s: %s" % (argv[0], exc.strerror or exc)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -233,11 +343,14 @@ def run_command(argv, data=None, timeout=None):
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         out, err = proc.communicate()
+        forget(proc)
         return 124, out.decode("utf-8", "replace"), "Timeout after %ss" % timeout
     except BaseException:
         _kill_group(proc)
         proc.wait()
+        forget(proc)
         raise
+    forget(proc)
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
@@ -309,45 +422,94 @@ def ssh_make_path(ctx, host, path):
 # Locking
 # --------------------------------------------------------------------------
 
+def _own_dir(path):
+    """Create ``path`` (mode 0700) or accept it when it is a real directory of this user; else TMError.
+
+    The default lock directory is under the world-writable /run/lock (and the
+    fallback under /tmp), where anyone can create it first: a directory that is
+    a symlink, or owned by another user, is refused rather than used.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    info = os.lstat(path)
+    import stat
+    if not stat.S_ISDIR(info.st_mode):
+        raise TMError("Lock directory %s is not a directory (a symlink or a file is never used for locks)" % path)
+    if info.st_uid != os.geteuid():
+        raise TMError("Lock directory %s is owned by uid %d, not by the driver's user (uid %d): "
+                      "remove it, or set LOCK_DIR to a directory of that user" % (path, info.st_uid, os.geteuid()))
+    if info.st_mode & 0o022:
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o022)
+    return path
+
+
 def lock_dir(ctx):
+    """The lock directory: rc LOCK_DIR, created 0700; else ``<tmp>/one-tm-locks-<uid>``, same rules."""
     path = ctx.setting("LOCK_DIR", "/var/lock/one")
     try:
-        os.makedirs(path, exist_ok=True)
-        if os.access(path, os.W_OK):
-            return path
+        parent = os.path.dirname(path.rstrip("/")) or "/"
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o755)
+        return _own_dir(path)
     except OSError:
         pass
     import tempfile
-    fallback = os.path.join(tempfile.gettempdir(), "one-tm-locks-%d" % os.getuid())
-    os.makedirs(fallback, exist_ok=True)
-    return fallback
+    try:
+        return _own_dir(os.path.join(tempfile.gettempdir(), "one-tm-locks-%d" % os.geteuid()))
+    except OSError as exc:
+        raise TMError("Cannot create the lock directory %s nor its fallback: %s" % (path, exc.strerror or exc))
 
 
 @contextmanager
-def flock(path, timeout=60.0, poll=0.05):
-    """Hold an exclusive ``flock`` on ``path``; TMError after ``timeout`` seconds."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+def flock(path, timeout=60.0, poll=0.05, shared=False):
+    """Hold an exclusive (``shared``: a shared) ``flock`` on ``path``; TMError after ``timeout`` seconds."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise TMError("Cannot open the lock file %s: %s" % (path, exc.strerror or exc))
     try:
         deadline = time.time() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.time() >= deadline:
-                    raise TMError("Could not acquire exclusive lock on %s within %ss" % (path, timeout))
+                    raise TMError("Could not acquire %s lock on %s within %ss"
+                                  % ("a shared" if shared else "exclusive", path, timeout))
                 time.sleep(poll)
         yield path
     finally:
         os.close(fd)
 
 
+def lock_key(key):
+    """The resolved path a lock on ``host:path`` (or ``path``) is keyed on.
+
+    The host is dropped: ``vm:/x``, ``localhost:/x`` and ``/x`` name one
+    destination (a shared datastore is one file for every host; on local
+    disks, one path on two hosts at once is the rare case, only serialised).
+    The directory is resolved where it exists here (symlinks, ``..``).
+    """
+    path = fix_dir_slashes(key[key.find("/"):] if "/" in key else key)  # a host never holds a "/"
+    directory, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        return os.path.realpath(path)
+    return os.path.join(os.path.realpath(directory or "/"), name)
+
+
 def lock_for(ctx, key):
-    """A flock keyed on ``key`` (e.g. a host:path) in the driver's lock directory."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[-180:]
-    return flock(os.path.join(lock_dir(ctx), "tm-%s.lock" % safe), timeout=ctx.number("LOCK_TIMEOUT", 600))
+    """A flock on the destination ``key`` (``host:path`` or ``path``, see :func:`lock_key`)."""
+    import hashlib
+    path = lock_key(key)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", path)[-120:]
+    digest = hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # nosec: a name
+    return flock(os.path.join(lock_dir(ctx), "tm-%s-%s.lock" % (safe, digest)), timeout=ctx.number("LOCK_TIMEOUT", 600))
 
 
 # --------------------------------------------------------------------------
@@ -355,19 +517,34 @@ def lock_for(ctx, key):
 # --------------------------------------------------------------------------
 
 def run_action(ctx, func, args):
-    """Run ``func(ctx, args)``; returns the process exit code (0 on success)."""
+    """Run ``func(ctx, args)``; returns the process exit code (0 on success).
+
+    SIGTERM, SIGINT and SIGHUP end the action with ``128 + signal``; on any
+    exit, the process groups the action started and still owns are stopped
+    and waited for (:func:`stop_children`), so no transfer goes on without it.
+    """
     try:
-        func(ctx, list(args))
-        return 0
-    except TMError as exc:
-        error_message(ctx, exc.msg)
-        return exc.rc
-    except KeyboardInterrupt:
-        error_message(ctx, "%s: interrupted" % ctx.action)
-        return 130
-    except Exception as exc:  # pylint: disable=broad-except
-        error_message(ctx, "%s: unexpected error: %s: %s" % (ctx.action, type(exc).__name__, exc))
-        return 1
+        with signals_raise():
+            try:
+                func(ctx, list(args))
+                return 0
+            except TMError as exc:
+                error_message(ctx, exc.msg)
+                return exc.rc
+            except Interrupted as exc:
+                error_message(ctx, "%s: interrupted by signal %d" % (ctx.action, exc.signum))
+                return 128 + exc.signum
+            except KeyboardInterrupt:
+                error_message(ctx, "%s: interrupted" % ctx.action)
+                return 130
+            except Exception as exc:  # pylint: disable=broad-except
+                error_message(ctx, "%s: unexpected error: %s: %s" % (ctx.action, type(exc).__name__, exc))
+                return 1
+            finally:
+                stop_children()
+    except Interrupted as exc:  # a second signal while the first one was handled
+        stop_children()
+        return 128 + exc.signum
 
 
 def need_args(ctx, args, count, usage, at_least=False):

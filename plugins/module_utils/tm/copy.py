@@ -27,21 +27,13 @@ import stat
 import struct
 from contextlib import contextmanager
 
-from .common import TMError, log, remote_argv
+from .common import Interrupted, TMError, forget, log, remote_argv, signals_raise, spawn
 
 FICLONE = 0x40049409
 CHUNK = 1 << 20
 TEMP_TAG = ".tmcopy-"
 URL_PREFIXES = ("http://", "https://", "ftp://")
 MAGIC = b"TMS1"
-
-
-class _Interrupted(BaseException):
-    """Raised by the signal handlers installed while a copy is in flight."""
-
-    def __init__(self, signum):
-        super(_Interrupted, self).__init__(signum)
-        self.signum = signum
 
 
 def is_url(source):
@@ -71,28 +63,6 @@ def cleanup_stale(dst):
 
 
 @contextmanager
-def _signals_raise():
-    """Turn SIGTERM/SIGINT/SIGHUP into an exception so ``finally`` blocks run (main thread only)."""
-
-    def handler(signum, _frame):
-        raise _Interrupted(signum)
-
-    saved = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            saved[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: signals stay as they are
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-        saved = {}
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-
-
-@contextmanager
 def atomic_target(dst, mode=None):
     """Yield ``(fd, temp_path)`` in ``dst``'s directory; rename to ``dst`` on success."""
     import tempfile
@@ -101,7 +71,7 @@ def atomic_target(dst, mode=None):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(dst))
     done = False
     try:
-        with _signals_raise():
+        with signals_raise():
             try:
                 yield fd, tmp
                 os.fchmod(fd, 0o644 if mode is None else mode)
@@ -109,7 +79,7 @@ def atomic_target(dst, mode=None):
                 fd = -1
                 os.rename(tmp, dst)
                 done = True
-            except _Interrupted as exc:
+            except Interrupted as exc:
                 raise TMError("Copy to %s interrupted by signal %d" % (dst, exc.signum), 128 + exc.signum)
     finally:
         if fd >= 0:
@@ -321,8 +291,7 @@ class _Stream(object):
         self.err = tempfile.TemporaryFile()
         argv = remote_argv(ctx, host, receiver_argv(ctx, dst, mode))
         try:
-            self.proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.err, start_new_session=True)
+            self.proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.err)
         except OSError as exc:
             self.err.close()
             raise TMError("Error starting copy to %s:%s: %s" % (host, dst, exc.strerror or exc))
@@ -360,6 +329,7 @@ class _Stream(object):
         _write_all(self.fd, b"E" + struct.pack(">Q", size))
         self.proc.stdin.close()
         rc = self.proc.wait()
+        forget(self.proc)
         if rc != 0:
             raise TMError("Error copying to %s:%s: %s" % (self.host, self.dst, self.error() or "rc=%d" % rc), rc)
 
@@ -377,6 +347,7 @@ class _Stream(object):
         except (IOError, OSError):
             pass
         self.proc.wait()
+        forget(self.proc)
 
     def close(self):
         self.err.close()
@@ -387,11 +358,11 @@ def _stream_to(ctx, host, dst, mode):
     stream = _Stream(ctx, host, dst, mode)
     ok = False
     try:
-        with _signals_raise():
+        with signals_raise():
             try:
                 yield stream
                 ok = True
-            except _Interrupted as exc:
+            except Interrupted as exc:
                 raise TMError("Copy to %s:%s interrupted by signal %d" % (host, dst, exc.signum), 128 + exc.signum)
             except (IOError, OSError) as exc:
                 if exc.errno == errno.EPIPE:

@@ -93,7 +93,7 @@ def test_installed_actions_run_locally(playbook, tmp_path, python):
     if python == "3.6" and not PY36.exists():
         pytest.skip("no Python 3.6 interpreter at %s" % PY36)
     dest = tmp_path / "remotes"
-    install(playbook, dest, settings={"LOCK_DIR": str(tmp_path / "locks")})
+    install(playbook, dest, settings={"LOCK_DIR": str(tmp_path / "locks"), "DATASTORE_LOCATION": str(tmp_path / "ds")})
     actions = dest / "tm" / "nfs_shared"
     prefix = [] if python == "env" else [str(PY36)]
     src = sparse(tmp_path / "image.raw", 64 * MiB, (0, 32 * MiB))
@@ -139,7 +139,7 @@ def ssh_driver(tmp_path_factory, loopback_sshd):
     work = tmp_path_factory.mktemp("tmssh")
     dest = work / "remotes"
     settings = {"SSH_OPTS": loopback_sshd.options(), "LOCAL_SHORTCUT": "no", "QCOW2_OVERLAY": "yes",
-                "MV_TRANSFER": "always", "LOCK_DIR": str(work / "locks")}
+                "MV_TRANSFER": "always", "LOCK_DIR": str(work / "locks"), "DATASTORE_LOCATION": str(work / "datastores")}
     play = work / "play.yml"
     play.write_text(PLAY.format(layout="remotes", dest=dest, conf=work / "etc", settings=json.dumps(settings),
                                 out=work / "result.json"))
@@ -194,7 +194,7 @@ def test_actions_over_real_ssh(ssh_driver):
     assert os.stat(moved / "disk.0").st_blocks * 512 <= os.stat(raw).st_blocks * 512 * 1.01
     assert os.readlink(moved / "disk.1") == "disk.1.snap/1"
     # delete
-    act("delete", "localhost:%s" % moved, "9", "0")
+    act("delete", "localhost:%s" % moved, "9", "100")
     assert not moved.exists()
 
 
@@ -203,8 +203,9 @@ def test_hostile_path_over_real_ssh(ssh_driver, monkeypatch):
     monkeypatch.chdir(work)
     name = "x $(touch PWNED1);touch PWNED2 `touch PWNED3` 'q\""
     src = sparse(work / ("img " + name), 4 * MiB, (0,))
-    dst = work / ("vm " + name) / "disk.0"
+    dst = work / "datastores" / "0" / "1" / ("disk " + name)  # the delete guard wants a VM directory
     for action, args in (("clone", ["fe:%s" % src, "127.0.0.1:%s" % dst, "1", "1"]),
+                         ("delete", ["127.0.0.1:%s" % dst, "1", "1"]),
                          ("delete", ["127.0.0.1:%s" % dst.parent, "1", "0"])):
         proc = subprocess.run([str(actions / action), *args], capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
@@ -248,3 +249,47 @@ def test_killed_clone_over_real_ssh_leaves_no_partial_file(ssh_driver):
     while time.time() < deadline and list(target.iterdir()):
         time.sleep(0.1)
     assert list(target.iterdir()) == []
+
+
+def _processes_naming(text):
+    """Pids of the processes whose command line contains ``text`` (the sshd-side ones included)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                if text.encode() in handle.read():
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+def test_killed_mv_over_real_ssh_stops_both_ends(ssh_driver):
+    """Issue 14 item 7: SIGTERM to mv between two hosts: no tar, ssh or receiver survives, no destination lands."""
+    work, actions = ssh_driver
+    ds = work / "datastores"
+    vm = ds / "0" / "21"
+    vm.mkdir(parents=True)
+    subprocess.run(["dd", "if=/dev/zero", "of=%s" % (vm / "disk.0"), "bs=1M", "count=768", "status=none"], check=True)
+    dst = ds / "100" / "21"
+    proc = subprocess.Popen([str(actions / "mv"), "127.0.0.1:%s" % vm, "localhost:%s" % dst, "21", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not (dst.parent.is_dir() and any(".tmmv-" in p.name for p in dst.parent.iterdir())):
+            time.sleep(0.02)
+        assert any(".tmmv-" in p.name for p in dst.parent.iterdir()), "the receiver never started"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    deadline = time.time() + 15
+    while time.time() < deadline and (_processes_naming(str(ds)) or list(dst.parent.iterdir())):
+        time.sleep(0.1)
+    assert _processes_naming(str(ds)) == [], "a transfer process outlived the action"
+    time.sleep(2)
+    assert list(dst.parent.iterdir()) == [] and (vm / "disk.0").stat().st_size == 768 * MiB

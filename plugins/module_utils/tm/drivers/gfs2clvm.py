@@ -27,9 +27,9 @@ import sys
 import tempfile
 import uuid
 
-from ..actions import SCRIPT_LINK, context, image_format_arg, make_context, number_arg
-from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, host_path,
-                      is_yes, lock_for, log, log_error, need_args, remote_argv, run_action, runs_local,
+from ..actions import SCRIPT_LINK, check_delete, checked_image, context, image_format_arg, make_context, number_arg
+from ..common import (Context, TMError, arg_path, check_host, error_message, exec_and_log, fail, forget, host_path,
+                      is_yes, lock_for, log, log_error, need_args, remote_argv, run_action, runs_local, spawn,
                       ssh_capture, ssh_exec_and_log, ssh_make_path)
 from ..copy import is_url
 from ..rc import RcError, read_rc
@@ -174,8 +174,7 @@ def _pipe_into(ctx, host, device, feed, msg):
                                    "conv=notrunc,fsync", "status=none"])
     err = tempfile.TemporaryFile()
     try:
-        proc = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         ok = False
         try:
             feed(proc.stdin)
@@ -188,6 +187,7 @@ def _pipe_into(ctx, host, device, feed, msg):
             except (IOError, OSError):
                 pass
         rc = proc.wait()
+        forget(proc)
         if rc != 0 or not ok:
             err.seek(0)
             fail("%s: %s" % (msg, err.read().decode("utf-8", "replace").strip() or "rc=%d" % rc))
@@ -218,17 +218,8 @@ def _feed_url(ctx, url):
 
 
 def image_info(path):
-    """``(format, virtual size in bytes)`` of a local image file."""
-    import json
-    from ..common import run_command
-    rc, out, err = run_command(["qemu-img", "info", "-U", "--output=json", path], timeout=60)
-    if rc != 0:
-        fail("Cannot read image %s: %s" % (path, err.strip()))
-    try:
-        info = json.loads(out)
-        return info.get("format", "raw"), int(info.get("virtual-size") or os.path.getsize(path))
-    except (ValueError, TypeError):
-        fail("Cannot read image %s: bad qemu-img output" % path)
+    """``(format, virtual size in bytes)`` of a local image file; refused when it reads other files."""
+    return checked_image(None, "", path)
 
 
 def url_size(ctx, url):
@@ -349,10 +340,9 @@ def do_mkimage(ctx, size, fmt, host, dst, vmid, diskid):
             raise
 
 
-def do_delete(ctx, host, path, vmid):
+def do_delete(ctx, host, path, vmid, dsid=None, legacy=False):
     """Remove the VM's ``lv-one-<vmid>-*`` LVs (only disk N's for ``.../disk.N``), then ``path``."""
-    if not path.startswith("/") or path.rstrip("/").count("/") < 2:
-        fail("Refusing to delete %s" % path)
+    path = check_delete(ctx, path, dsid, vmid, legacy)
     vg = vg_name(ctx)
     disk = re.search(r"/disk\.([0-9]+)$", path)
     if disk:
@@ -419,9 +409,9 @@ def mkswap(ctx, args):
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target, vmid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:2]
+    target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path, _number(ctx, vmid, "VMID"))
+    do_delete(ctx, host, path, _number(ctx, vmid, "VMID"), _number(ctx, dsid, "DSID"))
 
 
 def mv(ctx, args):
@@ -516,7 +506,7 @@ def legacy_delete(ctx, args):
     match = _LEGACY_VM.search(path.rstrip("/")) or _LEGACY_DISK.search(path)
     if not match:
         fail("%s: cannot tell the VM of %s" % (ctx.action, path))
-    do_delete(ctx, host, path, int(match.group(1)))
+    do_delete(ctx, host, path, int(match.group(1)), legacy=True)
 
 
 def legacy_mv(ctx, args):

@@ -22,11 +22,12 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
-                       make_image, mkimage, mkswap, number_arg, resize, safe_to_delete, transfer_tree)
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
+                       download_image, id_arg, make_context, make_image, mkimage, mkswap, number_arg, resize,
+                       transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
-                      run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
-from ..copy import copy_local, copy_remote, download, is_url
+                      runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
+from ..copy import copy_local, copy_remote, is_url
 
 NAME = "nfs_shared"
 
@@ -67,13 +68,13 @@ SCRIPT_OVERLAY = SH_PRELUDE + (
     'qemu-img create -q -f qcow2 -o backing_fmt="$fmt" -b "$src" "$dst.snap/0"\n'
     'ln -sfn . "$dst.snap/$b.snap"\n'
     'rm -f -- "$dst"\n'
-    'ln -s -- "$b.snap/0" "$dst"\n'
+    'ln -sT -- "$b.snap/0" "$dst"\n'
 )
 
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
-    'mv -f -- "$1" "$2"\n'
+    'mv -fT -- "$1" "$2"\n'
 )
 
 SCRIPT_DELETE = (
@@ -86,10 +87,8 @@ SCRIPT_DELETE = (
     'done\n'
 )
 
-SCRIPT_CPDS = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
-    'if [ ! -e "$src" ]; then echo "Source $src does not exist" >&2; exit 1; fi\n'
-    'fmt=$(qemu-img info -U "$src" 2>/dev/null | sed -n "s/^file format: //p")\n'
-    'if [ "$fmt" = qcow2 ]; then qemu-img convert -q -O qcow2 "$src" "$t"\n'
+SCRIPT_CPDS = SH_PRELUDE + 'src=$1; dst=$2; fmt=$3\n' + SH_TEMP + (
+    'if [ "$fmt" = qcow2 ]; then qemu-img convert -q -f qcow2 -O qcow2 "$src" "$t"\n'
     'else cp --sparse=always -- "$src" "$t"; fi\n'
 ) + SH_COMMIT
 
@@ -106,9 +105,9 @@ SCRIPT_SNAP_CREATE = _SH_SNAP + (
     'next=$2\n'
     'if [ -e "$snap/$next" ]; then echo "Snapshot file $snap/$next already exists." >&2; exit 1; fi\n'
     'cd -- "$snap"\n'
-    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
+    '[ -L "$b.snap" ] || ln -sT . "$b.snap"\n'
     'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$active" "$next"\n'
-    'ln -sfn -- "$b.snap/$next" "$disk"\n'
+    'ln -sfT -- "$b.snap/$next" "$disk"\n'
 )
 
 SCRIPT_SNAP_REVERT = _SH_SNAP + (
@@ -117,9 +116,9 @@ SCRIPT_SNAP_REVERT = _SH_SNAP + (
     'if [ "$id" = "$active" ]; then echo "Snapshot $id is the active image" >&2; exit 1; fi\n'
     'cd -- "$snap"\n'
     'rm -f -- ".$active.revert"\n'
-    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
+    '[ -L "$b.snap" ] || ln -sT . "$b.snap"\n'
     'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$id" ".$active.revert"\n'
-    'mv -f -- ".$active.revert" "$active"\n'
+    'mv -fT -- ".$active.revert" "$active"\n'
 )
 
 SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'
@@ -132,18 +131,6 @@ NOT_SUPPORTED = ("snap_create_live", "prebackup", "prebackup_live", "postbackup"
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-def image_format(ctx, path):
-    """The image format ``qemu-img info`` reports for a local file."""
-    import json
-    rc, out, err = run_command(["qemu-img", "info", "-U", "--output=json", path], timeout=60)
-    if rc != 0:
-        fail("Cannot read the image format of %s: %s" % (path, err.strip()))
-    try:
-        return json.loads(out).get("format", "raw")
-    except ValueError:
-        fail("Cannot read the image format of %s: bad qemu-img output" % path)
-
 
 def _exists_on(ctx, host, path):
     rc, _out, _err = ssh_capture(ctx, host, ["test", "-e", path])
@@ -162,12 +149,12 @@ def do_clone(ctx, src, host, dst):
             ssh_make_path(ctx, host, os.path.dirname(dst))
         # on a remote host, the receiver or the script makes the directory: one ssh connection in all
         if is_url(src):
-            download(ctx, src, None if local else host, dst)
+            download_image(ctx, src, None if local else host, dst)
             return
         if not os.path.exists(src):
             fail("Error copying %s to %s: source does not exist" % (src, label))
+        fmt = None if os.path.isdir(src) else checked_image(ctx, "", src)[0]
         if ctx.flag("QCOW2_OVERLAY"):
-            fmt = image_format(ctx, src)
             if fmt == "qcow2":
                 log(ctx, "Creating qcow2 overlay %s backed by %s" % (label, src))
                 ssh_script(ctx, host, SCRIPT_OVERLAY, [dst, src, fmt], "Error creating overlay %s of %s" % (label, src))
@@ -191,9 +178,8 @@ def do_ln(ctx, src, host, dst):
     ssh_script(ctx, host, SCRIPT_LINK, [src, dst], "Error linking %s to %s" % (src, dst))
 
 
-def do_delete(ctx, host, path):
-    if not safe_to_delete(path, 3):  # a VM dir is <ds base>/<ds id>/<vm id>
-        fail("Refusing to delete %s" % path)
+def do_delete(ctx, host, path, dsid=None, vmid=None, legacy=False):
+    path = check_delete(ctx, path, dsid, vmid, legacy)
     log(ctx, "Deleting %s" % path)
     retries = str(int(ctx.number("DELETE_RETRIES", 10)) or 1)
     ssh_script(ctx, host, SCRIPT_DELETE, [path, retries], "Error deleting %s" % path)
@@ -265,15 +251,16 @@ def cpds(ctx, args):
     snap_id = id_arg(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
+    fmt = checked_image(ctx, host, src_path, chain=True)[0]
     log(ctx, "Copying %s to datastore as %s" % (src_path, dst_path))
-    ssh_script(ctx, host, SCRIPT_CPDS, [src_path, dst_path], "Could not copy image %s to %s" % (src_path, dst_path))
+    ssh_script(ctx, host, SCRIPT_CPDS, [src_path, dst_path, fmt], "Could not copy image %s to %s" % (src_path, dst_path))
 
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path)
+    do_delete(ctx, host, path, id_arg(ctx, dsid, "datastore id"), id_arg(ctx, vmid, "VM id"))
 
 
 def _noop(ctx, args):
@@ -427,7 +414,7 @@ def legacy_mkimage(ctx, args):
 def legacy_delete(ctx, args):
     """tm_delete.sh SRC [DST]"""
     need_args(ctx, args, 1, "SRC [DST]", at_least=True)
-    do_delete(ctx, "", _legacy_path(ctx, args[0]))
+    do_delete(ctx, "", _legacy_path(ctx, args[0]), legacy=True)
 
 
 def legacy_mv(ctx, args):

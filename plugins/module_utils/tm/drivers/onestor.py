@@ -19,7 +19,8 @@ renamed into place only when complete.
 * Eviction: before a copy to the replica, least recently used images (by the
   mtime of their ``.sum``, touched on every use) are removed until the cache
   fits ``REPLICA_MAX_SIZE_MB`` (or, when that is empty, ``REPLICA_MAX_USED_PERC``
-  of the filesystem).
+  of the filesystem). An image in use is pinned (a shared flock on the
+  front-end, from its check until its pull ends) and never evicted.
 * Replica -> hypervisor: the hypervisor pulls the copy from the replica over ssh
   (``REPLICA_STORAGE_IP`` of the replica's host when set, ``REPLICA_SSH_OPTS``),
   with ``tar -S``; a local sparse copy when the replica is the hypervisor.
@@ -38,14 +39,15 @@ import os
 import re
 import shlex
 import tempfile
+from contextlib import ExitStack, contextmanager
 
-from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, mkimage, mkswap,
-                       resize, safe_to_delete, transfer_tree)
+from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
+                       download_image, id_arg, mkimage, mkswap, resize, transfer_tree)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, need_args)
-from ..copy import copy_local, copy_remote, download, is_url
+from ..copy import copy_local, copy_remote, is_url
 from ..rc import RcError, read_rc
 
 NAME = "onestor"
@@ -88,8 +90,9 @@ FE_SUM_TAG = ".onestor-sum"
 #   check PATH SUM SIZE: exit 0 (and touch PATH.sum) when the copy is current;
 #                        exit 1 (the stale .sum removed) otherwise.
 #   setsum PATH SUM:     write PATH.sum atomically.
-#   evict DIR MAX_MB MAX_PERC KEEP INCOMING: remove LRU images until INCOMING
-#                        bytes fit; prints "evicted PATH" lines, then "fits yes|no".
+#   list DIR:            JSON {"total", "used"} of the filesystem and "entries":
+#                        [path, bytes] of the cached images, least recently used first.
+#   remove PATH...:      remove images and their .sum; prints "evicted PATH" lines.
 REPLICA_PY = r'''
 import os, sys, tempfile
 def rd(p):
@@ -137,39 +140,25 @@ def entries(top):
                 used = st.st_mtime
             out.append((used, p, st.st_blocks * 512))
     return sorted(out)
-def evict(top, max_mb, max_perc, keep, incoming):
-    incoming = int(incoming)
+def listing(top):
+    import json
     os.makedirs(top, exist_ok=True)
-    items = [e for e in entries(top) if e[1] != keep]
-    limit_mb = float(max_mb) if max_mb not in ("", "0") else 0
-    if limit_mb > 0:
-        cap = limit_mb * 1048576
-        used = sum(e[2] for e in entries(top) if e[1] != keep)
-        def over():
-            return used + incoming > cap
-    else:
-        perc = float(max_perc or 100)
-        def fs_used():
-            v = os.statvfs(top)
-            total = v.f_blocks * v.f_frsize
-            return total, total - v.f_bavail * v.f_frsize
-        def over():
-            total, u = fs_used()
-            return total > 0 and (u + incoming) * 100.0 / total > perc
-    while over() and items:
-        t, p, size = items.pop(0)
+    v = os.statvfs(top)
+    total = v.f_blocks * v.f_frsize
+    print(json.dumps({"total": total, "used": total - v.f_bavail * v.f_frsize,
+                      "entries": [[p, size] for _t, p, size in entries(top)]}))
+    return 0
+def remove(*paths):
+    for p in paths:
         for q in (p + ".sum", p):
             try:
                 os.unlink(q)
             except OSError:
                 pass
-        if limit_mb > 0:
-            used -= size
         print("evicted " + p)
-    print("fits " + ("no" if over() else "yes"))
     return 0
 cmd, args = sys.argv[1], sys.argv[2:]
-sys.exit({"check": check, "setsum": setsum, "evict": evict}[cmd](*args))
+sys.exit({"check": check, "setsum": setsum, "list": listing, "remove": remove}[cmd](*args))
 '''
 
 # On the hypervisor: pull $3 (a file name inside the tar stream) from the
@@ -187,14 +176,14 @@ SCRIPT_PULL = SH_PRELUDE + (
     '  echo "copy from replica $addr failed (ssh status $s)" >&2; exit 1\n'
     'fi\n'
     'chmod 0644 "$t/$name"\n'
-    'mv -f -- "$t/$name" "$dst"\n'
+    'mv -fT -- "$t/$name" "$dst"\n'
 )
 
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
     'rm -rf -- "$2"\n'
-    'mv -f -- "$1" "$2"\n'
+    'mv -fT -- "$1" "$2"\n'
 )
 
 SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
@@ -357,6 +346,76 @@ def copy_lock_path(ctx, replica, src):
     return os.path.join(lock_dir(ctx), "onestor-%s.lock" % key)
 
 
+def pin_lock_path(ctx, replica, cached):
+    """The front-end lock file pinning ``replica:cached``: shared by its users, exclusive for its eviction."""
+    import hashlib
+    key = "%s:%s" % (replica, cached)
+    digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # nosec: a name
+    return os.path.join(lock_dir(ctx), "onestor-pin-%s-%s.lock" % (re.sub(r"[^A-Za-z0-9_.-]", "_", key)[-100:], digest))
+
+
+@contextmanager
+def pinned(ctx, replica, cached, timeout):
+    """Keep ``replica:cached`` out of eviction for the block (a shared flock on its pin lock)."""
+    try:
+        with flock(pin_lock_path(ctx, replica, cached), timeout=timeout, shared=True):
+            yield
+    except TMError as exc:
+        if exc.msg.startswith("Could not acquire a shared lock"):
+            raise TMError("Timeout after %ss (REPLICA_COPY_LOCK_TIMEOUT) waiting to pin %s on %s"
+                          % (int(timeout), cached, replica))
+        raise
+
+
+def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
+    """Evict least recently used images of the replica cache until ``incoming`` bytes fit; True when they do.
+
+    An image in use (pinned: being copied to the replica or pulled from it)
+    is never evicted; its pin lock is held exclusively while it is removed.
+    """
+    import json
+    base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
+    cap = tuning_number(ctx, "REPLICA_MAX_SIZE_MB", 0) * 1048576  # 0 or empty: REPLICA_MAX_USED_PERC instead
+    max_perc = tuning_number(ctx, "REPLICA_MAX_USED_PERC", 90)
+    evict_lock = os.path.join(lock_dir(ctx), "onestor-evict-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", replica))
+    with flock(evict_lock, timeout=timeout), ExitStack() as held:
+        rc, out, err = _replica_py(fe_ctx, replica, ["list", base])
+        try:
+            state = json.loads(out)
+            entries = [(str(p), int(n)) for p, n in state["entries"] if p != keep]
+            total, used = int(state["total"]), int(state["used"])
+        except (ValueError, KeyError, TypeError):
+            why = err.strip() or out.strip() or "rc=%d" % rc
+            fail("Error making room in the replica cache %s:%s: %s" % (replica, base, why))
+        cached_bytes = sum(n for _p, n in entries)
+
+        def over():
+            if cap > 0:
+                return cached_bytes + incoming > cap
+            return total > 0 and (used + incoming) * 100.0 / total > max_perc
+
+        victims = []
+        for path, size in entries:
+            if not over():
+                break
+            try:
+                held.enter_context(flock(pin_lock_path(ctx, replica, path), timeout=0))
+            except TMError:
+                log(ctx, "Not evicting %s from the replica cache of %s: in use" % (path, replica))
+                continue
+            victims.append(path)
+            cached_bytes -= size
+            used -= size
+        if victims:
+            rc, out, err = _replica_py(fe_ctx, replica, ["remove"] + victims)
+            if rc != 0:
+                fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or "rc=%d" % rc))
+            for line in out.splitlines():
+                if line.startswith("evicted "):
+                    log(ctx, "Evicted %s from the replica cache of %s" % (line[8:], replica))
+        return not over()
+
+
 def ensure_replica_copy(ctx, src, replica):
     """Make the replica's copy of ``src`` current; returns ``(cache path, copied?)`` or ``(None, False)``."""
     fe_ctx = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS", ""))
@@ -372,19 +431,7 @@ def ensure_replica_copy(ctx, src, replica):
             if rc != 1:
                 fail("Error checking the replica copy %s:%s of %s: %s" % (replica, cached, src,
                                                                           err.strip() or "rc=%d" % rc))
-            max_mb = tuning(ctx, "REPLICA_MAX_SIZE_MB", "")
-            max_perc = tuning(ctx, "REPLICA_MAX_USED_PERC", "90")
-            base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
-            evict_lock = os.path.join(lock_dir(ctx), "onestor-evict-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", replica))
-            incoming = os.stat(src).st_blocks * 512
-            with flock(evict_lock, timeout=timeout):
-                rc, out, err = _replica_py(fe_ctx, replica, ["evict", base, max_mb, max_perc, cached, incoming])
-            if rc != 0:
-                fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or "rc=%d" % rc))
-            for line in out.splitlines():
-                if line.startswith("evicted "):
-                    log(ctx, "Evicted %s from the replica cache of %s" % (line[8:], replica))
-            if "fits no" in out:
+            if not make_room(ctx, fe_ctx, replica, cached, os.stat(src).st_blocks * 512, timeout):
                 log(ctx, "%s (%d bytes) does not fit in the replica cache of %s; copying without it" % (src, size, replica))
                 return None, False
             log(ctx, "Copying %s to the replica %s:%s" % (src, replica, cached))
@@ -423,17 +470,20 @@ def do_clone(ctx, src, host, dst, dsid):
     label = "%s:%s" % (host, dst) if host else dst
     if is_url(src):
         ssh_make_path(ctx, host, os.path.dirname(dst))
-        download(ctx, src, None if runs_local(ctx, host) else host, dst)
+        download_image(ctx, src, None if runs_local(ctx, host) else host, dst)
         return
     if not os.path.isfile(src):
         fail("Error copying %s to %s: source does not exist or is not a file" % (src, label))
+    checked_image(ctx, "", src)
     replica = replica_host(ctx, dsid) if dsid is not None else ""
     if replica:
         check_host(replica)
-        cached, _copied = ensure_replica_copy(ctx, src, replica)
-        if cached:
-            copy_from_replica(ctx, replica, cached, host, dst)
-            return
+        # pinned from the check until the pull ends: no eviction removes it in between
+        with pinned(ctx, replica, cache_path(ctx, src), tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)):
+            cached, _copied = ensure_replica_copy(ctx, src, replica)
+            if cached:
+                copy_from_replica(ctx, replica, cached, host, dst)
+                return
     log(ctx, "Cloning %s in %s" % (src, label))
     with lock_for(ctx, label):
         ssh_make_path(ctx, host, os.path.dirname(dst))
@@ -447,9 +497,8 @@ def do_clone(ctx, src, host, dst, dsid):
 # Other action cores
 # ---------------------------------------------------------------------------
 
-def do_delete(ctx, host, path):
-    if not safe_to_delete(path, 2):
-        fail("Refusing to delete %s" % path)
+def do_delete(ctx, host, path, dsid=None, vmid=None):
+    path = check_delete(ctx, path, dsid, vmid)
     log(ctx, "Deleting %s" % path)
     ssh_exec_and_log(ctx, host, ["rm", "-rf", "--", path], "Error deleting %s" % path)
 
@@ -507,6 +556,7 @@ def mvds(ctx, args):
     src, dst = need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
+    checked_image(ctx, host, src_path)
     log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
     do_delete(ctx, host, src_path)
@@ -520,15 +570,16 @@ def cpds(ctx, args):
     snap_id = id_arg(ctx, snap, "snapshot id")
     if snap_id != -1:
         src_path = "%s.snap/%d" % (src_path, snap_id)
+    checked_image(ctx, host, src_path)
     log(ctx, "Copying %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
 
 
 def delete(ctx, args):
     """delete host:PATH VMID DSID"""
-    target = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[0]
+    target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path)
+    do_delete(ctx, host, path, id_arg(ctx, dsid, "datastore id"), id_arg(ctx, vmid, "VM id"))
 
 
 def premigrate(ctx, args):
@@ -551,7 +602,7 @@ def postmigrate(ctx, args):
     _host, path = host_path(vm_dir)
     if src_host == dst_host:
         return
-    do_delete(ctx, src_host, path)
+    do_delete(ctx, src_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
 
 
 def failmigrate(ctx, args):
@@ -561,7 +612,7 @@ def failmigrate(ctx, args):
     _host, path = host_path(vm_dir)
     if src_host == dst_host:
         return
-    do_delete(ctx, dst_host, path)
+    do_delete(ctx, dst_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
 
 
 def _snap_paths(ctx, args):

@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context
+from tm_helpers import Result
 
 FAKE_SSH = r"""#!/bin/sh
 # fake_ssh: a TEST DOUBLE standing in for the ssh client. It is only a local
@@ -48,16 +49,7 @@ def rc(tmp_path, fake_ssh):
     (tmp_path / "tools" / "locks").mkdir()
     return {"SSH": str(fake_ssh), "SSH_OPTS": "-o BatchMode=yes", "LOCAL_SHORTCUT": "no",
             "LOCK_DIR": str(tmp_path / "tools" / "locks"), "LOCK_TIMEOUT": "5", "DELETE_RETRIES": "2",
-            "REMOTE_PYTHON": "python3"}
-
-
-class Result:
-    def __init__(self, rc, err):
-        self.rc = rc
-        self.err = err
-
-    def __repr__(self):
-        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
+            "REMOTE_PYTHON": "python3", "DATASTORE_LOCATION": str(tmp_path / "datastores")}
 
 
 @pytest.fixture

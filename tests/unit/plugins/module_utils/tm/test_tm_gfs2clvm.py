@@ -136,6 +136,7 @@ class Lab:
                     "FAKE_SUDO_ALLOWED": ":".join(str(self.bin / n) for n in gfs2clvm.LVM_COMMANDS)}
         self.rc = {"SSH": str(fake_ssh), "SSH_OPTS": "-o BatchMode=yes", "LOCAL_SHORTCUT": "no",
                    "LOCK_DIR": str(tmp_path / "locks"), "LOCK_TIMEOUT": "5", "VG_NAME": self.vg,
+                   "DATASTORE_LOCATION": str(tmp_path / "datastores"), "VM_DIR": str(tmp_path / "one"),
                    "DEV_DIR": str(self.dev), "LVM_BIN_DIR": str(self.bin), "SUDO": "%s -n" % self.sudo,
                    "DD_BS": "1M", "DEFAULT_LV_SIZE": "8", "DS_HOST": "node1"}
         self.fake_ssh = fake_ssh
@@ -282,6 +283,34 @@ def test_clone_from_qcow2_converts_to_raw(tm, lab, tmp_path):
     assert lab.lvm_calls() == [["lvcreate", "-L", "4M", "-n", "lv-one-5-0", "vg-one"]]
     with open(dst, "rb") as handle:
         assert handle.read(MiB) == b"\x5a" * MiB
+
+
+def _hostile_qcow2(tmp_path, kind):
+    """A user's qcow2 that reads a 0600 file of oneadmin: as its backing file, or as its external data file."""
+    import subprocess
+    secret = tmp_path / "one_auth"
+    secret.write_bytes(b"oneadmin:s3cr3t\n".ljust(MiB, b"\0"))
+    secret.chmod(0o600)
+    src = tmp_path / ("upload-%s.qcow2" % kind)
+    if kind == "backing":
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(secret), "-F", "raw", str(src)], check=True)
+        return src, "a backing file"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=%s" % (tmp_path / "data.raw"),
+                    str(src), "1M"], check=True)
+    return src, "an external data file"
+
+
+@pytest.mark.parametrize("kind", ["backing", "data_file"])
+def test_clone_and_ds_cp_refuse_images_that_read_other_files(tm, ds, lab, tmp_path, kind):
+    """Issue 14 item 2: stock fs/cp and qemu-img convert follow a backing file; ours refuses before any lvcreate."""
+    src, what = _hostile_qcow2(tmp_path, kind)
+    dst = vm_dir(tmp_path) / "disk.0"
+    res = tm("clone", "fe:%s" % src, "node1:%s" % dst, "5", "0")
+    assert res.rc == 1 and "Refusing image %s: it has %s" % (src, what) in res.err, res
+    res = ds("cp", {"PATH": str(src)}, {"BRIDGE_LIST": "node1"})
+    assert res.rc == 1 and "Refusing image %s: it has %s" % (src, what) in res.err, res
+    assert res.out == "" and lab.calls() == [] and lab.lvs() == []
+    assert not os.path.lexists(dst)
 
 
 def test_clone_of_an_iso_gets_its_own_lv(tm, lab, tmp_path):
@@ -477,6 +506,23 @@ def test_delete_refuses_shallow_paths(tm, lab):
     res = tm("delete", "node1:/var", "5", "0")
     assert res.rc != 0 and "Refusing to delete /var" in res.err
     assert lab.calls() == []
+
+
+def test_delete_refuses_paths_out_of_the_vm_directory(tm, lab, tmp_path):
+    """Issue 14 item 6: stock deletes what it is given; ours only DATASTORE_LOCATION/<ds id>/<vm id> or below."""
+    lab.lv("lv-one-5-0").write_bytes(b"")
+    vmdir = vm_dir(tmp_path)
+    vmdir.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for target, ids in (("%s/../../../victim" % vmdir, ("5", "0")), (str(victim), ("5", "0")),
+                        (str(vmdir), ("6", "0")), (str(vmdir), ("5", "1")), ("/var/lib/one", ("5", "0"))):
+        res = tm("delete", "node1:%s" % target, *ids)
+        assert res.rc == 1 and "Refusing to delete" in res.err, res
+    assert victim.exists() and vmdir.exists()
+    assert lab.lvs() == ["lv-one-5-0"] and lab.calls() == []
+    res = tm("delete", "node2:%s" % (tmp_path / "elsewhere" / "5"), protocol="3")  # 3.x: <VM_DIR>/<vm id> only
+    assert res.rc == 1 and "VM_DIR/<vm id>" in res.err
 
 
 def test_mv_moves_nothing(tm, lab, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import filecmp
+import functools
 import os
 import subprocess
 import uuid
@@ -45,7 +46,9 @@ def test_hostile_paths_are_data_through_every_action(tm, hostile_ds, tmp_path, n
     img_dir = root / ("1 " + name)
     img_dir.mkdir()
     src = make_sparse(str(img_dir / name), 4 * MiB, data_at=(MiB,))
-    vm = root / ("0 " + name) / "5"
+    location = root / ("ds " + name)  # the delete guard wants <DATASTORE_LOCATION>/<ds id>/<vm id>
+    tm = functools.partial(tm, DATASTORE_LOCATION=str(location))
+    vm = location / "0" / "5"
     disk = vm / ("disk.0")
     odd = vm / name
     for host in ("node1", "localhost"):
@@ -67,7 +70,7 @@ def test_hostile_paths_are_data_through_every_action(tm, hostile_ds, tmp_path, n
         assert tm("cpds", "%s:%s" % (host, odd), "fe:%s.saved" % odd, "-1", "5", "1", LOCAL_SHORTCUT=shortcut).rc == 0
         assert filecmp.cmp(src, str(odd) + ".saved", shallow=False)
         assert tm("resize", "%s:%s.img" % (host, odd), "8", "5", LOCAL_SHORTCUT=shortcut).rc == 0
-        moved = root / ("moved " + name)
+        moved = location / "0" / "6"
         assert tm("mv", "%s:%s" % (host, vm), "%s:%s" % (host, moved), "5", "0", LOCAL_SHORTCUT=shortcut).rc == 0
         assert (moved / name).exists()
         assert tm("mv", "node1:%s" % moved, "node2:%s" % vm, "5", "0", MV_TRANSFER="always").rc == 0

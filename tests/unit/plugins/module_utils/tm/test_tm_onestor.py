@@ -18,18 +18,9 @@ import pytest
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context, flock
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import onestor
-from tm_helpers import allocated, make_sparse, ssh_hosts
+from tm_helpers import Result, allocated, make_sparse, ssh_hosts
 
 MiB = 1 << 20
-
-
-class Result:
-    def __init__(self, rc, err):
-        self.rc = rc
-        self.err = err
-
-    def __repr__(self):
-        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
 
 
 @pytest.fixture
@@ -220,7 +211,7 @@ def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
     dst = ds / "100" / "33"
     assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "3", "100").rc == 0
     assert (dst / "disk.1").exists() and not vm.exists()
-    assert tm("delete", "host3:%s" % dst, "3", "100").rc == 0
+    assert tm("delete", "host3:%s" % dst, "33", "100").rc == 0
     assert not dst.exists()
 
 

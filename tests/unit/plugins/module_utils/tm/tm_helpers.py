@@ -29,3 +29,14 @@ def ssh_hosts(fake_ssh_path):
     """Hosts the fake ssh test double was asked to reach, in order."""
     with open(str(fake_ssh_path) + ".log") as handle:
         return handle.read().split()
+
+
+class Result:
+    """What an action run in-process returned: its exit code and its stderr."""
+
+    def __init__(self, rc, err):
+        self.rc = rc
+        self.err = err
+
+    def __repr__(self):
+        return "Result(rc=%r, err=%r)" % (self.rc, self.err)
