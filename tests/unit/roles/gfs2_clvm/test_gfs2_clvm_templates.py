@@ -30,10 +30,13 @@ def render(name, **overrides):
     return Templar(loader=DataLoader(), variables=defaults(**overrides)).template(trust_as_template(source)) + "\n"
 
 
-def host_task(name):
+def host_tasks():
     with open(os.path.join(ROLE, "tasks", "host.yml")) as handle:
-        tasks = yaml.safe_load(handle)
-    return next(t for t in tasks if t["name"] == name)
+        return yaml.safe_load(handle)
+
+
+def host_task(name):
+    return next(t for t in host_tasks() if t["name"] == name)
 
 
 def need(tool):
@@ -43,16 +46,22 @@ def need(tool):
 
 # --------------------------------------------------------------------------- sudoers
 
-def test_sudoers_passes_visudo_and_allows_exactly_the_lvm_commands(tmp_path):
+def test_sudoers_passes_visudo_and_allows_only_the_wrapper(tmp_path):
     need("visudo")
     text = render("sudoers.j2")
     path = tmp_path / "oneadmin-lvm"
     path.write_text(text)
     res = subprocess.run(["visudo", "-cf", str(path)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "Cmnd_Alias ONE_LVM = /usr/sbin/lvcreate, /usr/sbin/lvremove, /usr/sbin/lvs, /usr/sbin/vgs\n" in text
-    assert "oneadmin ALL=(root) NOPASSWD: ONE_LVM\n" in text
-    assert "/bin/echo" not in text
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == ["Defaults:oneadmin !requiretty", "oneadmin ALL=(root) NOPASSWD: /usr/local/sbin/one-gfs2clvm-lvm"]
+    for raw in ("/usr/sbin/lvcreate", "/usr/sbin/lvremove", "/usr/sbin/lvs", "/usr/sbin/vgs", "/bin/echo", "ALL\n"):
+        assert raw not in text
+
+
+def test_sudoers_follows_the_wrapper_variable(tmp_path):
+    text = render("sudoers.j2", gfs2_clvm_lvm_wrapper="/opt/one/sbin/lvm-wrapper", gfs2_clvm_oneadmin_user="one")
+    assert "\none ALL=(root) NOPASSWD: /opt/one/sbin/lvm-wrapper\n" in text
 
 
 def test_sudoers_with_a_bad_user_fails_visudo(tmp_path):
@@ -63,10 +72,64 @@ def test_sudoers_with_a_bad_user_fails_visudo(tmp_path):
     assert res.returncode != 0
 
 
-def test_the_sudoers_task_validates_before_installing():
-    task = host_task("Allow oneadmin the LVM commands of the drivers (sudoers, checked by visudo before it is installed)")
+def test_the_sudoers_task_validates_before_installing_and_comes_after_the_wrapper():
+    names = [t["name"] for t in host_tasks()]
+    task = host_task("Allow oneadmin only the LVM wrapper (sudoers, checked by visudo before it is installed)")
     assert task["ansible.builtin.template"]["validate"] == "visudo -cf %s"
     assert task["ansible.builtin.template"]["mode"] == "0440"
+    assert names.index("Install the LVM wrapper, the only command oneadmin may run as root") < names.index(task["name"])
+
+
+# --------------------------------------------------------------------------- the LVM wrapper
+
+def test_wrapper_template_renders_the_module_and_the_configuration():
+    """Ansible's templar (the file lookup included) on the role's template: the module's text, the configuration of
+    the role's variables, and the same text as the tests' installer writes."""
+    from tests.unit.roles.gfs2_clvm.lvm_wrapper_install import SOURCE, render_template, render_wrapper
+    config = {"vgs": ["vg-one-san"], "lvm_bin_dir": "/usr/sbin", "dev_dir": "/dev"}
+    text = render_template("lvm_wrapper.j2", gfs2_clvm_lvm_wrapper_source=SOURCE, gfs2_clvm_lvm_wrapper_config=config)
+    assert text.startswith("#!/usr/bin/python3 -I\n")
+    with open(SOURCE) as handle:
+        assert handle.read().rstrip("\n") + "\n" in text
+    assert '\nCONFIG = {"vgs": ["vg-one-san"], "lvm_bin_dir": "/usr/sbin", "dev_dir": "/dev"}\n' in text
+    assert text == render_wrapper(vgs=["vg-one-san"], python="/usr/bin/python3")
+    compile(text, "one-gfs2clvm-lvm", "exec")
+
+
+def test_wrapper_source_and_configuration_variables():
+    """vars/main.yml: the source is the collection's module_utils file (role_path/../../plugins), the configuration
+    the role's VG and LVM directory."""
+    data = defaults()
+    source = data["gfs2_clvm_lvm_wrapper_source"].replace("{{ role_path }}", ROLE)
+    assert os.path.samefile(source, os.path.join(ROOT, "plugins", "module_utils", "_lvm_wrapper.py"))
+    assert data["gfs2_clvm_lvm_wrapper_config"] == {"vgs": ["{{ gfs2_clvm_vg_name }}"],
+                                                    "lvm_bin_dir": "{{ gfs2_clvm_lvm_bin_dir }}", "dev_dir": "/dev"}
+
+
+def test_wrapper_task_installs_it_root_owned_and_checks_its_syntax(tmp_path):
+    """The wrapper task's validate command (with the default interpreter) accepts the rendered wrapper and refuses
+    a broken one."""
+    import shlex
+    from tests.unit.roles.gfs2_clvm.lvm_wrapper_install import render_wrapper
+    task = host_task("Install the LVM wrapper, the only command oneadmin may run as root")
+    args = task["ansible.builtin.template"]
+    assert (args["owner"], args["group"], args["mode"]) == ("root", "root", "0755")
+    command = args["validate"].replace("{{ gfs2_clvm_lvm_wrapper_python }}", defaults()["gfs2_clvm_lvm_wrapper_python"])
+    need(shlex.split(command)[0])
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text(render_wrapper())
+    bad.write_text(render_wrapper().replace("CONFIG = {", "CONFIG = {{"))
+    for path, code in ((good, 0), (bad, 1)):
+        res = subprocess.run([a.replace("%s", str(path)) for a in shlex.split(command)], capture_output=True, check=False)
+        assert res.returncode == code, res.stderr
+
+
+def test_wrapper_directory_must_be_root_owned_and_not_writable_by_others():
+    task = host_task("Refuse a wrapper directory that someone other than root could write to")
+    that = task["ansible.builtin.assert"]["that"]
+    for needed in ("stat.uid == 0", "not gfs2_clvm_wrapper_dir.stat.wgrp", "not gfs2_clvm_wrapper_dir.stat.woth",
+                   "stat.isdir"):
+        assert needed in that
 
 
 # --------------------------------------------------------------------------- udev
