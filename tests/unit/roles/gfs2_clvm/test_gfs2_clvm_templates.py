@@ -138,11 +138,26 @@ def test_wrapper_directory_must_be_root_owned_and_not_writable_by_others():
 def test_udev_rule_doubles_dashes_of_the_vg(vg, dm):
     lines = [line for line in render("udev.rules.j2", gfs2_clvm_vg_name=vg).splitlines() if line and not line.startswith("#")]
     assert lines == [
-        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--one--*", OWNER="oneadmin", '
+        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--one--[0-9]*", OWNER="oneadmin", '
         'GROUP="oneadmin", MODE="0660"' % dm,
-        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--oneimg--*", OWNER="oneadmin", '
+        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--oneimg--[0-9a-f]*", OWNER="oneadmin", '
         'GROUP="oneadmin", MODE="0660"' % dm,
     ]
+
+
+@pytest.mark.parametrize("lv,oneadmin", [
+    ("lv-one-5-0", True), ("lv-one-12-3", True), ("lv-oneimg-" + "0a" * 16, True),
+    ("lv-one-gfs2", False), ("lv-gfs2", False), ("lv-oneimg-gfs2", False), ("root", False), ("lv-one", False),
+])
+def test_udev_rule_gives_oneadmin_only_vm_disks_and_images(lv, oneadmin):
+    """udev matches ENV{DM_NAME} with fnmatch-style globs: the GFS2 volume of the example inventory (lv-one-gfs2)
+    must stay root's, or oneadmin could write its blocks (setuid files on /var/lib/one)."""
+    import fnmatch
+    import re
+    dm_name = "vg--one-" + lv.replace("-", "--")
+    globs = re.findall(r'ENV\{DM_NAME\}=="([^"]+)"', render("udev.rules.j2"))
+    assert len(globs) == 2
+    assert any(fnmatch.fnmatchcase(dm_name, g) for g in globs) == oneadmin
 
 
 # --------------------------------------------------------------------------- lvm.conf
@@ -264,3 +279,42 @@ def test_argument_specs_match_defaults():
     for name, spec in options.items():
         assert spec["default"] == values[name], name
         assert all(name.startswith("gfs2_clvm_") for name in options)
+
+
+# --------------------------------------------------------------------------- checks of main.yml
+
+def main_task(name):
+    with open(os.path.join(ROLE, "tasks", "main.yml")) as handle:
+        return next(t for t in yaml.safe_load(handle) if t["name"] == name)
+
+
+def _regexes(task, test):
+    import re
+    found = [re.search(r"is %s\('([^']+)'\)" % test, c) for c in task["ansible.builtin.assert"]["that"]]
+    return [m.group(1) for m in found if m]
+
+
+@pytest.mark.parametrize("name,refused", [
+    ("lv-one-gfs2", False), ("lv-gfs2", False), ("", False), ("gfs2", False),
+    ("lv-one-1-0", True), ("lv-one-7gfs", True), ("lv-oneimg-abc", True), ("lv-oneimg-0", True),
+])
+def test_a_gfs2_lv_named_like_a_vm_disk_or_image_is_refused(name, refused):
+    """The same prefixes as the udev rule and the wrapper: such a GFS2 volume would be oneadmin's to write and remove."""
+    import re
+    task = main_task("Keep the GFS2 volume out of oneadmin's reach")
+    assert any(re.match(r, name) for r in _regexes(task, "not match")) == refused
+
+
+@pytest.mark.parametrize("path,ok", [
+    ("/usr/local/sbin/one-gfs2clvm-lvm", True), ("/opt/one/sbin/w", True),
+    ("bin/w", False), ("/usr/local/../tmp/w", False), ("/usr/local/./w", False), ("/usr/local/sbin/", False),
+    ("/usr/local/sbin/w x", False), ("/usr/local/sbin/w\n", False), ("/", False),
+])
+def test_wrapper_path_check(path, ok):
+    """The path goes into the sudoers file: absolute, plain characters, no . or .. parts."""
+    import re
+    task = main_task("Check the paths of the LVM wrapper (they go into the sudoers file and run as root)")
+    regex = _regexes(task, "match")[0]
+    newline = task["ansible.builtin.assert"]["that"][-1]
+    assert newline.endswith("is not search('\\n')")
+    assert bool(re.match(regex, path) and not re.search("\n", path)) == ok
