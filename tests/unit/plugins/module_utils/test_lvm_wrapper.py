@@ -20,9 +20,9 @@ HOSTILE_LOG = 'log{file="%s" level=7 overwrite=1}'
 EVIL_NAME = "x\n/lib/evil.so\n"
 
 
-def refused(argv, config=CONFIG):
+def refused(argv, config=None):
     with pytest.raises(w.Refused) as info:
-        w.check(argv, config)
+        w.check(argv, CONFIG if config is None else config)
     return str(info.value)
 
 
