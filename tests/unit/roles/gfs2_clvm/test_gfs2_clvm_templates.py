@@ -125,11 +125,20 @@ def test_wrapper_task_installs_it_root_owned_and_checks_its_syntax(tmp_path):
 
 
 def test_wrapper_directory_must_be_root_owned_and_not_writable_by_others():
-    task = host_task("Refuse a wrapper directory that someone other than root could write to")
-    that = task["ansible.builtin.assert"]["that"]
+    """Checked in main.yml on every host, and asserted on every machine of the play before any change (so that the
+    front-end does not write an rc file naming a wrapper the hosts refuse)."""
+    fact = main_task("Tell whether someone other than root could write to the wrapper's directory")
+    unsafe = fact["ansible.builtin.set_fact"]["gfs2_clvm_wrapper_dir_unsafe"]
     for needed in ("stat.uid == 0", "not gfs2_clvm_wrapper_dir.stat.wgrp", "not gfs2_clvm_wrapper_dir.stat.woth",
                    "stat.isdir"):
-        assert needed in that
+        assert needed in unsafe
+    check = main_task("Refuse a wrapper directory writable by someone other than root (every machine stops before any change)")
+    assert "when" not in check
+    assert "ansible_play_hosts" in check["vars"]["gfs2_clvm_unsafe_hosts"]
+    with open(os.path.join(ROLE, "tasks", "main.yml")) as handle:
+        names = [t["name"] for t in yaml.safe_load(handle)]
+    assert names.index(check["name"]) < names.index("Configure a hypervisor host")
+    assert names.index(check["name"]) < names.index("Configure the front-end")
 
 
 # --------------------------------------------------------------------------- udev
