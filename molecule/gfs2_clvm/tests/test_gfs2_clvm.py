@@ -1,4 +1,6 @@
 """Verify gfs2_clvm on the lab machines: the files are there and valid, and the drivers are installed."""
+import shlex
+
 import pytest
 
 testinfra_hosts = ["podman://gfs-fe", "podman://gfs-h1", "podman://gfs-h2"]
@@ -6,7 +8,17 @@ testinfra_hosts = ["podman://gfs-fe", "podman://gfs-h1", "podman://gfs-h2"]
 HOSTS = ("gfs-h1", "gfs-h2")
 FRONTENDS = ("gfs-fe",)
 SUDOERS = "/etc/sudoers.d/oneadmin-lvm"
+WRAPPER = "/usr/local/sbin/one-gfs2clvm-lvm"
 LVM = ("/usr/sbin/lvcreate", "/usr/sbin/lvremove", "/usr/sbin/lvs", "/usr/sbin/vgs")
+HOSTILE = "/var/tmp/gfs2clvm-hostile.log"
+
+
+def as_oneadmin(host, command):
+    return host.run("su oneadmin -s /bin/sh -c %s", command)
+
+
+def sudo_as_oneadmin(host, argv):
+    return as_oneadmin(host, "sudo -n " + " ".join(shlex.quote(a) for a in argv))
 
 
 def only(host, names):
@@ -16,24 +28,55 @@ def only(host, names):
 
 # --------------------------------------------------------------------------- hosts
 
-def test_sudoers_is_valid_and_allows_only_the_lvm_commands(host):
+def test_sudoers_is_valid_and_allows_only_the_wrapper(host):
     only(host, HOSTS)
     sudoers = host.file(SUDOERS)
     assert (sudoers.user, sudoers.group, sudoers.mode) == ("root", "root", 0o440)
     assert host.run("visudo -cf %s", SUDOERS).rc == 0
     listed = host.check_output("sudo -l -U oneadmin")
-    assert "(root) NOPASSWD: %s" % ", ".join(LVM) in listed
-    assert "/bin/echo" not in sudoers.content_string
+    assert "(root) NOPASSWD: %s" % WRAPPER in listed
+    for raw in LVM + ("/bin/echo",):
+        assert raw not in listed and raw not in sudoers.content_string
 
 
-def test_oneadmin_runs_lvm_through_sudo_and_nothing_else(host):
+def test_the_wrapper_is_root_owned_in_a_root_owned_directory(host):
     only(host, HOSTS)
-    ok = host.run("su oneadmin -s /bin/sh -c 'sudo -n /usr/sbin/lvs --noheadings'")
-    assert "password is required" not in ok.stderr and "not allowed" not in ok.stderr, ok.stderr
-    refused = host.run("su oneadmin -s /bin/sh -c 'sudo -n /usr/sbin/lvextend --help'")
-    assert refused.rc != 0
-    refused = host.run("su oneadmin -s /bin/sh -c 'sudo -n /bin/echo hi'")
-    assert refused.rc != 0
+    wrapper = host.file(WRAPPER)
+    assert (wrapper.user, wrapper.group, wrapper.mode) == ("root", "root", 0o755)
+    assert wrapper.content_string.startswith("#!/usr/bin/python3 -I\n")
+    assert '\nCONFIG = {"vgs": ["vg-one-san"], "lvm_bin_dir": "/usr/sbin", "dev_dir": "/dev"}\n' in wrapper.content_string
+    directory = host.file("/usr/local/sbin")
+    assert directory.user == "root" and directory.mode & 0o022 == 0
+
+
+def test_oneadmin_runs_the_wrapper_through_sudo_and_nothing_else(host):
+    only(host, HOSTS)
+    # accepted by sudo and by the wrapper: LVM itself answers (the VG exists only in the loop-device test)
+    ok = as_oneadmin(host, "sudo -n %s lvs --noheadings -o lv_name vg-one-san" % WRAPPER)
+    assert 'Volume group "vg-one-san" not found' in ok.stderr, ok.stderr
+    assert "refused" not in ok.stderr and "password is required" not in ok.stderr
+    for command in ("sudo -n /usr/sbin/lvs --noheadings", "sudo -n /usr/sbin/lvextend --help", "sudo -n /bin/echo hi",
+                    "sudo -n /usr/sbin/vgs"):
+        refused = as_oneadmin(host, command)
+        assert refused.rc != 0 and "refused" not in refused.stderr, command
+
+
+def test_the_hostile_calls_of_issue_14_are_refused_and_leave_no_file(host):
+    only(host, HOSTS)
+    host.run("rm -f %s", HOSTILE)
+    hostile = [
+        [WRAPPER, "lvs", "--config", 'log{file="%s" level=7 overwrite=1}' % HOSTILE, "x\n/lib/evil.so\n"],
+        [WRAPPER, "lvremove", "-f", "othervg/x"],
+        [WRAPPER, "lvremove", "-f", "vg-one-san/lv-one-5-0", "--yes"],
+        [WRAPPER, "vgs", "--profile", "x", "vg-one-san"],
+        [WRAPPER, "lvs", "--commandprofile", "x", "--noheadings", "-o", "lv_name", "vg-one-san"],
+        [WRAPPER, "lvs", "--noheadings", "-o", "lv_name", "vg-one-san\n"],
+    ]
+    for argv in hostile:
+        res = sudo_as_oneadmin(host, argv)
+        assert res.rc == 64, (argv, res.stderr)
+        assert "one-gfs2clvm-lvm: refused: " in res.stderr, (argv, res.stderr)
+    assert not host.file(HOSTILE).exists
 
 
 def test_udev_rule_gives_oneadmin_the_lvs(host):
@@ -41,8 +84,8 @@ def test_udev_rule_gives_oneadmin_the_lvs(host):
     rule = host.file("/etc/udev/rules.d/99-opennebula-lvm.rules")
     assert rule.mode == 0o644
     text = rule.content_string
-    assert 'ENV{DM_NAME}=="vg--one--san-lv--one--*", OWNER="oneadmin"' in text
-    assert 'ENV{DM_NAME}=="vg--one--san-lv--oneimg--*", OWNER="oneadmin"' in text
+    assert 'ENV{DM_NAME}=="vg--one--san-lv--one--[0-9]*", OWNER="oneadmin"' in text
+    assert 'ENV{DM_NAME}=="vg--one--san-lv--oneimg--[0-9a-f]*", OWNER="oneadmin"' in text
     assert 'KERNEL=="dm-*", ACTION=="add|change"' in text
 
 
@@ -107,7 +150,7 @@ def test_tm_and_datastore_actions_installed(host):
         path = host.file("/var/lib/one/remotes/datastore/gfs2clvm/%s" % action)
         assert path.is_file and path.mode == 0o755 and path.user == "oneadmin"
     rc = host.file("/var/lib/one/remotes/tm/gfs2clvm/gfs2clvmrc").content_string
-    for line in ("VG_NAME=vg-one-san", "DEFAULT_LV_SIZE=1024", "DD_BS=16M", "LVM_BIN_DIR=/usr/sbin"):
+    for line in ("VG_NAME=vg-one-san", "DEFAULT_LV_SIZE=1024", "DD_BS=16M", "LVM_WRAPPER=/usr/local/sbin/one-gfs2clvm-lvm"):
         assert line in rc.splitlines()
 
 

@@ -14,7 +14,7 @@ PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 WATCHED = {
     "gfs-fe": ["/etc/one/oned.conf", "/var/lib/one/remotes/tm/gfs2clvm/gfs2clvmrc"],
     "gfs-h1": ["/etc/sudoers.d/oneadmin-lvm", "/etc/udev/rules.d/99-opennebula-lvm.rules", "/etc/libvirt/qemu.conf",
-               "/etc/lvm/lvm.conf", "/etc/polkit-1/rules.d/50-opennebula-libvirt.rules"],
+               "/etc/lvm/lvm.conf", "/etc/polkit-1/rules.d/50-opennebula-libvirt.rules", "/usr/local/sbin/one-gfs2clvm-lvm"],
 }
 INVENTORY = textwrap.dedent("""\
     all:
@@ -68,6 +68,26 @@ def test_bad_locking_choice_fails_and_changes_nothing(tmp_path):
     res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_locking=sanlock")
     assert res.returncode != 0
     assert "gfs2_clvm_locking" in res.stdout and "lvmlockd, clvmd" in res.stdout
+    assert checksums() == before
+
+
+def test_a_wrapper_in_a_world_writable_directory_fails_and_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_lvm_wrapper=/var/tmp/one-gfs2clvm-lvm")
+    assert res.returncode != 0
+    words = " ".join(res.stdout.replace("'", " ").split())
+    assert "gfs2_clvm_lvm_wrapper: /var/tmp must be a directory owned by root and writable by root only" in words
+    assert "fatal: [gfs-fe]" in res.stdout  # the front-end stops too: its rc file names the wrapper
+    assert checksums() == before
+    h1 = testinfra.get_host("podman://gfs-h1")
+    assert not h1.file("/var/tmp/one-gfs2clvm-lvm").exists
+
+
+def test_a_relative_wrapper_path_fails_and_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_lvm_wrapper=bin/lvm-wrapper")
+    assert res.returncode != 0
+    assert "must be absolute paths of letters, digits" in " ".join(res.stdout.split())
     assert checksums() == before
 
 
@@ -161,6 +181,24 @@ def test_volume_group_on_a_loop_device(tmp_path):
         assert monitor.rc == 0, monitor.stderr
         assert monitor.stdout.split() == ["USED_MB=0", "TOTAL_MB=60", "FREE_MB=60"]
         assert fe.file("/var/lib/one/remotes/datastore/gfs2clvm/monitor").exists
+        # the wrapper as oneadmin through the real sudo, on the real VG
+        wrapper = "/usr/local/sbin/one-gfs2clvm-lvm"
+        vgs = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s vgs --noheadings --nosuffix --units m "
+                     "-o vg_size,vg_free vg-one-san" % wrapper)
+        assert vgs.rc == 0, vgs.stderr
+        assert vgs.stdout.split() == ["60.00", "60.00"]
+        lvs = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s lvs --noheadings -o lv_name vg-one-san" % wrapper)
+        assert lvs.rc == 0 and lvs.stdout.strip() == "", lvs.stderr
+        # lvcreate passes the wrapper and reaches LVM, which needs device-mapper (not in this kernel)
+        create = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s lvcreate -L 4M -n lv-one-5-0 vg-one-san" % wrapper)
+        assert create.rc != 0 and "refused" not in create.stderr and "not allowed" not in create.stderr, create.stderr
+        for hostile in ("lvremove -f vg-one-san", "lvremove -f othervg/x", "vgs --config global/use_lvmlockd=0 vg-one-san",
+                        "lvcreate -L 4M -n root vg-one-san"):
+            res = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s %s" % (wrapper, hostile))
+            assert res.rc == 64 and "one-gfs2clvm-lvm: refused" in res.stderr, (hostile, res.stderr)
+        raw = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n /usr/sbin/vgs vg-one-san")
+        assert raw.rc != 0 and "60" not in raw.stdout
+        assert h1.check_output("vgs --noheadings -o vg_name vg-one-san").strip() == "vg-one-san"
     finally:
         h1.run("rm -rf /tmp/g8-remotes")
         h1.run("vgremove -f --config global/use_lvmlockd=0 vg-one-san")

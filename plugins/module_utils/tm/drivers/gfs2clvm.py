@@ -6,9 +6,10 @@
 Running disks are ``lv-one-<vmid>-<diskid>``, images registered by OpenNebula
 ``lv-oneimg-<hash>``; ``disk.N`` in the VM directory (on the hosts' shared GFS2
 ``/var/lib/one``) is a symlink to ``<DEV_DIR>/<vg>/<lv>``. The front-end reaches
-the hosts over ssh only. LVM commands run as ``<SUDO> <LVM_BIN_DIR>/<command>``
-(exactly the paths the role's sudoers file allows); everything else runs as
-oneadmin, who owns the LVs through udev.
+the hosts over ssh only. LVM commands run as ``<SUDO> <LVM_WRAPPER> <command> ...``:
+the role's sudoers file allows oneadmin only that root-owned wrapper, which
+accepts exactly the calls made here (``module_utils/_lvm_wrapper.py``); everything
+else runs as oneadmin, who owns the LVs through udev.
 
 ``ACTIONS`` are the OpenNebula 7.x TM actions, ``LEGACY_ACTIONS`` the 3.x
 ``tm_<action>.sh SRC DST`` ones, and ``DS_ACTIONS`` the datastore (image)
@@ -43,7 +44,7 @@ DEFAULT_RC = [
     ("DEFAULT_LV_SIZE", "1024"),
     ("DD_BS", "64M"),
     ("SUDO", "sudo -n"),
-    ("LVM_BIN_DIR", "/usr/sbin"),
+    ("LVM_WRAPPER", "/usr/local/sbin/one-gfs2clvm-lvm"),
     ("DEV_DIR", "/dev"),
     ("DS_HOST", ""),
     ("LOCAL_SHORTCUT", "yes"),
@@ -56,8 +57,8 @@ DEFAULT_RC = [
 
 RC_HEADER = """gfs2clvm driver settings (KEY=value), managed by nebula.storage.tm_driver.
 VG_NAME: the clustered volume group; DEFAULT_LV_SIZE: MiB for sources of unknown size (URLs).
-DD_BS: dd block size. SUDO, LVM_BIN_DIR: LVM commands run as "$SUDO $LVM_BIN_DIR/<command>",
-the paths the sudoers file allows. DEV_DIR: where device-mapper links <vg>/<lv>.
+DD_BS: dd block size. SUDO, LVM_WRAPPER: LVM commands run as "$SUDO $LVM_WRAPPER <command> ...",
+the root-owned wrapper that is all the sudoers file allows. DEV_DIR: where device-mapper links <vg>/<lv>.
 DS_HOST: host running the datastore actions when the datastore has no BRIDGE_LIST."""
 
 LVM_COMMANDS = ("lvcreate", "lvremove", "lvs", "vgs")
@@ -105,10 +106,13 @@ def image_lv(seed=None):
 
 
 def lvm(ctx, command):
-    """``<SUDO> <LVM_BIN_DIR>/<command>``: the exact form the sudoers file allows."""
+    """``<SUDO> <LVM_WRAPPER> <command>``: the wrapper is all the sudoers file allows."""
     if command not in LVM_COMMANDS:
         raise ValueError(command)
-    return shlex.split(ctx.setting("SUDO", "sudo -n")) + [os.path.join(ctx.setting("LVM_BIN_DIR", "/usr/sbin"), command)]
+    wrapper = ctx.setting("LVM_WRAPPER", "/usr/local/sbin/one-gfs2clvm-lvm")
+    if not wrapper.startswith("/"):
+        fail("rc setting LVM_WRAPPER=%r is not an absolute path" % (wrapper,))
+    return shlex.split(ctx.setting("SUDO", "sudo -n")) + [wrapper, command]
 
 
 def dd_bs(ctx):

@@ -30,10 +30,13 @@ def render(name, **overrides):
     return Templar(loader=DataLoader(), variables=defaults(**overrides)).template(trust_as_template(source)) + "\n"
 
 
-def host_task(name):
+def host_tasks():
     with open(os.path.join(ROLE, "tasks", "host.yml")) as handle:
-        tasks = yaml.safe_load(handle)
-    return next(t for t in tasks if t["name"] == name)
+        return yaml.safe_load(handle)
+
+
+def host_task(name):
+    return next(t for t in host_tasks() if t["name"] == name)
 
 
 def need(tool):
@@ -43,16 +46,22 @@ def need(tool):
 
 # --------------------------------------------------------------------------- sudoers
 
-def test_sudoers_passes_visudo_and_allows_exactly_the_lvm_commands(tmp_path):
+def test_sudoers_passes_visudo_and_allows_only_the_wrapper(tmp_path):
     need("visudo")
     text = render("sudoers.j2")
     path = tmp_path / "oneadmin-lvm"
     path.write_text(text)
     res = subprocess.run(["visudo", "-cf", str(path)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "Cmnd_Alias ONE_LVM = /usr/sbin/lvcreate, /usr/sbin/lvremove, /usr/sbin/lvs, /usr/sbin/vgs\n" in text
-    assert "oneadmin ALL=(root) NOPASSWD: ONE_LVM\n" in text
-    assert "/bin/echo" not in text
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == ["Defaults:oneadmin !requiretty", "oneadmin ALL=(root) NOPASSWD: /usr/local/sbin/one-gfs2clvm-lvm"]
+    for raw in ("/usr/sbin/lvcreate", "/usr/sbin/lvremove", "/usr/sbin/lvs", "/usr/sbin/vgs", "/bin/echo", "ALL\n"):
+        assert raw not in text
+
+
+def test_sudoers_follows_the_wrapper_variable(tmp_path):
+    text = render("sudoers.j2", gfs2_clvm_lvm_wrapper="/opt/one/sbin/lvm-wrapper", gfs2_clvm_oneadmin_user="one")
+    assert "\none ALL=(root) NOPASSWD: /opt/one/sbin/lvm-wrapper\n" in text
 
 
 def test_sudoers_with_a_bad_user_fails_visudo(tmp_path):
@@ -63,10 +72,73 @@ def test_sudoers_with_a_bad_user_fails_visudo(tmp_path):
     assert res.returncode != 0
 
 
-def test_the_sudoers_task_validates_before_installing():
-    task = host_task("Allow oneadmin the LVM commands of the drivers (sudoers, checked by visudo before it is installed)")
+def test_the_sudoers_task_validates_before_installing_and_comes_after_the_wrapper():
+    names = [t["name"] for t in host_tasks()]
+    task = host_task("Allow oneadmin only the LVM wrapper (sudoers, checked by visudo before it is installed)")
     assert task["ansible.builtin.template"]["validate"] == "visudo -cf %s"
     assert task["ansible.builtin.template"]["mode"] == "0440"
+    assert names.index("Install the LVM wrapper, the only command oneadmin may run as root") < names.index(task["name"])
+
+
+# --------------------------------------------------------------------------- the LVM wrapper
+
+def test_wrapper_template_renders_the_module_and_the_configuration():
+    """Ansible's templar (the file lookup included) on the role's template: the module's text, the configuration of
+    the role's variables, and the same text as the tests' installer writes."""
+    from tests.unit.roles.gfs2_clvm.lvm_wrapper_install import SOURCE, render_template, render_wrapper
+    config = {"vgs": ["vg-one-san"], "lvm_bin_dir": "/usr/sbin", "dev_dir": "/dev"}
+    text = render_template("lvm_wrapper.j2", gfs2_clvm_lvm_wrapper_source=SOURCE, gfs2_clvm_lvm_wrapper_config=config)
+    assert text.startswith("#!/usr/bin/python3 -I\n")
+    with open(SOURCE) as handle:
+        assert handle.read().rstrip("\n") + "\n" in text
+    assert '\nCONFIG = {"vgs": ["vg-one-san"], "lvm_bin_dir": "/usr/sbin", "dev_dir": "/dev"}\n' in text
+    assert text == render_wrapper(vgs=["vg-one-san"], python="/usr/bin/python3")
+    compile(text, "one-gfs2clvm-lvm", "exec")
+
+
+def test_wrapper_source_and_configuration_variables():
+    """vars/main.yml: the source is the collection's module_utils file (role_path/../../plugins), the configuration
+    the role's VG and LVM directory."""
+    data = defaults()
+    source = data["gfs2_clvm_lvm_wrapper_source"].replace("{{ role_path }}", ROLE)
+    assert os.path.samefile(source, os.path.join(ROOT, "plugins", "module_utils", "_lvm_wrapper.py"))
+    assert data["gfs2_clvm_lvm_wrapper_config"] == {"vgs": ["{{ gfs2_clvm_vg_name }}"],
+                                                    "lvm_bin_dir": "{{ gfs2_clvm_lvm_bin_dir }}", "dev_dir": "/dev"}
+
+
+def test_wrapper_task_installs_it_root_owned_and_checks_its_syntax(tmp_path):
+    """The wrapper task's validate command (with the default interpreter) accepts the rendered wrapper and refuses
+    a broken one."""
+    import shlex
+    from tests.unit.roles.gfs2_clvm.lvm_wrapper_install import render_wrapper
+    task = host_task("Install the LVM wrapper, the only command oneadmin may run as root")
+    args = task["ansible.builtin.template"]
+    assert (args["owner"], args["group"], args["mode"]) == ("root", "root", "0755")
+    command = args["validate"].replace("{{ gfs2_clvm_lvm_wrapper_python }}", defaults()["gfs2_clvm_lvm_wrapper_python"])
+    need(shlex.split(command)[0])
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text(render_wrapper())
+    bad.write_text(render_wrapper().replace("CONFIG = {", "CONFIG = {{"))
+    for path, code in ((good, 0), (bad, 1)):
+        res = subprocess.run([a.replace("%s", str(path)) for a in shlex.split(command)], capture_output=True, check=False)
+        assert res.returncode == code, res.stderr
+
+
+def test_wrapper_directory_must_be_root_owned_and_not_writable_by_others():
+    """Checked in main.yml on every host, and asserted on every machine of the play before any change (so that the
+    front-end does not write an rc file naming a wrapper the hosts refuse)."""
+    fact = main_task("Tell whether someone other than root could write to the wrapper's directory")
+    unsafe = fact["ansible.builtin.set_fact"]["gfs2_clvm_wrapper_dir_unsafe"]
+    for needed in ("stat.uid == 0", "not gfs2_clvm_wrapper_dir.stat.wgrp", "not gfs2_clvm_wrapper_dir.stat.woth",
+                   "stat.isdir"):
+        assert needed in unsafe
+    check = main_task("Refuse a wrapper directory writable by someone other than root (every machine stops before any change)")
+    assert "when" not in check
+    assert "ansible_play_hosts" in check["vars"]["gfs2_clvm_unsafe_hosts"]
+    with open(os.path.join(ROLE, "tasks", "main.yml")) as handle:
+        names = [t["name"] for t in yaml.safe_load(handle)]
+    assert names.index(check["name"]) < names.index("Configure a hypervisor host")
+    assert names.index(check["name"]) < names.index("Configure the front-end")
 
 
 # --------------------------------------------------------------------------- udev
@@ -75,11 +147,26 @@ def test_the_sudoers_task_validates_before_installing():
 def test_udev_rule_doubles_dashes_of_the_vg(vg, dm):
     lines = [line for line in render("udev.rules.j2", gfs2_clvm_vg_name=vg).splitlines() if line and not line.startswith("#")]
     assert lines == [
-        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--one--*", OWNER="oneadmin", '
+        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--one--[0-9]*", OWNER="oneadmin", '
         'GROUP="oneadmin", MODE="0660"' % dm,
-        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--oneimg--*", OWNER="oneadmin", '
+        'SUBSYSTEM=="block", KERNEL=="dm-*", ACTION=="add|change", ENV{DM_NAME}=="%s-lv--oneimg--[0-9a-f]*", OWNER="oneadmin", '
         'GROUP="oneadmin", MODE="0660"' % dm,
     ]
+
+
+@pytest.mark.parametrize("lv,oneadmin", [
+    ("lv-one-5-0", True), ("lv-one-12-3", True), ("lv-oneimg-" + "0a" * 16, True),
+    ("lv-one-gfs2", False), ("lv-gfs2", False), ("lv-oneimg-gfs2", False), ("root", False), ("lv-one", False),
+])
+def test_udev_rule_gives_oneadmin_only_vm_disks_and_images(lv, oneadmin):
+    """udev matches ENV{DM_NAME} with fnmatch-style globs: the GFS2 volume of the example inventory (lv-one-gfs2)
+    must stay root's, or oneadmin could write its blocks (setuid files on /var/lib/one)."""
+    import fnmatch
+    import re
+    dm_name = "vg--one-" + lv.replace("-", "--")
+    globs = re.findall(r'ENV\{DM_NAME\}=="([^"]+)"', render("udev.rules.j2"))
+    assert len(globs) == 2
+    assert any(fnmatch.fnmatchcase(dm_name, g) for g in globs) == oneadmin
 
 
 # --------------------------------------------------------------------------- lvm.conf
@@ -201,3 +288,42 @@ def test_argument_specs_match_defaults():
     for name, spec in options.items():
         assert spec["default"] == values[name], name
         assert all(name.startswith("gfs2_clvm_") for name in options)
+
+
+# --------------------------------------------------------------------------- checks of main.yml
+
+def main_task(name):
+    with open(os.path.join(ROLE, "tasks", "main.yml")) as handle:
+        return next(t for t in yaml.safe_load(handle) if t["name"] == name)
+
+
+def _regexes(task, test):
+    import re
+    found = [re.search(r"is %s\('([^']+)'\)" % test, c) for c in task["ansible.builtin.assert"]["that"]]
+    return [m.group(1) for m in found if m]
+
+
+@pytest.mark.parametrize("name,refused", [
+    ("lv-one-gfs2", False), ("lv-gfs2", False), ("", False), ("gfs2", False),
+    ("lv-one-1-0", True), ("lv-one-7gfs", True), ("lv-oneimg-abc", True), ("lv-oneimg-0", True),
+])
+def test_a_gfs2_lv_named_like_a_vm_disk_or_image_is_refused(name, refused):
+    """The same prefixes as the udev rule and the wrapper: such a GFS2 volume would be oneadmin's to write and remove."""
+    import re
+    task = main_task("Keep the GFS2 volume out of oneadmin's reach")
+    assert any(re.match(r, name) for r in _regexes(task, "not match")) == refused
+
+
+@pytest.mark.parametrize("path,ok", [
+    ("/usr/local/sbin/one-gfs2clvm-lvm", True), ("/opt/one/sbin/w", True),
+    ("bin/w", False), ("/usr/local/../tmp/w", False), ("/usr/local/./w", False), ("/usr/local/sbin/", False),
+    ("/usr/local/sbin/w x", False), ("/usr/local/sbin/w\n", False), ("/", False),
+])
+def test_wrapper_path_check(path, ok):
+    """The path goes into the sudoers file: absolute, plain characters, no . or .. parts."""
+    import re
+    task = main_task("Check the paths of the LVM wrapper (they go into the sudoers file and run as root)")
+    regex = _regexes(task, "match")[0]
+    newline = task["ansible.builtin.assert"]["that"][-1]
+    assert newline.endswith("is not search('\\n')")
+    assert bool(re.match(regex, path) and not re.search("\n", path)) == ok

@@ -1,6 +1,9 @@
-"""gfs2clvm actions at the process boundary: LVM commands go to a recording FAKE (fake_lvm), host commands
-through the fake ssh test double. The fake sudo enforces the role's sudoers rule (only the listed absolute
-LVM paths, non-interactive), the fake LVM commands keep a volume group as a directory of files."""
+"""gfs2clvm actions at the process boundary: LVM commands go through the role's real LVM wrapper (the role's
+template rendered around module_utils/_lvm_wrapper.py) to a recording FAKE of the LVM commands (fake_lvm), host
+commands through the fake ssh test double. The fake sudo enforces the role's sudoers rule (only the wrapper,
+non-interactive); the wrapper checks every call and runs the fake LVM commands with its fixed environment; the fake
+LVM commands keep a volume group as a directory of files, and read their settings from a file (the wrapper passes no
+environment on)."""
 from __future__ import annotations
 
 import base64
@@ -20,6 +23,7 @@ import yaml
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import gfs2clvm
+from tests.unit.roles.gfs2_clvm.lvm_wrapper_install import install_wrapper
 from tm_helpers import make_sparse, ssh_hosts
 
 MiB = 1 << 20
@@ -28,7 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 
 FAKE_SUDO = r"""#!/bin/sh
 # FAKE sudo (test double): records its argv and allows exactly what the role's
-# sudoers rule allows: non-interactive (-n) runs of the listed absolute paths.
+# sudoers rule allows: non-interactive (-n) runs of the listed absolute paths
+# (the LVM wrapper).
 printf 'sudo %s\n' "$*" >> "$FAKE_LVM_LOG"
 [ "$1" = "-n" ] || { echo "sudo: a password is required" >&2; exit 1; }
 shift
@@ -40,20 +45,25 @@ exit 1
 """
 
 FAKE_LVM = r"""#!%(python)s
-# FAKE LVM command (test double): records its argv in $FAKE_LVM_LOG and keeps
-# volume group VG as the directory $FAKE_DEV/VG with one file per LV.
+# FAKE LVM command (test double): records its argv in the log and its environment
+# in the env log, and keeps volume group VG as the directory <dev>/VG with one
+# file per LV. Its settings come from the JSON file %(conf)s.
 import json, os, shutil, sys
+with open(%(conf)r) as handle:
+    conf = json.load(handle)
 cmd = os.path.basename(sys.argv[0]); args = sys.argv[1:]
-dev = os.environ["FAKE_DEV"]
-with open(os.environ["FAKE_LVM_LOG"], "a") as log:
+dev = conf["dev"]
+with open(conf["log"], "a") as log:
     log.write(json.dumps([cmd] + args) + "\n")
+with open(conf["env_log"], "a") as log:
+    log.write(json.dumps(dict(os.environ)) + "\n")
 def die(msg, rc=5):
     sys.stderr.write(msg + "\n"); sys.exit(rc)
 def size_of(path):
     return os.path.getsize(path) // 1048576
 def vg_total():
-    return int(os.environ.get("FAKE_VG_SIZE_MB", "4096"))
-fail_on = os.environ.get("FAKE_LVM_FAIL", "")
+    return int(conf.get("vg_size_mb", 4096))
+fail_on = conf.get("fail", "")
 if fail_on and fail_on == cmd:
     die("  %%s: simulated failure" %% cmd)
 if cmd == "lvcreate":
@@ -102,7 +112,7 @@ elif cmd == "vgs":
         die('  Volume group "%%s" not found' %% args[-1])
     used = sum(size_of(os.path.join(vgdir, n)) for n in os.listdir(vgdir))
     print("  %%d.00 %%d.00" %% (vg_total(), vg_total() - used))
-""" % {"python": sys.executable}
+"""
 
 
 def role_defaults():
@@ -117,29 +127,45 @@ def _script(path, text):
 
 
 class Lab:
-    """The fake LVM world: DEV_DIR with VG directories, the fake commands and their log."""
+    """The fake LVM world: DEV_DIR with VG directories, the fake commands, their settings and their log, the role's
+    LVM wrapper (configured for this VG, the fake commands and this DEV_DIR) and the fake sudo that allows only it."""
 
-    def __init__(self, tmp_path, fake_ssh):
+    def __init__(self, tmp_path, fake_ssh, vgs=("vg-one",)):
         self.tmp = tmp_path
         self.dev = tmp_path / "dev"
         self.vg = "vg-one"
         (self.dev / self.vg).mkdir(parents=True)
         self.bin = tmp_path / "lvmbin"
         self.bin.mkdir()
-        for name in gfs2clvm.LVM_COMMANDS:
-            _script(self.bin / name, FAKE_LVM)
-        self.sudo = _script(tmp_path / "fake_sudo", FAKE_SUDO)
         self.log = tmp_path / "fake_lvm.log"
         self.log.touch()
+        self.env_log = tmp_path / "fake_lvm_env.log"
+        self.conf = tmp_path / "fake_lvm.json"
+        self.settings = {"dev": str(self.dev), "log": str(self.log), "env_log": str(self.env_log)}
+        self.conf.write_text(json.dumps(self.settings))
+        for name in gfs2clvm.LVM_COMMANDS:
+            _script(self.bin / name, FAKE_LVM % {"python": sys.executable, "conf": str(self.conf)})
+        self.wrapper = self.install_wrapper(vgs)
+        self.sudo = _script(tmp_path / "fake_sudo", FAKE_SUDO)
         (tmp_path / "locks").mkdir()
-        self.env = {"FAKE_DEV": str(self.dev), "FAKE_LVM_LOG": str(self.log),
-                    "FAKE_SUDO_ALLOWED": ":".join(str(self.bin / n) for n in gfs2clvm.LVM_COMMANDS)}
+        self.env = {"FAKE_LVM_LOG": str(self.log), "FAKE_SUDO_ALLOWED": str(self.wrapper)}
         self.rc = {"SSH": str(fake_ssh), "SSH_OPTS": "-o BatchMode=yes", "LOCAL_SHORTCUT": "no",
                    "LOCK_DIR": str(tmp_path / "locks"), "LOCK_TIMEOUT": "5", "VG_NAME": self.vg,
                    "DATASTORE_LOCATION": str(tmp_path / "datastores"), "VM_DIR": str(tmp_path / "one"),
-                   "DEV_DIR": str(self.dev), "LVM_BIN_DIR": str(self.bin), "SUDO": "%s -n" % self.sudo,
+                   "DEV_DIR": str(self.dev), "LVM_WRAPPER": str(self.wrapper), "SUDO": "%s -n" % self.sudo,
                    "DD_BS": "1M", "DEFAULT_LV_SIZE": "8", "DS_HOST": "node1"}
         self.fake_ssh = fake_ssh
+
+    def install_wrapper(self, vgs):
+        return install_wrapper(self.tmp / "one-gfs2clvm-lvm", vgs=vgs, lvm_bin_dir=str(self.bin), dev_dir=str(self.dev))
+
+    def set(self, key, value):
+        """Change a setting of the fake LVM commands (vg_size_mb, fail)."""
+        self.settings[key] = value
+        self.conf.write_text(json.dumps(self.settings))
+
+    def lvm_envs(self):
+        return [json.loads(line) for line in self.env_log.read_text().splitlines()] if self.env_log.exists() else []
 
     def calls(self):
         """The recorded calls: ``["sudo", ...]`` strings and ``[cmd, args...]`` lists of the LVM fakes."""
@@ -149,7 +175,8 @@ class Lab:
         return result
 
     def lvm_calls(self):
-        return [c for c in self.calls() if c[0] != "sudo"]
+        """The fake LVM commands' lines only (a sudo line may hold a newline of a hostile argument)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("[")]
 
     def lv(self, name):
         return self.dev / self.vg / name
@@ -163,7 +190,6 @@ def lab(tmp_path, fake_ssh, monkeypatch):
     world = Lab(tmp_path, fake_ssh)
     for key, value in world.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("FAKE_LVM_FAIL", raising=False)
     return world
 
 
@@ -222,16 +248,20 @@ def test_driver_contract():
 
 
 def test_lvm_commands_match_the_role_sudoers_rule():
-    """The driver's default sudo form is exactly what the role's sudoers template allows."""
+    """The driver's default sudo form is exactly what the role's sudoers template allows: its LVM wrapper."""
     defaults = role_defaults()
     rc = dict(gfs2clvm.DEFAULT_RC)
     ctx = Context("clone", rc)
-    allowed = {os.path.join(defaults["gfs2_clvm_lvm_bin_dir"], c) for c in defaults["gfs2_clvm_sudo_commands"]}
     for command in gfs2clvm.LVM_COMMANDS:
-        argv = gfs2clvm.lvm(ctx, command)
-        assert argv[:2] == ["sudo", "-n"]
-        assert argv[2] in allowed
-    assert rc["LVM_BIN_DIR"] == defaults["gfs2_clvm_lvm_bin_dir"]
+        assert gfs2clvm.lvm(ctx, command) == ["sudo", "-n", defaults["gfs2_clvm_lvm_wrapper"], command]
+    assert rc["LVM_WRAPPER"] == defaults["gfs2_clvm_lvm_wrapper"]
+    assert "LVM_BIN_DIR" not in rc
+
+
+def test_a_relative_lvm_wrapper_is_refused(tm, lab, tmp_path):
+    res = tm("mkimage", "4", "raw", "node1:%s" % (vm_dir(tmp_path) / "disk.0"), "5", "0", LVM_WRAPPER="lvm-wrapper")
+    assert res.rc != 0 and "LVM_WRAPPER='lvm-wrapper' is not an absolute path" in res.err
+    assert lab.calls() == []
 
 
 def test_lv_names():
@@ -254,7 +284,8 @@ def test_clone_from_an_image_lv(tm, lab, tmp_path):
         ["lvcreate", "-L", "3M", "-n", "lv-one-5-0", "vg-one"],
     ]
     sudo = [c for c in lab.calls() if c[0] == "sudo"]
-    assert [c[1:3] for c in sudo] == [["-n", str(lab.bin / "lvs")], ["-n", str(lab.bin / "lvcreate")]]
+    assert [c[1:4] for c in sudo] == [["-n", str(lab.wrapper), "lvs"], ["-n", str(lab.wrapper), "lvcreate"]]
+    assert lab.lvm_envs() == [{"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}] * 2
     assert os.readlink(dst) == str(lab.lv("lv-one-5-0"))
     assert filecmp.cmp(src, dst, shallow=False)
     assert set(ssh_hosts(lab.fake_ssh)) == {"node1"}
@@ -378,7 +409,7 @@ def test_clone_fill_failure_removes_the_new_lv(tm, lab, tmp_path):
 def test_clone_lvcreate_failure_is_reported(tm, lab, tmp_path, monkeypatch):
     src = tmp_path / "image.raw"
     make_sparse(str(src), 8 * MiB, data_at=(0,))
-    monkeypatch.setenv("FAKE_VG_SIZE_MB", "4")
+    lab.set("vg_size_mb", 4)
     res = tm("clone", "fe:%s" % src, "node1:%s" % (vm_dir(tmp_path) / "disk.0"), "5", "0")
     assert res.rc == 5
     assert "insufficient free space" in res.err
@@ -393,6 +424,36 @@ def test_sudo_refuses_commands_outside_the_rule(tm, lab, tmp_path, monkeypatch):
     assert res.rc != 0
     assert "is not allowed to execute" in res.err
     assert lab.lvs() == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["lvs", "--config", 'log{file="%(target)s" level=7 overwrite=1}', "x\n/lib/evil.so\n"],
+    ["lvremove", "-f", "othervg/x"],
+    ["lvremove", "-f", "vg-one/lv-one-5-0", "--yes"],
+    ["lvs", "--profile", "x", "--noheadings", "-o", "lv_name", "vg-one"],
+    ["lvcreate", "--commandprofile", "x", "-L", "1M", "-n", "lv-one-5-0", "vg-one"],
+    ["lvremove", "-f", "vg-one/lv-one-5-0\n"],
+])
+def test_hostile_calls_through_sudo_are_refused_by_the_wrapper(lab, tmp_path, argv):
+    """What oneadmin could do with the old rule (any arguments to the LVM commands) stops at the wrapper: nothing
+    runs, no file appears, no LV goes."""
+    import subprocess
+    lab.lv("lv-one-5-0").write_bytes(b"")
+    target = tmp_path / "ld.so.preload"
+    argv = [a % {"target": target} if "%(target)s" in a else a for a in argv]
+    proc = subprocess.run([str(lab.sudo), "-n", str(lab.wrapper)] + argv, capture_output=True, text=True, check=False)
+    assert proc.returncode == 64
+    assert proc.stderr.startswith("one-gfs2clvm-lvm: refused: ")
+    assert lab.lvm_calls() == [] and not target.exists()
+    assert lab.lvs() == ["lv-one-5-0"]
+
+
+def test_sudo_refuses_the_raw_lvm_commands(lab):
+    import subprocess
+    proc = subprocess.run([str(lab.sudo), "-n", str(lab.bin / "lvs"), "--noheadings", "-o", "lv_name", "vg-one"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "is not allowed to execute" in proc.stderr
+    assert lab.lvm_calls() == []
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -495,7 +556,7 @@ def test_delete_lvremove_failure_keeps_the_directory(tm, lab, tmp_path, monkeypa
     lab.lv("lv-one-5-0").write_bytes(b"")
     vmdir = vm_dir(tmp_path)
     vmdir.mkdir(parents=True)
-    monkeypatch.setenv("FAKE_LVM_FAIL", "lvremove")
+    lab.set("fail", "lvremove")
     res = tm("delete", "node1:%s" % vmdir, "5", "0")
     assert res.rc == 5
     assert "Error removing logical volume vg-one/lv-one-5-0 on node1" in res.err
@@ -580,10 +641,15 @@ def test_ds_cp_creates_an_image_lv_and_prints_its_source(ds, lab, tmp_path):
     assert ssh_hosts(lab.fake_ssh)[0] == "node2"
 
 
-def test_ds_cp_uses_the_datastore_vg(ds, lab, tmp_path):
+def test_ds_cp_uses_the_datastore_vg_only_where_the_wrapper_allows_it(ds, lab, tmp_path):
     (lab.dev / "vg-san").mkdir()
     src = tmp_path / "upload.raw"
     make_sparse(str(src), MiB, data_at=(0,))
+    res = ds("cp", {"PATH": str(src)}, {"VG_NAME": "vg-san"})
+    assert res.rc == 64, res
+    assert "one-gfs2clvm-lvm: refused: lvcreate: volume group 'vg-san' is not the configured one (vg-one)" in res.err
+    assert lab.lvm_calls() == [] and os.listdir(lab.dev / "vg-san") == []
+    lab.install_wrapper(["vg-one", "vg-san"])
     res = ds("cp", {"PATH": str(src)}, {"VG_NAME": "vg-san"})
     assert res.rc == 0, res
     assert lab.lvm_calls()[0][-1] == "vg-san"
@@ -619,7 +685,7 @@ def test_ds_rm_refuses_a_vm_disk(ds, lab):
 
 
 def test_ds_monitor(ds, lab, monkeypatch):
-    monkeypatch.setenv("FAKE_VG_SIZE_MB", "1000")
+    lab.set("vg_size_mb", 1000)
     make_sparse(str(lab.lv("lv-one-1-0")), 300 * MiB)
     res = ds("monitor")
     assert res.rc == 0, res
