@@ -409,12 +409,12 @@ def nfs_auto_plan(datastores, mount_by, server_address, exports, mount_options):
 ONE_NFS = ('/usr/bin/mount', '/usr/bin/umount', '/usr/bin/sed -i -f /proc/self/fd/0 /etc/fstab')
 
 
-def sudo_listing_nopasswd(listing):
-    """The commands ``sudo -l -U user`` lists as runnable as root without a password.
+def sudo_listing_commands(listing):
+    """``[(command, nopasswd)]`` that ``sudo -l -U user`` lists as runnable as root, in sudoers order.
 
     sudo prints one entry per line (``(ALL : ALL) NOPASSWD: /usr/bin/mount, /usr/bin/umount``), with aliases
     expanded; a tag holds for the following commands of the entry until another tag changes it; long entries
-    continue on lines indented deeper.
+    continue on lines indented deeper. As in sudoers, the last entry matching a command decides.
     """
     entries = []
     for line in listing.splitlines():
@@ -441,8 +441,8 @@ def sudo_listing_nopasswd(listing):
                 if tag.group(1) in ('NOPASSWD', 'PASSWD'):
                     nopasswd = tag.group(1) == 'NOPASSWD'
                 part = part[tag.end():]
-            if nopasswd and part:
-                out.append(part)
+            if part:
+                out.append((part, nopasswd))
     return out
 
 
@@ -457,11 +457,13 @@ def one_nfs_missing(host, user, checks, listing):
         return ['%s: sudo does not let %s run %s (OpenNebula mounts NFS_AUTO datastores through the ONE_NFS sudo '
                 'alias of its opennebula-node package; nfs_shared_mount_by=opennebula needs it)'
                 % (host, user, '; '.join(refused))]
-    free = sudo_listing_nopasswd(listing)
+    listed = sudo_listing_commands(listing)
     needs_password = []
     for command in ONE_NFS:
         binary = command.split()[0]
-        if not any(f == 'ALL' or f == command or f == binary for f in free):
+        decided = [nopasswd for listed_command, nopasswd in listed
+                   if listed_command in ('ALL', command, binary)]
+        if not decided or not decided[-1]:
             needs_password.append(command)
     if needs_password:
         return ['%s: sudo asks %s for a password for %s (ONE_NFS must be NOPASSWD, as in OpenNebula\'s sudoers)'

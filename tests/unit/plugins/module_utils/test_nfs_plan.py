@@ -306,7 +306,21 @@ def test_sudo_asking_a_password_names_the_host():
 
 def test_sudo_listing_tags_carry_and_change():
     listing = "    (ALL : ALL) NOPASSWD: /a, /b, PASSWD: /c, NOPASSWD: SETENV: /d\n    (nobody) NOPASSWD: /e\n"
-    assert P.sudo_listing_nopasswd(listing) == ["/a", "/b", "/d"]
+    assert P.sudo_listing_commands(listing) == [("/a", True), ("/b", True), ("/c", False), ("/d", True)]
+
+
+def test_the_last_matching_sudo_entry_decides():
+    """As in sudoers: a later PASSWD entry overrides an earlier NOPASSWD one."""
+    later = LISTING + "    (ALL) PASSWD: /usr/bin/umount\n"
+    assert P.one_nfs_missing("h", "oneadmin", ALLOWED, later) == [
+        "h: sudo asks oneadmin for a password for /usr/bin/umount (ONE_NFS must be NOPASSWD, as in OpenNebula's sudoers)"]
+    assert P.one_nfs_missing("h", "oneadmin", ALLOWED, later + "    (root) NOPASSWD: ALL\n") == []
+
+
+def test_long_sudo_entries_continue_on_deeper_lines():
+    listing = "    (ALL : ALL) NOPASSWD: /usr/sbin/lvs,\n        /usr/bin/mount, /usr/bin/umount,\n" \
+              "        /usr/bin/sed -i -f /proc/self/fd/0 /etc/fstab\n"
+    assert P.one_nfs_missing("h", "oneadmin", ALLOWED, listing) == []
 
 
 def test_account_ids_from_the_getent_facts():
