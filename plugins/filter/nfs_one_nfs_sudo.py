@@ -15,9 +15,9 @@ description:
   - OpenNebula 7.0+ mounts C(NFS_AUTO_ENABLE) datastores on a host through its C(ONE_NFS) sudo alias
     (C(/usr/bin/mount), C(/usr/bin/umount), C(/usr/bin/sed -i -f /proc/self/fd/0 /etc/fstab)), run by its drivers
     without a terminal.
-  - The input is sudo's own answer, so that sudo's parser judges the sudoers files, includes and aliases: the
+  - The input is sudo's own answer, so that sudo's parser judges the sudoers files, includes and aliases (the
     results of C(sudo -l -U oneadmin COMMAND) for each command (return code 0 means allowed), and the listing of
-    C(sudo -l -U oneadmin), read for C(NOPASSWD).
+    C(sudo -l -U oneadmin), read for C(NOPASSWD)).
   - Returns the errors, each naming the host; empty when the three commands are allowed without a password.
 positional: _input
 options:
