@@ -337,6 +337,10 @@ def _yes(value):
     return str(value or '').strip().lower() == 'yes'
 
 
+def _change(key, have, want):
+    return '%s (%s -> %s)' % (key, json.dumps(str(have.get(key, ''))), json.dumps(str(want.get(key, ''))))
+
+
 def nfs_auto_plan(datastores, mount_by, server_address, exports, mount_options):
     """What to do with the NFS_AUTO_* attributes of the role's datastores.
 
@@ -394,8 +398,7 @@ def nfs_auto_plan(datastores, mount_by, server_address, exports, mount_options):
                 'in a datastore with existing images; nfs_shared_mount_by=%s would change %s. Move the images, or '
                 'keep nfs_shared_mount_by as the datastore was set up.'
                 % (name, ds.get('id'), ', '.join(str(i) for i in ds['images']), ', '.join(differ), mount_by,
-                   ', '.join('%s (%s -> %s)' % (k, json.dumps(str(have.get(k, ''))),
-                                                 json.dumps(str(update['template'].get(k, '')))) for k in differ)))
+                   ', '.join(_change(k, have, update['template']) for k in differ)))
             continue
         updates.append(update)
     return {'errors': errors, 'updates': updates, 'paths': paths}

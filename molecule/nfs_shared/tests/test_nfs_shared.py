@@ -372,7 +372,7 @@ def set_images(name, images):
             ds["images"] = list(images)
     fe.check_output("printf '%%s' %s > %s", json.dumps(state), STATE)
     fe.check_output("systemctl start oned-double")
-    for _ in range(50):
+    for unused in range(50):
         if fe.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 2633), 1)\"").rc == 0:
             return
         import time

@@ -97,8 +97,9 @@ def test_opennebula_sets_nfs_auto_and_converges(double):
     assert rc == 0, out
     t = templates(double)
     for name, oid in (("nfs_system", 100), ("nfs_images", 101)):
-        assert {k: t[name][k] for k in AUTO} == {"NFS_AUTO_ENABLE": "YES", "NFS_AUTO_HOST": "nfs-fe",
-                                                  "NFS_AUTO_PATH": "%s/%d" % (DS, oid), "NFS_AUTO_OPTS": "rw,hard,_netdev"}
+        want = {"NFS_AUTO_ENABLE": "YES", "NFS_AUTO_HOST": "nfs-fe", "NFS_AUTO_PATH": "%s/%d" % (DS, oid),
+                "NFS_AUTO_OPTS": "rw,hard,_netdev"}
+        assert {k: t[name][k] for k in AUTO} == want
     assert t["nfs_system"]["KEEP_ME"] == "1"
     rc, out = play(double, "opennebula")
     assert rc == 0 and re.search(r"localhost : ok=\d+ changed=0 ", out), out

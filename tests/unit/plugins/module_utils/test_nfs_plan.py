@@ -179,7 +179,7 @@ def test_networks_normalised_merged_and_sorted():
 
 def test_bad_networks_are_named():
     errors = plan(clients=["10.1", "198.51.100.0/33", "192.168.0.0/255.0.255.0", "nfs-h1", 5, "010.0.0.1"])["errors"]
-    assert [e.split(":")[0] for e in errors] == ["nfs_shared_clients[%d]" % i for i in range(6)] + ["nfs_shared_exports[0]"]
+    assert [e.split(":", maxsplit=1)[0] for e in errors] == ["nfs_shared_clients[%d]" % i for i in range(6)] + ["nfs_shared_exports[0]"]
     assert errors[-1] == "nfs_shared_exports[0]: no client networks (set nfs_shared_clients, or put machines in group hosts)"
 
 
