@@ -304,7 +304,8 @@ def test_networks_mode_prints_the_networks_it_exports_to():
                         "nfs_shared_exports": [DATASTORES, {"path": "/srv/x", "mode": "999"}]})
     assert rc != 0, out
     assert "nfs_shared_client_networks_mode=networks exports to the whole networks of the hosts of group hosts" in out, out
-    assert re.search(r"'/var/lib/one/datastores': \['198\.1[89]\.\d+\.0/\d+'\]", out), out
+    # the message is shown YAML-quoted: '' around each string
+    assert re.search(r"'+/var/lib/one/datastores'+: \['+198\.1[89]\.\d+\.0/\d+'+\]", out), out
     assert 'nfs_shared_exports[1].mode: "999" is not an octal mode' in out
     assert checksums() == before
 
