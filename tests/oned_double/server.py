@@ -121,6 +121,10 @@ class OnedFailure(Exception):
 _TOKENS = re.compile(r'(?P<e>[ \t]*=[ \t]*\n)|(?P<ws>\s+)|(?P<comment>#[^\n]*)|(?P<q>"(?:\\"|[^"])*")|(?P<p>[=,\[\]])|(?P<w>[^=#\s,\[\]"]+)')
 
 
+# Datastore::post_update_template (OpenNebula 7.4): unchangeable while a datastore holds images.
+RO_WITH_IMAGES = ("LVM_THIN_ENABLE", "NFS_AUTO_ENABLE", "NFS_AUTO_HOST", "NFS_AUTO_PATH", "NFS_AUTO_OPTS")
+
+
 def parse_text_template(text):
     toks = []
     pos = 0
@@ -480,6 +484,12 @@ class OnedState:
         except ValueError as e:
             raise OnedFailure(INTERNAL, f"Cannot update template. Parse error: {e}", oid) from None
         tmpl = [list(kv) for kv in new] if mode == 0 else tmerge(ds["template"], new)
+        # Datastore::post_update_template: read-only values while the datastore holds images
+        if ds["images"]:
+            for opt in RO_WITH_IMAGES:
+                if tget(ds["template"], opt) != tget(tmpl, opt):
+                    raise OnedFailure(INTERNAL, f"Cannot update template. Cannot update option {opt} in a datastore "
+                                                "with existing images", oid)
         try:
             # Datastore::post_update_template
             s_type = tget(tmpl, "TYPE").upper()

@@ -261,12 +261,22 @@ def test_kernel_backend_rejected_file_is_rolled_back(host):
 
 @pytest.mark.parametrize("extra,messages", [
     ({"nfs_shared_clients": ["*"]},
-     ["refusing to export with no_root_squash to * (from nfs_shared_clients)", "nfs_shared_allow_world_no_root_squash: true"]),
+     ["refusing to export with no_root_squash (or anonuid/anongid=0) to * (every machine) (from nfs_shared_clients)",
+      "nfs_shared_allow_wide_no_root_squash: true"]),
+    ({"nfs_shared_clients": ["*"], "nfs_shared_export_options": "rw,sync,no_subtree_check,all_squash,anonuid=0,anongid=0"},
+     ["refusing to export with no_root_squash (or anonuid/anongid=0) to * (every machine) (from nfs_shared_clients)"]),
+    ({"nfs_shared_clients": ["198.18.0.0/1"]},
+     ["refusing to export with no_root_squash (or anonuid/anongid=0) to 128.0.0.0/1 (wider than /16) (from nfs_shared_clients)"]),
+    ({"nfs_shared_clients": ["::ffff:0.0.0.0/96"]},
+     ["to ::ffff:0.0.0.0/96 (IPv4 0.0.0.0/0) (wider than /16) (from nfs_shared_clients)"]),
+    ({"nfs_shared_exports": ["/var/lib/one/datastores/../../../"]},
+     ['nfs_shared_exports[0].path: refusing to export /var: it is / or a system directory',
+      '(given as "/var/lib/one/datastores/../../../")']),
     ({"nfs_shared_clients": ["198.18.1.0/33"]},
      ["nfs_shared_clients[0]: invalid network", "198.18.1.0/33"]),
     ({"nfs_shared_server_host": "nas.example.org"},
      ["BACKEND = ", "sqlite", "nfs-fe would be an NFS client", "SQLite relies on POSIX locks"]),
-], ids=["world", "bad-cidr", "sqlite-on-nfs-client"])
+], ids=["world", "anonuid-0", "half-space", "v4-mapped", "system-dir", "bad-cidr", "sqlite-on-nfs-client"])
 def test_refusals_leave_files_untouched(extra, messages):
     before = checksums()
     rc, out = run_play(extra)
@@ -285,3 +295,187 @@ def test_uid_mismatch_fails_before_anything_is_mounted():
     assert "nfs-fe uid=9869 gid=9869, nfs-h1 uid=9869 gid=9869, nfs-out uid=9870 gid=9869" in out
     assert checksums() == before
     assert "nfs-fe:" not in machine("nfs-out").file("/etc/fstab").content_string
+
+
+def test_networks_mode_prints_the_networks_it_exports_to():
+    """networks is an explicit choice, and the play says which networks it exports to (here before a refusal)."""
+    before = checksums()
+    rc, out = run_play({"nfs_shared_client_networks_mode": "networks",
+                        "nfs_shared_exports": [DATASTORES, {"path": "/srv/x", "mode": "999"}]})
+    assert rc != 0, out
+    assert "nfs_shared_client_networks_mode=networks exports to the whole networks of the hosts of group hosts" in out, out
+    # the message is shown YAML-quoted: '' around each string
+    assert re.search(r"'+/var/lib/one/datastores'+: \['+198\.1[89]\.\d+\.0/\d+'+\]", out), out
+    assert 'nfs_shared_exports[1].mode: "999" is not an octal mode' in out
+    assert checksums() == before
+
+
+# -- nfs_shared_mount_by: role | opennebula (OpenNebula 7.0+ NFS auto-mount) ------
+#
+# OpenNebula's own sudoers (share/pkgs/sudoers of the 7.4.0 source fixture:
+# debian/opennebula with the Cmnd_Alias lines, opennebula-node-kvm and
+# opennebula-server with the grants) are installed by these tests, as the
+# opennebula packages would. The oned TEST DOUBLE stores NFS_AUTO_* and
+# refuses their change on a datastore holding images, as oned does.
+
+ONE_SRC = os.path.join(ROOT, "..", "shared", "fixtures", "opennebula", "opennebula-7.4.0-src.tar.gz")
+LAYOUT = ("nfs-fe",) + HOSTS
+AUTO = ("NFS_AUTO_ENABLE", "NFS_AUTO_HOST", "NFS_AUTO_PATH", "NFS_AUTO_OPTS")
+STATE = "/var/lib/oned-double/state.json"
+
+
+def stock_sudoers():
+    import tarfile
+    out = {}
+    with tarfile.open(ONE_SRC) as tar:
+        for member in tar.getmembers():
+            for name in ("share/pkgs/sudoers/debian/opennebula", "share/pkgs/sudoers/opennebula-node-kvm"):
+                if member.name.endswith(name):
+                    out[name.rsplit("/", 1)[1]] = tar.extractfile(member).read().decode()
+    return out
+
+
+def install_sudoers(names=LAYOUT, extra=None):
+    files = stock_sudoers()
+    for name in names:
+        h = machine(name)
+        for fname, text in files.items():
+            path = "/etc/sudoers.d/%s" % fname.replace("-", "_")
+            h.check_output("printf '%%s' %s > %s && chmod 0440 %s", text, path, path)
+        if extra:
+            h.check_output("printf '%%s' %s > /etc/sudoers.d/zz_test && chmod 0440 /etc/sudoers.d/zz_test", extra)
+        assert h.run("visudo -c").rc == 0
+
+
+def remove_sudoers(names=LAYOUT):
+    for name in names:
+        machine(name).run("rm -f /etc/sudoers.d/opennebula /etc/sudoers.d/opennebula_node_kvm /etc/sudoers.d/zz_test")
+
+
+def datastores():
+    script = (
+        "import xmlrpc.client, json, xml.etree.ElementTree as E;"
+        "auth=open('/var/lib/one/.one/one_auth').read().strip();"
+        "r=xmlrpc.client.ServerProxy('http://localhost:2633/RPC2').one.datastorepool.info(auth,-2,-1,-1);"
+        "print(json.dumps({d.findtext('NAME'): {'id': int(d.findtext('ID')), 'images': [i.text for i in d.findall('IMAGES/ID')],"
+        " 'template': {c.tag: c.text for c in d.find('TEMPLATE')}} for d in E.fromstring(r[1]).findall('DATASTORE')}))"
+    )
+    return json.loads(machine("nfs-fe").check_output("python3 -c \"%s\"" % script))
+
+
+def set_images(name, images):
+    """Give a datastore of the double images: stop it, edit its state file, start it (it loads the file at start)."""
+    fe = machine("nfs-fe")
+    fe.check_output("systemctl stop oned-double")
+    state = json.loads(fe.file(STATE).content_string)
+    for ds in state["datastores"].values():
+        if ds["name"] == name:
+            ds["images"] = list(images)
+    fe.check_output("printf '%%s' %s > %s", json.dumps(state), STATE)
+    fe.check_output("systemctl start oned-double")
+    for unused in range(50):
+        if fe.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 2633), 1)\"").rc == 0:
+            return
+        import time
+        time.sleep(0.2)
+    raise AssertionError("oned-double did not come back")
+
+
+def fstab(name):
+    return machine(name).file("/etc/fstab").content_string
+
+
+def test_mount_by_opennebula_needs_one_nfs_in_sudoers():
+    """Without OpenNebula's sudoers, every machine of the layout fails, named, and nothing changes."""
+    remove_sudoers()
+    before, pool = checksums(), datastores()
+    rc, out = run_play({"nfs_shared_mount_by": "opennebula"})
+    assert rc != 0, out
+    for name in LAYOUT:
+        assert "%s: sudo does not let oneadmin run /usr/bin/mount; /usr/bin/umount; /usr/bin/sed -i -f /proc/self/fd/0 " \
+               "/etc/fstab (OpenNebula mounts NFS_AUTO datastores through the ONE_NFS sudo alias" % name in out, out
+    assert checksums() == before and datastores() == pool
+
+
+def test_mount_by_opennebula_needs_nopasswd():
+    """A later PASSWD rule for umount on nfs-h2 wins in sudoers: nfs-h2 is named."""
+    install_sudoers()
+    install_sudoers(("nfs-h2",), extra="oneadmin ALL=(ALL) PASSWD: /usr/bin/umount\n")
+    before = checksums()
+    try:
+        rc, out = run_play({"nfs_shared_mount_by": "opennebula"})
+    finally:
+        machine("nfs-h2").run("rm -f /etc/sudoers.d/zz_test")
+    assert rc != 0, out
+    assert "nfs-h2: sudo asks oneadmin for a password for /usr/bin/umount (ONE_NFS must be NOPASSWD" in out, out
+    assert "nfs-h1: sudo" not in out and "nfs-fe: sudo" not in out
+    assert checksums() == before
+
+
+def test_mount_by_opennebula_sets_nfs_auto_and_writes_no_fstab_line():
+    install_sudoers()
+    rc, out = run_play({"nfs_shared_mount_by": "opennebula"})
+    assert rc == 0, out
+    pool = datastores()
+    fe = machine("nfs-fe")
+    for name in ("nfs_system", "nfs_images"):
+        ds = pool[name]
+        path = "%s/%d" % (DATASTORES, ds["id"])
+        assert {k: ds["template"].get(k) for k in AUTO} == {
+            "NFS_AUTO_ENABLE": "YES", "NFS_AUTO_HOST": "nfs-fe", "NFS_AUTO_PATH": path, "NFS_AUTO_OPTS": "rw,hard,_netdev"}
+        d = fe.file(path)
+        assert d.is_directory and d.user == "oneadmin"
+        # what OpenNebula will mount (NFS_AUTO_HOST:NFS_AUTO_PATH) is served to the hosts, over NFSv4
+        for client in HOSTS:
+            res = machine(client).run("nfs-ls %s", "nfs://nfs-fe%s?version=4" % path)
+            assert res.rc == 0, res.stderr
+    for client in HOSTS:
+        assert "nfs-fe:" not in fstab(client), fstab(client)  # the role's own lines are gone, no new one
+    # the line OpenNebula's driver writes (scripts_common.sh autonfs_mount_command), through the stock ONE_NFS
+    # sudo rule, as oneadmin and without a terminal
+    ds = pool["nfs_images"]
+    line = "nfs-fe:%s %s/%d nfs rw,hard,_netdev 0 0" % (ds["template"]["NFS_AUTO_PATH"], DATASTORES, ds["id"])
+    res = machine("nfs-h1").run("su -s /bin/sh oneadmin -c %s",
+                                "printf '$a\\\\\\n%s\\n' | flock -w 5 /etc/fstab sudo -n sed -i -f /proc/self/fd/0 /etc/fstab" % line)
+    assert res.rc == 0, res.stderr
+    assert fstab("nfs-h1").count(line + "\n") == 1
+    # a second run changes nothing, OpenNebula's line included
+    text = fstab("nfs-h1")
+    rc, out = run_play({"nfs_shared_mount_by": "opennebula"})
+    assert rc == 0, out
+    assert re.findall(r"(nfs-\w+) : ok=\d+ changed=(\d+)", out) and \
+        all(c == "0" for unused, c in re.findall(r"(nfs-\w+) : ok=\d+ changed=(\d+)", out)), out
+    assert fstab("nfs-h1") == text
+
+
+def test_datastore_holding_images_keeps_nfs_auto():
+    """As oned: no NFS_AUTO_* change on a datastore with images, in either direction; nothing changes."""
+    set_images("nfs_images", [42])
+    try:
+        before, pool = checksums(), datastores()
+        rc, out = run_play({})  # back to role: would remove NFS_AUTO_*
+        assert rc != 0, out
+        assert "datastore nfs_images (ID %d) holds images (42), and OpenNebula refuses to change NFS_AUTO_ENABLE" \
+               % pool["nfs_images"]["id"] in out, out
+        assert "nfs_shared_mount_by=role would change NFS_AUTO_ENABLE" in out
+        rc, out = run_play({"nfs_shared_mount_by": "opennebula", "nfs_shared_mount_options": "rw,soft"})
+        assert rc != 0, out
+        assert 'NFS_AUTO_OPTS ("rw,hard,_netdev" -> "rw,soft")' in out, out
+        assert checksums() == before and datastores() == pool
+    finally:
+        set_images("nfs_images", [])
+
+
+def test_mount_by_role_removes_nfs_auto_and_restores_the_mounts():
+    rc, out = run_play({})
+    assert rc == 0, out
+    for name, ds in datastores().items():
+        if name in ("nfs_system", "nfs_images"):
+            assert not set(AUTO) & set(ds["template"]), ds
+    for client in HOSTS:
+        text = fstab(client)
+        for path in (DATASTORES, SQUASHED):
+            assert text.count("nfs-fe:%s %s nfs rw,hard,_netdev 0 0" % (path, path)) == 1
+    # OpenNebula's own line stays for OpenNebula to clean (its drivers drop lines of datastores no longer enabled)
+    machine("nfs-h1").check_output("sed -i '\\|^nfs-fe:%s/[0-9]* |d' /etc/fstab" % DATASTORES)
+    remove_sudoers()

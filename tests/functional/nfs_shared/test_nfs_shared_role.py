@@ -1,8 +1,11 @@
 """The nfs_shared role's controller-side logic, run by a real ansible-playbook on localhost.
 
-- The export plan (roles/nfs_shared/templates/plan.json.j2): client networks
-  normalised and merged with ansible.utils/netaddr, the refusals and their
-  messages, the per-export options, rendered through the role's own templates.
+- The export plan through the filter the role calls (nebula.storage.nfs_exports,
+  rules unit-tested in tests/unit/plugins/module_utils/test_nfs_plan.py), with
+  real hostvars: client networks, the refusals and their messages as
+  ansible-playbook shows them, rendered through the role's own templates.
+- The kernel backend's exports rescue (tasks/server_kernel.yml) on a full
+  tmpfs in a private mount namespace (unshare -m), with the real exportfs.
 - The oned.conf part (tasks/oned_facts.yml + tasks/opennebula.yml) on temp
   copies of the real oned.conf of OpenNebula 3.0, 3.8.5, 4.14.2 and 7.4.0:
   layout detected, driver registered once, driver installed, second run
@@ -24,9 +27,11 @@ ROLE = ROOT / "roles" / "nfs_shared"
 
 DEFAULTS = {
     "nfs_shared_hosts_group": "hosts",
-    "nfs_shared_client_networks_mode": "networks",
+    "nfs_shared_client_networks_mode": "per_host",
     "nfs_shared_export_options": "rw,sync,no_subtree_check,no_root_squash",
-    "nfs_shared_allow_world_no_root_squash": False,
+    "nfs_shared_allow_wide_no_root_squash": False,
+    "nfs_shared_no_root_squash_min_prefix_ipv4": 16,
+    "nfs_shared_no_root_squash_min_prefix_ipv6": 48,
     "nfs_shared_export_mode": "0750",
     "nfs_shared_clients": [],
     "nfs_shared_exports": [{"path": "/var/lib/one/datastores"}],
@@ -39,17 +44,21 @@ DEFAULTS = {
 CASES = {
     "netmask-and-merge": {"nfs_shared_clients": ["192.168.0.0/255.255.255.0", "192.168.0.77/24", "10.0.0.0/25",
                                                  "10.0.0.128/25", "10.1.2.3", " 10.1.2.3 ", "2001:db8::1/64"]},
-    "from-host-networks": {},
-    "per-host": {"nfs_shared_client_networks_mode": "per_host"},
+    "from-host-networks": {"nfs_shared_client_networks_mode": "networks"},
+    "per-host": {},
     "world": {"nfs_shared_clients": ["*"]},
     "world-by-merge": {"nfs_shared_clients": ["0.0.0.0/1", "128.0.0.0/1"]},
     "world-v6": {"nfs_shared_clients": ["198.51.100.0/24", "::/0"]},
-    "world-allowed": {"nfs_shared_clients": ["*"], "nfs_shared_allow_world_no_root_squash": True},
+    "world-allowed": {"nfs_shared_clients": ["*"], "nfs_shared_allow_wide_no_root_squash": True},
+    "anonuid-0": {"nfs_shared_clients": ["*"], "nfs_shared_export_options": "rw,all_squash,anonuid=0,anongid=0"},
+    "v4-mapped": {"nfs_shared_clients": ["::ffff:0.0.0.0/96"]},
+    "half-space": {"nfs_shared_clients": ["198.18.0.0/1"]},
+    "system-dir": {"nfs_shared_clients": ["198.51.100.0/24"], "nfs_shared_exports": ["/var/lib/one/datastores/../../"]},
     "world-root-squashed": {"nfs_shared_clients": ["*"], "nfs_shared_export_options": "ro,root_squash"},
     "world-per-export": {"nfs_shared_clients": ["198.51.100.0/24"],
                          "nfs_shared_exports": [{"path": "/a"}, {"path": "/b", "clients": ["0.0.0.0/0"]}]},
     "survey-strings": {"nfs_shared_clients": "198.51.100.0/24, 203.0.113.0/255.255.255.0", "nfs_shared_exports": "/a, /b/"},
-    "survey-world": {"nfs_shared_clients": "*", "nfs_shared_allow_world_no_root_squash": "false"},
+    "survey-world": {"nfs_shared_clients": "*", "nfs_shared_allow_wide_no_root_squash": "false"},
     "bad-networks": {"nfs_shared_clients": ["10.1", "198.51.100.0/33", "192.168.0.0/255.0.255.0", "nfs-h1", 5]},
     "bad-exports": {"nfs_shared_clients": ["198.51.100.0/24"],
                     "nfs_shared_exports": [{"path": "relative"}, {"path": "/a b"}, {"path": "/x", "options": "rw,no_root_squash,x(y)"},
@@ -69,19 +78,20 @@ PLAN_PLAYBOOK = textwrap.dedent("""\
             results: "{{ results | default({}) | combine({item.key: plan}) }}"
           vars:
             case: "{{ defaults | combine(item.value) }}"
-            nfs_shared_hosts_group: "{{ case.nfs_shared_hosts_group }}"
-            nfs_shared_client_networks_mode: "{{ case.nfs_shared_client_networks_mode }}"
-            nfs_shared_export_options: "{{ case.nfs_shared_export_options }}"
-            nfs_shared_allow_world_no_root_squash: "{{ case.nfs_shared_allow_world_no_root_squash }}"
-            nfs_shared_export_mode: "{{ case.nfs_shared_export_mode }}"
-            nfs_shared_clients: "{{ case.nfs_shared_clients }}"
-            nfs_shared_exports: "{{ case.nfs_shared_exports }}"
             nfs_shared_ganesha_export_id_base: "{{ case.nfs_shared_ganesha_export_id_base }}"
             nfs_shared_ganesha_protocols: "{{ case.nfs_shared_ganesha_protocols }}"
             nfs_shared_ganesha_extra_config: "{{ case.nfs_shared_ganesha_extra_config }}"
             nfs_shared_ganesha_main_config: "{{ case.nfs_shared_ganesha_main_config }}"
             ansible_managed: managed
-            raw: "{{ lookup('ansible.builtin.template', role + '/templates/plan.json.j2') | from_json }}"
+            # the call of roles/nfs_shared/tasks/preflight.yml
+            raw: >-
+              {{ case.nfs_shared_exports | nebula.storage.nfs_exports(
+                   clients=case.nfs_shared_clients, hosts=groups[case.nfs_shared_hosts_group] | default([]), hostvars=hostvars,
+                   hosts_group=case.nfs_shared_hosts_group, mode=case.nfs_shared_client_networks_mode,
+                   export_options=case.nfs_shared_export_options, export_mode=case.nfs_shared_export_mode,
+                   allow_wide=case.nfs_shared_allow_wide_no_root_squash,
+                   min_prefix_v4=case.nfs_shared_no_root_squash_min_prefix_ipv4,
+                   min_prefix_v6=case.nfs_shared_no_root_squash_min_prefix_ipv6) }}
             nfs_shared__exports: "{{ raw.exports }}"
             plan: >-
               {{ raw | combine({'kernel': lookup('ansible.builtin.template', role + '/templates/opennebula.exports.j2'),
@@ -148,17 +158,26 @@ def test_clients_from_the_hosts_networks(plans):
     assert plans["per-host"]["clients"] == ["198.51.100.21/32", "198.51.100.22/32", "203.0.113.9/32"]
 
 
-@pytest.mark.parametrize("case,world,source", [
-    ("world", "*", "nfs_shared_clients"),
-    ("world-by-merge", "0.0.0.0/0", "nfs_shared_clients"),
-    ("world-v6", "::/0", "nfs_shared_clients"),
-    ("world-per-export", "0.0.0.0/0", "nfs_shared_exports[1].clients"),
+@pytest.mark.parametrize("case,wide,source", [
+    ("world", "* (every machine)", "nfs_shared_clients"),
+    ("world-by-merge", "0.0.0.0/0 (wider than /16)", "nfs_shared_clients"),
+    ("world-v6", "::/0 (wider than /48)", "nfs_shared_clients"),
+    ("world-per-export", "0.0.0.0/0 (wider than /16)", "nfs_shared_exports[1].clients"),
+    ("anonuid-0", "* (every machine)", "nfs_shared_clients"),
+    ("v4-mapped", "::ffff:0.0.0.0/96 (IPv4 0.0.0.0/0) (wider than /16)", "nfs_shared_clients"),
+    ("half-space", "128.0.0.0/1 (wider than /16)", "nfs_shared_clients"),
 ])
-def test_no_root_squash_to_the_world_is_refused(plans, case, world, source):
+def test_root_owning_exports_to_wide_networks_are_refused(plans, case, wide, source):
     errors = plans[case]["errors"]
     assert len(errors) == 1
-    assert "refusing to export with no_root_squash to %s (from %s)" % (world, source) in errors[0]
-    assert "nfs_shared_allow_world_no_root_squash: true" in errors[0]
+    assert "refusing to export with no_root_squash (or anonuid/anongid=0) to %s (from %s)" % (wide, source) in errors[0]
+    assert "nfs_shared_allow_wide_no_root_squash: true" in errors[0]
+
+
+def test_system_directories_are_refused(plans):
+    assert plans["system-dir"]["errors"] == [
+        'nfs_shared_exports[0].path: refusing to export /var/lib: it is / or a system directory '
+        '(given as "/var/lib/one/datastores/../../")']
 
 
 def test_world_allowed_explicitly_or_when_squashed(plans):
@@ -175,7 +194,7 @@ def test_flat_strings_from_awx_surveys(plans):
     assert p["errors"] == []
     assert p["clients"] == ["198.51.100.0/24", "203.0.113.0/24"]
     assert [e["path"] for e in p["exports"]] == ["/a", "/b"]
-    assert "refusing to export with no_root_squash to *" in plans["survey-world"]["errors"][0]
+    assert "refusing to export with no_root_squash (or anonuid/anongid=0) to *" in plans["survey-world"]["errors"][0]
 
 
 def test_bad_networks_are_named(plans):
@@ -273,3 +292,95 @@ def test_oned_conf_of_every_layout(tmp_path, version, layout, sqlite):
     assert second.returncode == 0, second.stdout + second.stderr
     assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\b", second.stdout), second.stdout
     assert conf.read_text() == text
+
+
+# -- the kernel backend's rescue on a full file system --------------------------
+
+RESCUE_PLAYBOOK = textwrap.dedent("""\
+    - hosts: localhost
+      gather_facts: true
+      gather_subset: [min]
+      vars:
+        nfs_shared_oneadmin_user: root
+        nfs_shared_oneadmin_group: root
+        nfs_shared_exports_file: /etc/exports.d/opennebula.exports
+        nfs_shared_server_service_manage: false
+        nfs_shared_kernel_service: ""
+      tasks:
+        - name: Plan the exports as preflight.yml does
+          ansible.builtin.set_fact:
+            nfs_shared__exports: >-
+              {{ (exports | nebula.storage.nfs_exports(clients=clients, export_options=options)).exports }}
+        - name: Export them as the role does
+          ansible.builtin.include_role:
+            name: nebula.storage.nfs_shared
+            tasks_from: server_kernel.yml
+    """)
+
+# In a private mount namespace: /etc is an overlay (so that /etc/exports.d can
+# be created without touching the machine's /etc), /etc/exports.d a 16 KiB
+# tmpfs, /var/lib/nfs (exportfs's etab) a private tmpfs. The real exportfs runs.
+RESCUE_SCRIPT = textwrap.dedent("""\
+    set -e
+    T="$1"; shift
+    mount -t tmpfs tmpfs "$T/ovl"
+    mkdir "$T/ovl/u" "$T/ovl/w"
+    mount -t overlay overlay -o lowerdir=/etc,upperdir="$T/ovl/u",workdir="$T/ovl/w" /etc
+    mkdir -p /etc/exports.d
+    mount -t tmpfs -o size=16k tmpfs /etc/exports.d
+    mount -t tmpfs -o size=1m tmpfs /var/lib/nfs
+    run() { name="$1"; shift; set +e; "$@" >"$T/$name.log" 2>&1; echo $? >"$T/$name.rc"; set -e
+            cat /etc/exports.d/opennebula.exports >"$T/$name.exports" 2>/dev/null || true
+            cat /var/lib/nfs/etab >"$T/$name.etab" 2>/dev/null || true; }
+    run first "$@" -e "{\\"clients\\": [\\"198.51.100.0/24\\"], \\"options\\": \\"rw,sync,no_subtree_check\\"}"
+    # fill the file system: the next write of the exports file fails with ENOSPC
+    dd if=/dev/zero of=/etc/exports.d/filler bs=1k 2>/dev/null || true
+    run full "$@" -e "{\\"clients\\": [\\"203.0.113.0/24\\"], \\"options\\": \\"rw,sync,no_subtree_check\\"}"
+    rm -f /etc/exports.d/filler
+    # a file exportfs refuses: written, refused, the previous one put back
+    run refused "$@" -e "{\\"clients\\": [\\"203.0.113.0/24\\"], \\"options\\": \\"rw,sync,no_subtree_check,bogus_option\\"}"
+    ls -A /etc/exports.d >"$T/files"
+    """)
+
+
+def test_exports_rescue_keeps_the_previous_file_on_a_full_file_system(tmp_path):
+    """A failing write leaves the previous, working exports file and its exports applied (issue 14, item 5)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for unshare -m and mount")
+    export = tmp_path / "export"
+    (tmp_path / "ovl").mkdir()
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"))
+    (tmp_path / "inventory.yml").write_text(INVENTORY % (ROOT / ".venv" / "bin" / "python"))
+    (tmp_path / "play.yml").write_text(RESCUE_PLAYBOOK)
+    (tmp_path / "script.sh").write_text(RESCUE_SCRIPT)
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"),
+           "-e", json.dumps({"exports": [str(export)]})]
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", str(tmp_path / "script.sh"), str(tmp_path)] + cmd,
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def read(name):
+        return (tmp_path / name).read_text()
+
+    assert read("first.rc").strip() == "0", read("first.log")
+    good = "%s 198.51.100.0/24(rw,sync,no_subtree_check)" % export
+    assert lines(read("first.exports")) == [good]
+    assert "%s\t198.51.100.0/24(" % export in read("first.etab")
+
+    # full file system: the play fails, names the cause, and the previous file and exports stay
+    log = re.sub(r"\s+", " ", read("full.log"))
+    assert read("full.rc").strip() != "0", log
+    assert read("full.exports") == read("first.exports")
+    assert read("full.etab") == read("first.etab")
+    assert "writing /etc/exports.d/opennebula.exports failed; the previous file was left as it was and its exports stay applied" in log
+    assert "No space left on device" in log or "ENOSPC" in log or "Errno 28" in log, log
+
+    # exportfs refuses the new file: the previous one goes back and is applied again
+    log = re.sub(r"\s+", " ", read("refused.log"))
+    assert read("refused.rc").strip() != "0", log
+    assert "exportfs -ra refused /etc/exports.d/opennebula.exports; the previous file was put back" in log
+    assert 'unknown keyword "bogus_option"' in log
+    assert read("refused.exports") == read("first.exports")
+    assert "%s\t198.51.100.0/24(" % export in read("refused.etab")
+    assert read("files").split() == ["opennebula.exports"]
