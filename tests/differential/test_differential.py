@@ -43,7 +43,8 @@ def play(runner, case, side):
     records = []
     for step in case.steps:
         action, args = step[0], [_fmt(a, runner.world.mnt) for a in step[1]]
-        stdin = _fmt(step[2], runner.world.mnt).encode() if len(step) > 2 else b""
+        stdin = step[2] if len(step) > 2 else ""
+        stdin = (stdin(runner.world.mnt) if callable(stdin) else _fmt(stdin, runner.world.mnt)).encode()
         proc = runner.run(side, driver, action, args, stdin)
         for broken in (b"LoadError", b"unary operator expected", b"command not found", b"remotes/etc/"):
             assert broken not in proc.stderr, "the harness is broken: %s %s: %s" % (side, action, proc.stderr[-800:])

@@ -52,7 +52,7 @@ SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln 
 SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
     'case "$fmt" in\n'
     '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
-    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
+    '  swap) truncate -s "${size}M" "$t"; mkswap -L swap "$t" >/dev/null ;;\n'
     '  raw) truncate -s "${size}M" "$t" ;;\n'
     '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
     'esac\n'

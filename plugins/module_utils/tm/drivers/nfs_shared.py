@@ -23,7 +23,7 @@ __metaclass__ = type
 import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
-                       make_image, mkimage, mkswap, number_arg, resize, safe_to_delete, transfer_tree)
+                       make_image, number_arg, safe_to_delete, transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, download, is_url
@@ -145,6 +145,39 @@ def image_format(ctx, path):
         fail("Cannot read the image format of %s: bad qemu-img output" % path)
 
 
+def vm_document(ctx, vmid):
+    """The VM's XML from ``onevm show -x VMID`` (as the stock scripts read it), parsed.
+
+    As in stock, a VM that cannot be read leaves every attribute empty (an empty
+    document): the action then runs with the defaults.
+    """
+    import xml.etree.ElementTree as ET
+    rc, out, err = run_command(["onevm", "show", "-x", str(vmid)], timeout=60)
+    if rc == 0:
+        try:
+            return ET.fromstring(out)
+        except ET.ParseError as exc:
+            err = "bad XML: %s" % exc
+    log(ctx, "Cannot read VM %s (%s): using the defaults" % (vmid, err.strip()))
+    return ET.Element("VM")
+
+
+def vm_disk(doc, disk_id):
+    """``{NAME: text}`` of the VM template's DISK with DISK_ID ``disk_id`` ({} when absent)."""
+    for item in doc.findall("./TEMPLATE/DISK"):
+        if (item.findtext("DISK_ID") or "").strip() == str(disk_id):
+            return {child.tag: (child.text or "").strip() for child in item}
+    return {}
+
+
+def disk_id_of(path):
+    """N of ``.../disk.N``; None for other names."""
+    name = os.path.basename(path)
+    if name.startswith("disk.") and name[5:].isdigit():
+        return int(name[5:])
+    return None
+
+
 def _exists_on(ctx, host, path):
     rc, _out, _err = ssh_capture(ctx, host, ["test", "-e", path])
     return rc == 0
@@ -223,13 +256,70 @@ def do_mv(ctx, src_host, src, dst_host, dst):
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    src, dst, vmid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:3]
     raw_src = arg_path(src, fix=False)
     src_path = src if is_url(src) else (raw_src if is_url(raw_src) else arg_path(src))
     host, dst_path = host_path(dst)
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
+    disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
     do_clone(ctx, src_path, host, dst_path)
+    grow(ctx, host, dst_path, disk)
+
+
+def grow(ctx, host, path, disk):
+    """A disk whose SIZE is above its image's ORIGINAL_SIZE grows to SIZE MiB (stock clone)."""
+    size, original = disk.get("SIZE", ""), disk.get("ORIGINAL_SIZE", "")
+    if not (size.isdigit() and original.isdigit() and int(size) > int(original)):
+        return
+    argv = ["qemu-img", "resize", "-q"]
+    if disk.get("SPARSE", "").lower() == "no":
+        argv.append("--preallocation=falloc")
+    log(ctx, "Growing %s to %sM" % (path, size))
+    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
+
+
+SUPPORTED_FS = ("ext2", "ext3", "ext4", "xfs")   # stock datastore.conf SUPPORTED_FS
+
+SCRIPT_TO_QCOW2 = SH_PRELUDE + 'dst=$1\n' + SH_TEMP + 'qemu-img convert -q -f raw -O qcow2 "$dst" "$t"\n' + SH_COMMIT
+
+
+def mkimage_disk(ctx, args):
+    """mkimage SIZE FORMAT host:DST VMID DSID; the disk's FS (VM template) is made on it, as stock does."""
+    size, fmt, dst, vmid = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:4]
+    host, dst_path = host_path(dst)
+    size = number_arg(ctx, size, "size")
+    fs = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path)).get("FS", "")
+    if not fs or fmt == "swap":
+        make_image(ctx, size, fmt, host, dst_path)
+        return
+    if fs not in SUPPORTED_FS:
+        fail("Unsupported file system type: %s. Supported types are: %s" % (fs, ",".join(SUPPORTED_FS)))
+    make_image(ctx, size, fs, host, dst_path)
+    if fmt == "qcow2":
+        ssh_script(ctx, host, SCRIPT_TO_QCOW2, [dst_path], "Could not create image %s" % dst_path)
+
+
+def mkswap_disk(ctx, args):
+    """mkswap SIZE host:DST VMID DSID"""
+    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = host_path(dst)
+    make_image(ctx, number_arg(ctx, size, "size"), "swap", host, dst_path)
+
+
+def resize_disk(ctx, args):
+    """resize host:DISK SIZE VMID; a running VM's disk (LCM state 62) is resized by the KVM driver."""
+    disk, size, vmid = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:3]
+    doc = vm_document(ctx, id_arg(ctx, vmid, "VM id"))
+    host, path = host_path(disk)
+    if (doc.findtext("LCM_STATE") or "").strip() == "62":
+        log(ctx, "Not resizing disk %s for running virt. machine directly" % path)
+        return
+    argv = ["qemu-img", "resize", "-q"]
+    if vm_disk(doc, disk_id_of(path)).get("SPARSE", "").lower() == "no":
+        argv.append("--preallocation=falloc")
+    log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))
+    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
 
 
 def ln(ctx, args):
@@ -247,6 +337,10 @@ def mv(ctx, args):
     dst_host, dst_path = host_path(dst)
     if is_disk(dst_path):
         log(ctx, "Not moving disk %s: shared datastore, the VM directory moves as a whole" % dst_path)
+        return
+    if src_path == dst_path:
+        # cold migration, undeploy, stop, resume: the same directory seen from two hosts (stock shared/mv)
+        log(ctx, "Will not move %s: the same path on a shared datastore" % dst_path)
         return
     do_mv(ctx, src_host, src_path, dst_host, dst_path)
 
@@ -356,6 +450,40 @@ def snap_delete(ctx, args):
                          "Error deleting snapshot %s of %s" % (snap_id, path))
 
 
+SCRIPT_MONITOR = (
+    'mkdir -p -- "$1"\n'
+    'df -B1M -P -- "$1" | tail -n 1\n'
+)
+
+
+def monitor(ctx, args):
+    """monitor DSID, the driver action (base64 XML) on stdin: "USED_MB=.. FREE_MB=.. TOTAL_MB=.." on stdout.
+
+    As stock shared/monitor: df of DATASTORE_LOCATION/DSID, on the front-end, or
+    on the first host of the datastore's BRIDGE_LIST when it has one.
+    """
+    import base64
+    import sys
+    import xml.etree.ElementTree as ET
+    dsid = id_arg(ctx, need_args(ctx, args, 1, "DSID", at_least=True)[0], "datastore id")
+    try:
+        doc = ET.fromstring(base64.b64decode(sys.stdin.read().strip() or "", validate=False))
+    except (ValueError, ET.ParseError) as exc:
+        fail("monitor: cannot read the driver action on stdin: %s" % exc)
+    location = (doc.findtext("DATASTORE_LOCATION") or "").strip()
+    if not location.startswith("/"):
+        fail("monitor: no DATASTORE_LOCATION in the driver action")
+    bridges = (doc.findtext("DATASTORE/TEMPLATE/BRIDGE_LIST") or "").split()
+    base = "%s/%d" % (location.rstrip("/"), dsid)
+    out = ssh_exec_and_log(ctx, bridges[0] if bridges else "", ["sh", "-c", SCRIPT_MONITOR, "sh", base],
+                           "Monitor script failed")
+    fields = out.split()
+    if len(fields) < 4 or not all(f.isdigit() for f in fields[1:4]):
+        fail("Empty value found: %s" % out.strip())
+    sys.stdout.write("USED_MB=%s FREE_MB=%s TOTAL_MB=%s\n" % (fields[2], fields[3], fields[1]))
+    sys.stdout.flush()
+
+
 def _not_supported(ctx, args):
     fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
 
@@ -367,16 +495,17 @@ ACTIONS = {
     "mvds": mvds,
     "cpds": cpds,
     "delete": delete,
-    "mkimage": mkimage,
-    "mkswap": mkswap,
+    "mkimage": mkimage_disk,
+    "mkswap": mkswap_disk,
     "context": context,
-    "resize": resize,
+    "resize": resize_disk,
     "premigrate": premigrate,
     "postmigrate": postmigrate,
     "failmigrate": failmigrate,
     "snap_create": snap_create,
     "snap_delete": snap_delete,
     "snap_revert": snap_revert,
+    "monitor": monitor,
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported
