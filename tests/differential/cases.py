@@ -183,10 +183,28 @@ SHARED_CASES += [
          steps=[("monitor", [100], _monitor_stdin(100))]),
 ]
 
+SHARED_CASES += [
+    Case("shared", "context",
+         files=[("fe", "{M}/files/init.sh", "raw", 1), ("fe", "{M}/files/ctx.sh", "raw", 1)],
+         vm={VMID: vm_xml()}, ds=SHARED_DS,
+         steps=[("context", ["{M}/files/ctx.sh", "{M}/files/init.sh:'init.sh'", A7 + "/disk.1", VMID, 100])]),
+    Case("shared", "migrate-system-ds-change",
+         files=[("fe", "{M}/datastores/101/7/disk.0", "raw", 16), ("fe", SH_SYS + "/7/disk.0", "raw", 16)],
+         vm={VMID: vm_xml(disks=[disk(0)], host="host-b", sys_ds=100, prev=("host-a", 101), lcm_state=4)},
+         ds=SHARED_DS,
+         steps=[("premigrate", ["host-a", "host-b", SH_SYS + "/7", VMID, 100]),
+                ("postmigrate", ["host-a", "host-b", SH_SYS + "/7", VMID, 100])]),
+    Case("shared", "ln-persistent-qcow2-snapshots",
+         files=[("fe", SH_IMG + "/img0", "qcow2", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, fmt="qcow2", CLONE="NO", PERSISTENT="YES")])}, ds=SHARED_DS,
+         steps=[("ln", ["fe:" + SH_IMG + "/img0", A7 + "/disk.0", VMID, 101]),
+                ("snap_create", [A7 + "/disk.0", 0, VMID, 100]),
+                ("mvds", [A7 + "/disk.0", "fe:" + SH_IMG + "/img0", VMID, 101]),
+                ("delete", [A7, VMID, 100])]),
+]
+
 # Sequences where ours still differs from stock: outside the suite's coverage until fixed
 # (each one is in the report of the change that leaves it here). DT_ALL=1 runs them too.
-PENDING = {
-    "shared-deploy-qcow2-snapshots", "shared-ln-persistent-qcow2",
-}
+PENDING = set()
 
 CASES = [c for c in SHARED_CASES if c.id not in PENDING or os.environ.get("DT_ALL")]

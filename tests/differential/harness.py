@@ -246,11 +246,14 @@ class World:
                     rel = os.path.relpath(path, top)
                     if label != "nfs" and rel in MOUNT_POINTS:
                         continue   # mount points of the shared datastores (listed under nfs)
-                    result["%s:%s" % (label, rel)] = describe(path)
+                    inside = os.path.join(str(self.mnt), "datastores" if label == "nfs" else "", rel)
+                    ns = (self.mount_prefix("fe" if label == "nfs" else label), inside)
+                    result["%s:%s" % (label, rel)] = describe(path, ns)
         return result
 
 
-def describe(path: str) -> dict:
+def describe(path: str, ns=None) -> dict:
+    """``ns``: (argv prefix entering the machine's namespace, the path there), for qcow2 backing chains."""
     st = os.lstat(path)
     entry = {"mode": oct(stat.S_IMODE(st.st_mode)), "uid": st.st_uid}
     if stat.S_ISLNK(st.st_mode):
@@ -271,7 +274,9 @@ def describe(path: str) -> dict:
                                              text=True, check=True).stdout)
             entry["qemu"] = {k: info.get(k) for k in ("format", "virtual-size", "backing-filename",
                                                         "backing-filename-format")}
-            entry["qemu"]["data"] = qcow2_data_hash(path)
+            entry["qemu"]["data"] = qcow2_data_hash(path, ns)
+        elif iso_files(path) is not None:   # an ISO holds build times: compare the files it holds
+            entry["iso"] = iso_files(path)
         else:
             fs = filesystem(path)
             if fs:   # mkfs and mkswap write a random UUID: compare type and label instead of the bytes
@@ -281,6 +286,20 @@ def describe(path: str) -> dict:
     return entry
 
 
+def iso_files(path: str):
+    """``{name: sha256}`` of the files in an ISO 9660 image (Rock Ridge names); None for other files."""
+    with open(path, "rb") as handle:
+        handle.seek(0x8001)
+        if handle.read(5) != b"CD001":
+            return None
+    listing = subprocess.run(["isoinfo", "-R", "-f", "-i", path], capture_output=True, text=True, check=True).stdout
+    files = {}
+    for name in listing.split():
+        data = subprocess.run(["isoinfo", "-R", "-i", path, "-x", name], capture_output=True, check=True).stdout
+        files[name] = hashlib.sha256(data).hexdigest()
+    return files
+
+
 def filesystem(path: str) -> dict:
     """``blkid -p``'s TYPE and LABEL of a file holding a filesystem or swap, else {}."""
     proc = subprocess.run(["blkid", "-p", "-o", "export", path], capture_output=True, text=True, check=False)
@@ -288,12 +307,20 @@ def filesystem(path: str) -> dict:
     return {k: fields.get(k) for k in ("TYPE", "LABEL")} if fields.get("TYPE") else {}
 
 
-def qcow2_data_hash(path: str) -> str:
-    """The hash of what the guest sees (qcow2 headers differ between qemu-img runs by design)."""
+def qcow2_data_hash(path: str, ns=None) -> str:
+    """The hash of what the guest sees (qcow2 headers differ between qemu-img runs by design).
+
+    Read inside the machine's namespace (``ns``), where absolute backing files resolve.
+    """
     import tempfile  # pylint: disable=import-outside-toplevel
+    prefix, inside = ns if ns else ([], path)
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "raw")
-        proc = subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", path, raw], capture_output=True, check=False)
+        try:
+            proc = subprocess.run(prefix + ["qemu-img", "convert", "-U", "-O", "raw", inside, raw],
+                                  capture_output=True, check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            return "unreadable: qemu-img convert did not finish (a backing chain loop?)"
         if proc.returncode != 0:
             return "unreadable: " + proc.stderr.decode(errors="replace").strip()[-200:]
         with open(raw, "rb") as handle:

@@ -70,6 +70,31 @@ SCRIPT_OVERLAY = SH_PRELUDE + (
     'ln -s -- "$b.snap/0" "$dst"\n'
 )
 
+# $1 (a qcow2 image, not raw) is linked as stock shared/ln does: $1.snap/N (N the highest
+# snapshot, 0 -> $1 when there is none) with the traversal link $1.snap/$1.snap -> .; $2 -> $1.snap/N.
+SCRIPT_LN_SNAP = SH_PRELUDE + (
+    'src=$1; dst=$2; sd="$src.snap"; sn=$(basename -- "$sd")\n'
+    'mkdir -p -- "$sd" "$(dirname -- "$dst")"\n'
+    '[ -L "$sd/$sn" ] || ln -s . "$sd/$sn"\n'
+    'snap=$(ls -- "$sd" | grep -E "^[0-9]+$" | sort -n | tail -n 1 || :)\n'
+    'if [ -z "$snap" ]; then snap=0; ln -sf -- "$src" "$sd/0"; fi\n'
+    'rm -f -- "$dst"\n'
+    'ln -sf -- "$sd/$snap" "$dst"\n'
+    'rm -rf -- "$dst.snap"\n'
+)
+
+# $2 becomes a standalone qcow2 copy of $1 in the snapshot layout ($2.snap/0, $2 -> $2.snap/0).
+SCRIPT_STANDALONE = SH_PRELUDE + (
+    'dst=$1; src=$2; sparse=$3\n'
+    'b=$(basename -- "$dst"); mkdir -p -- "$(dirname -- "$dst")"\n'
+    'rm -rf -- "$dst.snap"; mkdir -p -- "$dst.snap"\n'
+    'if [ "$sparse" = no ]; then qemu-img convert -q -O qcow2 -S 0 "$src" "$dst.snap/0"\n'
+    'else qemu-img convert -q -O qcow2 "$src" "$dst.snap/0"; fi\n'
+    'ln -sfn . "$dst.snap/$b.snap"\n'
+    'rm -f -- "$dst"\n'
+    'ln -s -- "$b.snap/0" "$dst"\n'
+)
+
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
@@ -102,24 +127,45 @@ _SH_SNAP = SH_PRELUDE + (
     'esac\n'
 )
 
-SCRIPT_SNAP_CREATE = _SH_SNAP + (
-    'next=$2\n'
-    'if [ -e "$snap/$next" ]; then echo "Snapshot file $snap/$next already exists." >&2; exit 1; fi\n'
-    'cd -- "$snap"\n'
-    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
-    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$active" "$next"\n'
-    'ln -sfn -- "$b.snap/$next" "$disk"\n'
+# Disk snapshots as stock shared/snap_create and snap_revert. $1 the VM's disk.N, $2 the disk
+# that holds the snapshots (disk.N itself when cloned, the image for a persistent disk), $3
+# the snapshot id, $4 the name the disk link uses for the snapshot directory (relative
+# "disk.N.snap" when cloned, the absolute "<image>.snap" when persistent).
+SCRIPT_SNAP_CREATE = SH_PRELUDE + (
+    'sys=$1; disk=$2; id=$3; short=$4; sd="$disk.snap"; next=$((id + 1))\n'
+    'mkdir -p -- "$sd"\n'
+    'prev=$(readlink -- "$sys")\n'
+    'cd -- "$sd"\n'
+    'if [ -e "$sd/$next" ]; then echo "Snapshot file $sd/$next already exists." >&2; exit 1; fi\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$prev" "$sd/$next"\n'
+    'ln -sfn -- "$short/$next" "$sys"\n'
 )
 
-SCRIPT_SNAP_REVERT = _SH_SNAP + (
-    'id=$2\n'
-    'if [ ! -f "$snap/$id" ]; then echo "Snapshot $snap/$id does not exist" >&2; exit 1; fi\n'
-    'if [ "$id" = "$active" ]; then echo "Snapshot $id is the active image" >&2; exit 1; fi\n'
-    'cd -- "$snap"\n'
-    'rm -f -- ".$active.revert"\n'
-    '[ -L "$b.snap" ] || ln -s . "$b.snap"\n'
-    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$id" ".$active.revert"\n'
-    'mv -f -- ".$active.revert" "$active"\n'
+SCRIPT_SNAP_CREATE_RAW = SH_PRELUDE + (
+    'disk=$2; id=$3; sd="$disk.snap"\n'
+    'mkdir -p -- "$sd"\n'
+    'cp --sparse=always -- "$disk" "$sd/$id"\n'
+)
+
+SCRIPT_SNAP_REVERT = SH_PRELUDE + (
+    'sys=$1; disk=$2; id=$3; short=$4; sd="$disk.snap"\n'
+    'if [ ! -f "$sd/$id" ]; then echo "Snapshot $sd/$id does not exist" >&2; exit 1; fi\n'
+    'if [ -f "$sd/$id.current" ]; then cur=$(cat -- "$sd/$id.current"); back="$short/${cur##*/}"\n'
+    'else back="$short/$id"; fi\n'
+    'active=$(readlink -f -- "$disk")\n'
+    'cd -- "$sd"\n'
+    't=$(mktemp "$sd/.revert-XXXXXX")\n'
+    "trap 'rm -f -- \"$t\"' EXIT\n"
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$back" "$t"\n'
+    'chmod 0644 "$t"\n'
+    'mv -f -- "$t" "$active"\n'
+    'trap - EXIT\n'
+)
+
+SCRIPT_SNAP_REVERT_RAW = SH_PRELUDE + (
+    'disk=$2; id=$3; sd="$disk.snap"\n'
+    'if [ ! -f "$sd/$id" ]; then echo "Snapshot $sd/$id does not exist" >&2; exit 1; fi\n'
+    'dst=$disk\n' + SH_TEMP + 'cp --sparse=always -- "$sd/$id" "$t"\n' + SH_COMMIT
 )
 
 SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'
@@ -187,7 +233,9 @@ def _exists_on(ctx, host, path):
 # Action cores (host "" means this machine)
 # ---------------------------------------------------------------------------
 
-def do_clone(ctx, src, host, dst):
+def do_clone(ctx, src, host, dst, disk=None):
+    """Copy ``src`` to ``host:dst``; a qcow2 disk (``disk``: its VM template) becomes an overlay as in stock."""
+    disk = disk or {}
     label = "%s:%s" % (host, dst) if host else dst
     local = runs_local(ctx, host)
     with lock_for(ctx, label):
@@ -199,9 +247,14 @@ def do_clone(ctx, src, host, dst):
             return
         if not os.path.exists(src):
             fail("Error copying %s to %s: source does not exist" % (src, label))
-        if ctx.flag("QCOW2_OVERLAY"):
+        if disk.get("FORMAT") == "qcow2" and disk.get("QCOW2_STANDALONE", "").lower() in ("yes", "true"):
+            log(ctx, "Cloning %s in %s as a standalone qcow2" % (src, label))
+            ssh_script(ctx, host, SCRIPT_STANDALONE, [dst, src, disk.get("SPARSE", "").lower()],
+                       "Error copying %s to %s" % (src, label))
+            return
+        if disk.get("FORMAT") == "qcow2" or ctx.flag("QCOW2_OVERLAY"):
             fmt = image_format(ctx, src)
-            if fmt == "qcow2":
+            if fmt == "qcow2" or disk.get("FORMAT") == "qcow2":
                 log(ctx, "Creating qcow2 overlay %s backed by %s" % (label, src))
                 ssh_script(ctx, host, SCRIPT_OVERLAY, [dst, src, fmt], "Error creating overlay %s of %s" % (label, src))
                 return
@@ -221,6 +274,10 @@ def do_clone(ctx, src, host, dst):
 
 def do_ln(ctx, src, host, dst):
     log(ctx, "Linking %s in %s" % (src, dst))
+    if os.path.isfile(src) and image_format(ctx, src) != "raw":
+        # a qcow2 image gets the snapshot layout, so that disk snapshots work (stock shared/ln)
+        ssh_script(ctx, host, SCRIPT_LN_SNAP, [src, dst], "Error linking %s to %s" % (src, dst))
+        return
     ssh_script(ctx, host, SCRIPT_LINK, [src, dst], "Error linking %s to %s" % (src, dst))
 
 
@@ -263,7 +320,7 @@ def clone(ctx, args):
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
     disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
-    do_clone(ctx, src_path, host, dst_path)
+    do_clone(ctx, src_path, host, dst_path, disk)
     grow(ctx, host, dst_path, disk)
 
 
@@ -374,25 +431,76 @@ def _noop(ctx, args):
     log(ctx, "Nothing to do on a shared datastore")
 
 
-premigrate = postmigrate = failmigrate = _noop
+premigrate = failmigrate = _noop
+
+
+def postmigrate(ctx, args):
+    """postmigrate SRC_HOST DST_HOST DST_DIR VMID DSID (template on stdin).
+
+    After a migration that also changed the system datastore (the VM's previous
+    history record has another DS_ID), the old VM directory is removed on the
+    source host, as stock shared/postmigrate does.
+    """
+    src_host, _dst_host, dst_dir, vmid, dsid = need_args(
+        ctx, args, 5, "SRC_HOST DST_HOST DST_DIR VMID DSID", at_least=True)[:5]
+    vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
+    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    if len(records) < 2:
+        return
+    orig = (records[-2].findtext("DS_ID") or "").strip()
+    if not orig or orig == str(dsid):
+        return
+    old_dir = os.path.normpath(os.path.join(host_path("%s:%s" % (src_host, dst_dir))[1], "..", "..",
+                                            str(id_arg(ctx, orig, "previous datastore id")), str(vmid)))
+    do_delete(ctx, src_host, old_dir)
+
+
+def context_iso(ctx, args):
+    """context FILE... host:DST VMID DSID; oned quotes the names: ``SOURCE:'name'`` is the file ``name``."""
+    files = []
+    for item in args[:-3]:
+        path, sep, target = item.partition(":")
+        if sep and not is_url(item) and len(target) >= 2 and target[0] == target[-1] == "'":
+            item = "%s:%s" % (path, target[1:-1])
+        files.append(item)
+    context(ctx, files + args[-3:])
+
+
+def _snap_layout(ctx, args):
+    """``(host, sys disk, disk holding the snapshots, snapshot id, short name, qcow2?)`` as stock reads them."""
+    disk, snap, vmid = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:3]
+    host, path = host_path(disk)
+    snap_id = id_arg(ctx, snap, "snapshot id")
+    disk_id = disk_id_of(path)
+    info = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id)
+    sys_disk = os.path.join(os.path.dirname(path), "disk.%s" % disk_id) if disk_id is not None else path
+    if info.get("CLONE", "YES") == "YES" or not info.get("SOURCE", "").startswith("/"):
+        holder, short = sys_disk, os.path.basename(sys_disk)
+    else:
+        holder = short = info["SOURCE"]
+    fmt = info.get("FORMAT") or ("qcow2" if _is_overlay(ctx, host, sys_disk) else "raw")
+    return host, sys_disk, holder, snap_id, short + ".snap", fmt == "qcow2"
+
+
+def _is_overlay(ctx, host, disk):
+    rc, out, _err = ssh_capture(ctx, host, ["readlink", "--", disk])
+    return rc == 0 and ".snap/" in out
 
 
 def snap_create(ctx, args):
     """snap_create host:DISK SNAP_ID VMID"""
-    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = host_path(disk)
-    snap_id = id_arg(ctx, snap, "snapshot id")
-    with lock_for(ctx, "%s:%s" % (host, path)):
-        _snap(ctx, host, SCRIPT_SNAP_CREATE, [path, str(snap_id + 1)], "Error creating snapshot %d of %s" % (snap_id, path))
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args)
+    with lock_for(ctx, "%s:%s" % (host, sys_disk)):
+        _snap(ctx, host, SCRIPT_SNAP_CREATE if qcow2 else SCRIPT_SNAP_CREATE_RAW,
+              [sys_disk, holder, str(snap_id), short], "Error creating snapshot %d of %s" % (snap_id, sys_disk))
 
 
 def snap_revert(ctx, args):
     """snap_revert host:DISK SNAP_ID VMID"""
-    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = host_path(disk)
-    snap_id = id_arg(ctx, snap, "snapshot id")
-    with lock_for(ctx, "%s:%s" % (host, path)):
-        _snap(ctx, host, SCRIPT_SNAP_REVERT, [path, str(snap_id)], "Error reverting %s to snapshot %d" % (path, snap_id))
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args)
+    with lock_for(ctx, "%s:%s" % (host, sys_disk)):
+        _snap(ctx, host, SCRIPT_SNAP_REVERT if qcow2 else SCRIPT_SNAP_REVERT_RAW,
+              [sys_disk, holder, str(snap_id), short], "Error reverting %s to snapshot %d" % (sys_disk, snap_id))
 
 
 def _snap(ctx, host, script, args, msg):
@@ -497,7 +605,7 @@ ACTIONS = {
     "delete": delete,
     "mkimage": mkimage_disk,
     "mkswap": mkswap_disk,
-    "context": context,
+    "context": context_iso,
     "resize": resize_disk,
     "premigrate": premigrate,
     "postmigrate": postmigrate,
