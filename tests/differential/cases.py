@@ -203,6 +203,16 @@ SHARED_CASES += [
                 ("delete", [A7, VMID, 100])]),
 ]
 
+# Image names holding shell syntax: stock pastes them into remote command lines, ours passes data.
+INJECTION_NAMES = {"semicolon": "img;touch", "dollar-paren": "img$(echo)", "backquote": "img`echo`"}
+SHARED_CASES += [
+    Case("shared", "injection-" + label,
+         files=[("fe", SH_IMG + "/" + name, "raw", 16)],
+         vm={VMID: vm_xml(disks=[disk(0)])}, ds=SHARED_DS,
+         steps=[("clone", ["fe:" + SH_IMG + "/" + name, A7 + "/disk.0", VMID, 101])])
+    for label, name in INJECTION_NAMES.items()
+]
+
 # Sequences where ours still differs from stock: outside the suite's coverage until fixed
 # (each one is in the report of the change that leaves it here). DT_ALL=1 runs them too.
 PENDING = set()

@@ -18,7 +18,24 @@ from cases import CASES, make_file
 from harness import ROWS
 
 # (driver, sequence, step index) -> reason. Each is listed in the README's driver section.
-INTENDED = {}
+INJECTION = ("stock pastes the image path into a remote shell command line, so `;`, `$()` and backquotes in it run "
+             "as commands; ours passes paths as data (sh -c with positional parameters) and copies the file named so")
+INTENDED = {
+    ("shared", "injection-semicolon", 0): INJECTION,
+    ("shared", "injection-dollar-paren", 0): INJECTION,
+    ("shared", "injection-backquote", 0): INJECTION,
+}
+
+
+def _clone_is_exact(case, ours):
+    """Ours succeeded and disk.0 is a copy of the image named with shell syntax."""
+    files = ours["files"]
+    image = [k for k in files if k.startswith("nfs:101/img")]
+    return ours["ok"] and len(image) == 1 and files["nfs:100/7/disk.0"].get("sha256") == files[image[0]]["sha256"]
+
+
+# what ours must do where it differs on purpose: (driver, sequence, step) -> check(case, our record)
+INTENDED_CHECKS = {key: _clone_is_exact for key in INTENDED if key[1].startswith("injection-")}
 
 
 def _fmt(value, mnt):
@@ -99,6 +116,8 @@ def test_stock_and_ours_agree(runner, case):
             status = "intended-difference"
             if not detail:
                 problems.append("step %d %s: intended difference (%s) is not there" % (index, step[0], INTENDED[key]))
+            if key in INTENDED_CHECKS and not INTENDED_CHECKS[key](case, b):
+                problems.append("step %d %s: ours does not do what the intended difference says" % (index, step[0]))
             detail = INTENDED[key]
         else:
             status = "same" if not detail else "different"
