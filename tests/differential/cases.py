@@ -203,6 +203,16 @@ SHARED_CASES += [
                 ("delete", [A7, VMID, 100])]),
 ]
 
+SSH_SYS_A7 = "host-a:{M}/datastores/0/7"
+SHARED_CASES += [
+    Case("shared", "ssh-system-ds-clone",
+         files=[("fe", SH_IMG + "/img0", "raw", 16), ("fe", SH_IMG + "/img1", "qcow2", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, size=32), disk(1, fmt="qcow2")], sys_ds=0)},
+         ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
+         steps=[("clone.ssh", ["fe:" + SH_IMG + "/img0", SSH_SYS_A7 + "/disk.0", VMID, 101]),
+                ("clone.ssh", ["fe:" + SH_IMG + "/img1", SSH_SYS_A7 + "/disk.1", VMID, 101])]),
+]
+
 # Image names holding shell syntax: stock pastes them into remote command lines, ours passes data.
 INJECTION_NAMES = {"semicolon": "img;touch", "dollar-paren": "img$(echo)", "backquote": "img`echo`"}
 SHARED_CASES += [

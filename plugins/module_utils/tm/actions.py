@@ -48,6 +48,13 @@ SCRIPT_COPY = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + \
 # $2 becomes a symlink to $1.
 SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -s -- "$1" "$2"\n'
 
+# The host probes monitor a system datastore whose directory holds .monitor (the TM_MAD
+# that keeps disks local, e.g. "ssh"): $1 a directory in the datastore (the VM dir), $2 the word.
+SCRIPT_LOCAL_MONITORING = (
+    'm="$(dirname -- "$1")/.monitor"; mkdir -p -- "$1"\n'
+    '[ "$(cat -- "$m" 2>/dev/null)" = "$2" ] || echo "$2" > "$m"\n'
+)
+
 # A new image of $1 MiB and format $2 (qcow2, swap, raw or a mkfs type) at $3.
 SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
     'case "$fmt" in\n'
@@ -209,6 +216,12 @@ def make_context(ctx, files, host, dst):
 # ---------------------------------------------------------------------------
 # Image files
 # ---------------------------------------------------------------------------
+
+def enable_local_monitoring(ctx, host, vm_dir, tm_mad):
+    """Make ``vm_dir`` and mark its datastore for the hosts' probes (``<ds>/.monitor`` = tm_mad), as stock."""
+    ssh_script(ctx, host, SCRIPT_LOCAL_MONITORING, [vm_dir, tm_mad], "Error creating %s/.monitor at %s" % (
+        os.path.dirname(vm_dir), host or "localhost"))
+
 
 def make_image(ctx, size, fmt, host, dst):
     """A new image file of ``size`` MiB: qcow2, raw, swap or a filesystem (mkfs type)."""

@@ -22,7 +22,7 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, enable_local_monitoring, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
                        make_image, number_arg, safe_to_delete, transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
@@ -592,6 +592,27 @@ def monitor(ctx, args):
     sys.stdout.flush()
 
 
+# ---------------------------------------------------------------------------
+# .ssh variants: an image datastore of this driver serving a system datastore
+# whose TM_MAD is ssh (TM_MAD_SYSTEM): the disks are local to each host.
+# ---------------------------------------------------------------------------
+
+def clone_ssh(ctx, args):
+    """clone.ssh fe:SRC host:DST VMID DSID: the host copies the image from the shared datastore to its disk."""
+    src, dst, vmid = need_args(ctx, args, 3, "fe:SRC host:DST VMID [DSID]", at_least=True)[:3]
+    src_path = arg_path(src)
+    host, dst_path = host_path(dst)
+    disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
+    enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
+    log(ctx, "Copying %s in %s" % (src_path, dst_path))
+    if disk.get("FORMAT") == "qcow2":
+        ssh_script(ctx, host, SCRIPT_STANDALONE, [dst_path, src_path, disk.get("SPARSE", "").lower()],
+                   "Error copying %s TO %s" % (src, dst_path))
+    else:
+        ssh_script(ctx, host, SCRIPT_COPY, [src_path, dst_path], "Error copying %s TO %s" % (src, dst_path))
+    grow(ctx, host, dst_path, disk)
+
+
 def _not_supported(ctx, args):
     fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
 
@@ -614,6 +635,7 @@ ACTIONS = {
     "snap_delete": snap_delete,
     "snap_revert": snap_revert,
     "monitor": monitor,
+    "clone.ssh": clone_ssh,
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported
