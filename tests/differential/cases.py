@@ -223,8 +223,62 @@ SHARED_CASES += [
     for label, name in INJECTION_NAMES.items()
 ]
 
+# ---------------------------------------------------------------------------
+# ssh (stock) vs onestor (ours): system datastore 0 on each host's own disk, images 1 on the front-end
+# ---------------------------------------------------------------------------
+
+L_SYS = "{M}/datastores/0"
+L_IMG = "{M}/datastores/1"
+LA7, LB7, LF7 = "host-a:" + L_SYS + "/7", "host-b:" + L_SYS + "/7", "fe:" + L_SYS + "/7"
+SSH_DS = {0: ds_xml(0, "ssh"), 1: ds_xml(1, "ssh", "IMAGE_DS"), 100: ds_xml(100, "ssh")}
+
+
+def _vm_dir(machine, disks=(0,)):
+    return [(machine, L_SYS + "/7/disk.%d" % d, "raw", 16) for d in disks] + [(machine, L_SYS + "/7/deployment.0",
+                                                                               "raw", 1)]
+
+
+SSH_CASES = [
+    Case("ssh", "deploy-terminate",
+         files=[("fe", L_IMG + "/img0", "raw", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0)}, ds=SSH_DS,
+         steps=[("clone", ["fe:" + L_IMG + "/img0", LA7 + "/disk.0", VMID, 1]),
+                ("mkimage", [8, "raw", LA7 + "/disk.1", VMID, 0]),
+                ("delete", [LA7 + "/disk.0", VMID, 1]),
+                ("delete", [LA7 + "/disk.1", VMID, 0]),
+                ("delete", [LA7, VMID, 0])]),
+    Case("ssh", "undeploy-resume",
+         files=_vm_dir("host-a", (0, 1)),
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh"), disk(1, ds=1, tm="ssh")], sys_ds=0, lcm_state=31)},
+         ds=SSH_DS,
+         steps=[("mv", [LA7 + "/disk.0", LF7 + "/disk.0", VMID, 1]),
+                ("mv", [LA7 + "/disk.1", LF7 + "/disk.1", VMID, 1]),
+                ("mv", [LA7, LF7, VMID, 0]),
+                ("mv", [LF7 + "/disk.0", LB7 + "/disk.0", VMID, 1]),
+                ("mv", [LF7 + "/disk.1", LB7 + "/disk.1", VMID, 1]),
+                ("mv", [LF7, LB7, VMID, 0])]),
+    Case("ssh", "cold-migrate",
+         files=_vm_dir("host-a"),
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, host="host-b", prev=("host-a", 0),
+                          lcm_state=9)}, ds=SSH_DS,
+         steps=[("mv", [LA7 + "/disk.0", LB7 + "/disk.0", VMID, 1]),
+                ("mv", [LA7, LB7, VMID, 0])]),
+    Case("ssh", "host-failure-recovery",
+         files=_vm_dir("host-a"),
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, host="host-b", prev=("host-a", 0),
+                          lcm_state=60)}, ds=SSH_DS,
+         steps=[("mv", [LA7 + "/disk.0", LB7 + "/disk.0", VMID, 1]),
+                ("mv", [LA7, LB7, VMID, 0])]),
+    Case("ssh", "same-storage-two-names",
+         files=[("fe", SH_SYS + "/7/disk.0", "raw", 16), ("fe", SH_SYS + "/7/deployment.0", "raw", 1)],
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=100, host="host-b", prev=("host-a", 100),
+                          lcm_state=9)}, ds=SSH_DS,
+         steps=[("mv", [A7 + "/disk.0", B7 + "/disk.0", VMID, 1]),
+                ("mv", [A7, B7, VMID, 100])]),
+]
+
 # Sequences where ours still differs from stock: outside the suite's coverage until fixed
 # (each one is in the report of the change that leaves it here). DT_ALL=1 runs them too.
 PENDING = set()
 
-CASES = [c for c in SHARED_CASES if c.id not in PENDING or os.environ.get("DT_ALL")]
+CASES = [c for c in SHARED_CASES + SSH_CASES if c.id not in PENDING or os.environ.get("DT_ALL")]

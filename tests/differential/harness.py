@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -170,7 +171,9 @@ class World:
                 (disk / "datastores" / ds).mkdir(parents=True)
         for ds in SHARED_DS:
             (base / "nfs" / ds).mkdir(parents=True)
-        self.ssh_config = base / "ssh_config"
+        self.dotssh = base / "dotssh"
+        self.dotssh.mkdir(mode=0o700)
+        self.ssh_config = self.dotssh / "config"
 
     def disk(self, machine: str) -> Path:
         return self.base / "disk" / machine
@@ -186,6 +189,11 @@ class World:
         for i, ds in enumerate(SHARED_DS):
             script += 'mount --bind "$%d" "$2/datastores/%s" || exit 97\n' % (i + 3, ds)
             args.append(str(self.base / "nfs" / ds))
+        # stock ssh/mv calls plain `ssh HOST`: its config is the world's, in the namespace only
+        home_ssh = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
+        if os.path.isdir(home_ssh):
+            script += 'mount --bind "$%d" "$%d" || exit 97\n' % (len(args) + 1, len(args) + 2)
+            args += [str(self.dotssh), home_ssh]
         script += 'shift %d\nexec "$@"\n' % len(args)
         return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"] + args
 
@@ -200,6 +208,7 @@ class World:
                       "  IdentityFile %s" % server.key, "  BatchMode yes", "  StrictHostKeyChecking no",
                       "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", ""]
         self.ssh_config.write_text("\n".join(lines))
+        self.ssh_config.chmod(0o600)
         return self
 
     def stop(self):

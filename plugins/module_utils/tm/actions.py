@@ -21,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (exec_and_log, fail, host_path, log, need_args, remote_argv, runs_local, ssh_exec_and_log,
-                     ssh_make_path, ssh_script)
+from .common import (exec_and_log, fail, host_path, log, need_args, remote_argv, run_command, runs_local,
+                     ssh_exec_and_log, ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -111,6 +111,43 @@ def image_format_arg(ctx, fmt, formats):
 def safe_to_delete(path, depth):
     """Only absolute paths at least ``depth`` levels deep may be removed recursively."""
     return path.startswith("/") and path.rstrip("/").count("/") >= depth
+
+
+# ---------------------------------------------------------------------------
+# oned's data, read as the stock scripts read it (onevm show -x)
+# ---------------------------------------------------------------------------
+
+def vm_document(ctx, vmid):
+    """The VM's XML from ``onevm show -x VMID`` (as the stock scripts read it), parsed.
+
+    As in stock, a VM that cannot be read leaves every attribute empty (an empty
+    document): the action then runs with the defaults.
+    """
+    import xml.etree.ElementTree as ET
+    rc, out, err = run_command(["onevm", "show", "-x", str(vmid)], timeout=60)
+    if rc == 0:
+        try:
+            return ET.fromstring(out)
+        except ET.ParseError as exc:
+            err = "bad XML: %s" % exc
+    log(ctx, "Cannot read VM %s (%s): using the defaults" % (vmid, err.strip()))
+    return ET.Element("VM")
+
+
+def vm_disk(doc, disk_id):
+    """``{NAME: text}`` of the VM template's DISK with DISK_ID ``disk_id`` ({} when absent)."""
+    for item in doc.findall("./TEMPLATE/DISK"):
+        if (item.findtext("DISK_ID") or "").strip() == str(disk_id):
+            return {child.tag: (child.text or "").strip() for child in item}
+    return {}
+
+
+def disk_id_of(path):
+    """N of ``.../disk.N``; None for other names."""
+    name = os.path.basename(path)
+    if name.startswith("disk.") and name[5:].isdigit():
+        return int(name[5:])
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, enable_local_monitoring, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, disk_id_of, enable_local_monitoring, vm_disk, vm_document, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
                        make_image, number_arg, safe_to_delete, transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
@@ -189,39 +189,6 @@ def image_format(ctx, path):
         return json.loads(out).get("format", "raw")
     except ValueError:
         fail("Cannot read the image format of %s: bad qemu-img output" % path)
-
-
-def vm_document(ctx, vmid):
-    """The VM's XML from ``onevm show -x VMID`` (as the stock scripts read it), parsed.
-
-    As in stock, a VM that cannot be read leaves every attribute empty (an empty
-    document): the action then runs with the defaults.
-    """
-    import xml.etree.ElementTree as ET
-    rc, out, err = run_command(["onevm", "show", "-x", str(vmid)], timeout=60)
-    if rc == 0:
-        try:
-            return ET.fromstring(out)
-        except ET.ParseError as exc:
-            err = "bad XML: %s" % exc
-    log(ctx, "Cannot read VM %s (%s): using the defaults" % (vmid, err.strip()))
-    return ET.Element("VM")
-
-
-def vm_disk(doc, disk_id):
-    """``{NAME: text}`` of the VM template's DISK with DISK_ID ``disk_id`` ({} when absent)."""
-    for item in doc.findall("./TEMPLATE/DISK"):
-        if (item.findtext("DISK_ID") or "").strip() == str(disk_id):
-            return {child.tag: (child.text or "").strip() for child in item}
-    return {}
-
-
-def disk_id_of(path):
-    """N of ``.../disk.N``; None for other names."""
-    name = os.path.basename(path)
-    if name.startswith("disk.") and name[5:].isdigit():
-        return int(name[5:])
-    return None
 
 
 def _exists_on(ctx, host, path):

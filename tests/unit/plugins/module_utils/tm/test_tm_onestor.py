@@ -192,7 +192,8 @@ def test_replica_unreachable_fails_clearly_and_leaves_no_file(tm, ds, tmp_path):
     res = tm("clone", "fe:%s" % (ds / "1" / "img-a"), "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100",
              SSH="false")
     assert res.rc != 0
-    assert "replica1" in res.err
+    # as stock ssh/clone, the host's VM directory and .monitor come first: the first host that fails is named
+    assert "host2" in res.err
     assert cache_files(tmp_path) == []
     assert not (ds / "100" / "7").exists() or not list((ds / "100" / "7").iterdir())
 
@@ -217,7 +218,7 @@ def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
     assert not (vm / "disk.0.snap" / "0").exists()
     assert tm("mkimage", "8", "raw", "host2:%s/disk.1" % vm, "3", "100").rc == 0
     assert (vm / "disk.1").stat().st_size == 8 * MiB
-    dst = ds / "100" / "33"
+    dst = ds / "101" / "33"   # another directory: the same one seen from two hosts does not move (stock ssh/mv)
     assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "3", "100").rc == 0
     assert (dst / "disk.1").exists() and not vm.exists()
     assert tm("delete", "host3:%s" % dst, "3", "100").rc == 0
@@ -228,10 +229,22 @@ def test_premigrate_copies_the_vm_directory_and_postmigrate_removes_it(tm, ds):
     vm = ds / "100" / "12"
     vm.mkdir()
     make_sparse(str(vm / "disk.0"), 4 * MiB, data_at=(MiB,))
-    copy = ds / "100" / "12-copy"
+    copy = ds / "101" / "12-copy"
     # both "hosts" share this filesystem: migrate the directory to another path to see the copy
     assert tm("mv", "host2:%s" % vm, "host3:%s" % copy, "12", "100").rc == 0
     assert tm("premigrate", "host3", "host2", str(copy), "12", "100").rc == 0
     assert (copy / "disk.0").exists()
     assert tm("postmigrate", "host2", "host2", str(copy), "12", "100").rc == 0
     assert (copy / "disk.0").exists()
+
+
+def test_mv_of_a_disk_and_of_one_storage_under_two_names_do_nothing(tm, ds):
+    """Stock ssh/mv: disks move with the VM directory; a directory both hosts see is not moved (or deleted)."""
+    vm = ds / "100" / "4"
+    vm.mkdir()
+    (vm / "disk.0").write_text("data")
+    assert tm("mv", "host2:%s/disk.0" % vm, "host3:%s/disk.0" % vm, "4", "1").rc == 0
+    res = tm("mv", "host2:%s" % vm, "host3:%s" % vm, "4", "100")
+    assert res.rc == 0 and "they are the same path" in res.err, res
+    assert (vm / "disk.0").read_text() == "data"
+    assert [p.name for p in vm.parent.iterdir() if p.name.startswith("tmp")] == []
