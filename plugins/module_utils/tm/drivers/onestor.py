@@ -24,9 +24,11 @@ renamed into place only when complete.
   (``REPLICA_STORAGE_IP`` of the replica's host when set, ``REPLICA_SSH_OPTS``),
   with ``tar -S``; a local sparse copy when the replica is the hypervisor.
 
-``REPLICA_HOST`` comes from the system datastore's template and
-``REPLICA_STORAGE_IP`` from the replica's host template, read over oned's
-XML-RPC (``ONE_XMLRPC``, credentials from ``ONE_AUTH``). rc keys
+``REPLICA_HOST`` comes from the template of the VM's system datastore (the
+last history record's DS_ID, from ``onevm show -x``; for clone and ln the DSID
+argument is the image datastore) and ``REPLICA_STORAGE_IP`` from the replica's
+host template, read with ``onedatastore show -x`` / ``onehost show -x`` as the
+stock scripts read them. rc keys
 ``DS_<ID>_REPLICA_HOST`` and ``HOST_<NAME>_REPLICA_STORAGE_IP`` override them
 (``ONE_LOOKUP=no``: rc keys only). The ``REPLICA_*`` tuning keys are read from
 the driver's rc file, then from ``TUNING_RC`` (the stock ``sshrc``).
@@ -41,7 +43,7 @@ import tempfile
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, enable_local_monitoring, id_arg,
                        mkimage, mkswap, resize, safe_to_delete, transfer_tree, vm_document)
-from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
+from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, is_disk, need_args)
@@ -62,8 +64,6 @@ DEFAULT_RC = [
     ("DOWNLOAD_TIMEOUT", "60"),
     ("TUNING_RC", "/var/lib/one/remotes/etc/tm/ssh/sshrc"),
     ("ONE_LOOKUP", "yes"),
-    ("ONE_XMLRPC", "http://localhost:2633/RPC2"),
-    ("ONE_AUTH", ""),
     ("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache"),
 ]
 
@@ -71,7 +71,7 @@ RC_HEADER = """onestor TM driver settings (KEY=value), managed by nebula.storage
 SSH, SSH_OPTS: ssh client and options for every host command and copy.
 TUNING_RC: rc file whose REPLICA_* keys apply when this file does not set them (the stock sshrc).
 REPLICA_CACHE_DIR: the image cache directory on replica hosts.
-ONE_LOOKUP=yes: read REPLICA_HOST / REPLICA_STORAGE_IP from oned (ONE_XMLRPC, ONE_AUTH file).
+ONE_LOOKUP=yes: read REPLICA_HOST / REPLICA_STORAGE_IP with onedatastore / onehost show -x, as stock.
 DS_<ID>_REPLICA_HOST, HOST_<NAME>_REPLICA_STORAGE_IP: overrides of those lookups."""
 
 TUNING_KEYS = ("REPLICA_COPY_LOCK_TIMEOUT", "REPLICA_RECOVERY_SNAPS_DIR", "REPLICA_SSH_OPTS", "REPLICA_SSH_FE_OPTS",
@@ -250,35 +250,32 @@ def _sub_ctx(ctx, extra_opts):
 # oned lookups: REPLICA_HOST of a system datastore, REPLICA_STORAGE_IP of a host
 # ---------------------------------------------------------------------------
 
-def _one_session(ctx):
-    path = ctx.setting("ONE_AUTH") or os.environ.get("ONE_AUTH") or os.path.expanduser("~/.one/one_auth")
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except (IOError, OSError) as exc:
-        raise TMError("Cannot read the OpenNebula credentials %s: %s" % (path, exc))
-
-
-def _one_call(ctx, method, *args):
-    import xmlrpc.client
-    url = ctx.setting("ONE_XMLRPC", "http://localhost:2633/RPC2")
-    try:
-        answer = getattr(xmlrpc.client.ServerProxy(url), method)(_one_session(ctx), *args)
-    except Exception as exc:  # pylint: disable=broad-except
-        raise TMError("Cannot reach oned at %s (%s): %s" % (url, method, exc))
-    if not answer[0]:
-        raise TMError("oned refused %s: %s" % (method, answer[1]))
-    return answer[1]
-
-
 def replica_host(ctx, dsid):
-    """REPLICA_HOST of system datastore ``dsid``, or "" when it has none."""
+    """REPLICA_HOST of system datastore ``dsid``, or "" when it has none.
+
+    Read as stock ssh_utils' get_replica_host reads it: ``onedatastore show -x DSID``.
+    """
     override = ctx.setting("DS_%s_REPLICA_HOST" % dsid)
     if override is not None or not ctx.flag("ONE_LOOKUP", True):
         return override or ""
     import xml.etree.ElementTree as ET
-    body = _one_call(ctx, "one.datastore.info", int(dsid))
-    return (ET.fromstring(body).findtext("TEMPLATE/REPLICA_HOST") or "").strip()
+    rc, out, _err = run_command(["onedatastore", "show", "-x", str(dsid)], timeout=60)
+    if rc != 0:
+        return ""
+    try:
+        return (ET.fromstring(out).findtext("TEMPLATE/REPLICA_HOST") or "").strip()
+    except ET.ParseError:
+        return ""
+
+
+def system_datastore(ctx, vmid, fallback):
+    """The VM's system datastore (DS_ID of its last history record), where the OneStor guide puts REPLICA_HOST.
+
+    Stock ssh/clone reads it from ``onevm show -x``; when the VM cannot be read, ``fallback``.
+    """
+    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    value = (records[-1].findtext("DS_ID") or "").strip() if records else ""
+    return int(value) if value.isdigit() else fallback
 
 
 def replica_address(ctx, host):
@@ -287,11 +284,13 @@ def replica_address(ctx, host):
     if override is not None or not ctx.flag("ONE_LOOKUP", True):
         return override or host
     import xml.etree.ElementTree as ET
-    body = _one_call(ctx, "one.hostpool.info", -2, -1, -1)
-    for node in ET.fromstring(body).findall("HOST"):
-        if node.findtext("NAME") == host:
-            return (node.findtext("TEMPLATE/REPLICA_STORAGE_IP") or "").strip() or host
-    return host
+    rc, out, _err = run_command(["onehost", "show", "-x", host], timeout=60)
+    if rc != 0:
+        return host
+    try:
+        return (ET.fromstring(out).findtext("TEMPLATE/REPLICA_STORAGE_IP") or "").strip() or host
+    except ET.ParseError:
+        return host
 
 
 # ---------------------------------------------------------------------------
@@ -482,7 +481,7 @@ def _df(ctx, host, path):
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst, _vmid, dsid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
+    src, dst, vmid, dsid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
     raw = arg_path(src, fix=False)
     src_path = src if is_url(src) else (raw if is_url(raw) else arg_path(src))
     if not is_url(src_path) and not src_path.startswith("/"):
@@ -490,7 +489,9 @@ def clone(ctx, args):
     host, dst_path = host_path(dst)
     # the host probes monitor the system datastore only when it holds .monitor (stock ssh/clone)
     enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
-    do_clone(ctx, src_path, host, dst_path, id_arg(ctx, dsid, "datastore id"))
+    # DSID is the image datastore for clone and ln; REPLICA_HOST belongs to the VM's system datastore
+    sys_ds = system_datastore(ctx, id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id"))
+    do_clone(ctx, src_path, host, dst_path, sys_ds)
 
 
 ln = clone

@@ -7,6 +7,7 @@ the lab (molecule/onestor_replica).
 """
 from __future__ import annotations
 
+import os
 import filecmp
 import io
 import json
@@ -248,3 +249,32 @@ def test_mv_of_a_disk_and_of_one_storage_under_two_names_do_nothing(tm, ds):
     assert res.rc == 0 and "they are the same path" in res.err, res
     assert (vm / "disk.0").read_text() == "data"
     assert [p.name for p in vm.parent.iterdir() if p.name.startswith("tmp")] == []
+
+
+FAKE_ONE_CLI = """#!/bin/sh
+# Recording test double of OpenNebula's CLI: prints the XML the test wrote for "show -x ID".
+echo "$(basename "$0") $*" >>"%(dir)s/calls.log"
+cat "%(dir)s/$(basename "$0")-$3.xml"
+"""
+
+
+def test_replica_host_comes_from_the_vms_system_datastore(tm, ds, tmp_path, monkeypatch):
+    """As stock ssh/clone: REPLICA_HOST of the VM's system datastore (last history DS_ID), not of DSID (the image ds)."""
+    fake = tmp_path / "one-cli"
+    fake.mkdir()
+    for name in ("onevm", "onedatastore"):
+        (fake / name).write_text(FAKE_ONE_CLI % {"dir": fake})
+        (fake / name).chmod(0o755)
+    (fake / "onevm-7.xml").write_text("<VM><ID>7</ID><LCM_STATE>3</LCM_STATE><TEMPLATE/><HISTORY_RECORDS><HISTORY>"
+                                      "<DS_ID>100</DS_ID></HISTORY></HISTORY_RECORDS></VM>")
+    (fake / "onedatastore-100.xml").write_text("<DATASTORE><ID>100</ID><TEMPLATE><REPLICA_HOST>replica1</REPLICA_HOST>"
+                                               "</TEMPLATE></DATASTORE>")
+    (fake / "onedatastore-1.xml").write_text("<DATASTORE><ID>1</ID><TEMPLATE/></DATASTORE>")
+    monkeypatch.setenv("PATH", "%s:%s" % (fake, os.environ["PATH"]))
+    dst = ds / "100" / "7" / "disk.0"
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-b"), "host2:%s" % dst, "7", "1",
+             ONE_LOOKUP="yes", DS_100_REPLICA_HOST="")
+    assert res.rc == 0, res
+    assert "to the replica" in res.err, res
+    assert filecmp.cmp(ds / "1" / "img-b", dst, shallow=False)
+    assert "onedatastore show -x 100" in (fake / "calls.log").read_text()
