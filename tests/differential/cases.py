@@ -234,6 +234,7 @@ SSH_DS = {0: ds_xml(0, "ssh"), 1: ds_xml(1, "ssh", "IMAGE_DS"), 100: ds_xml(100,
 
 
 def _vm_dir(machine, disks=(0,)):
+    """Files of VM 7's directory on ``machine``'s own system datastore 0."""
     return [(machine, L_SYS + "/7/disk.%d" % d, "raw", 16) for d in disks] + [(machine, L_SYS + "/7/deployment.0",
                                                                                "raw", 1)]
 
@@ -275,6 +276,15 @@ SSH_CASES = [
                           lcm_state=9)}, ds=SSH_DS,
          steps=[("mv", [A7 + "/disk.0", B7 + "/disk.0", VMID, 1]),
                 ("mv", [A7, B7, VMID, 100])]),
+]
+
+SSH_CASES += [
+    Case("ssh", "monitor",
+         files=_vm_dir("host-a", (0, 1)) + [("fe", L_SYS + "/7/disk.0", "raw", 16)], ds=SSH_DS,
+         steps=[("monitor", [0], _monitor_stdin(0)),
+                ("monitor_ds", [L_SYS]),
+                ("snap_create", [LF7 + "/disk.0", 0, VMID, 0]),
+                ("monitor_ds", [L_SYS])]),
 ]
 
 # Sequences where ours still differs from stock: outside the suite's coverage until fixed

@@ -20,7 +20,12 @@ from harness import ROWS
 # (driver, sequence, step index) -> reason. Each is listed in the README's driver section.
 INJECTION = ("stock pastes the image path into a remote shell command line, so `;`, `$()` and backquotes in it run "
              "as commands; ours passes paths as data (sh -c with positional parameters) and copies the file named so")
+MONITOR_DS_BUG = ("stock bug: ssh/monitor_ds splits the SNAPSHOT_SIZE line so that bash runs it as a command "
+                  "('[ ID=0, ...]: command not found'); snapshot sizes never reach oned. Ours reports them")
+# steps where a stock script fails in a way the harness would take for its own breakage
+STOCK_BUGS = {("ssh", "monitor", 3)}
 INTENDED = {
+    ("ssh", "monitor", 3): MONITOR_DS_BUG,
     ("shared", "injection-semicolon", 0): INJECTION,
     ("shared", "injection-dollar-paren", 0): INJECTION,
     ("shared", "injection-backquote", 0): INJECTION,
@@ -34,8 +39,16 @@ def _clone_is_exact(case, ours):
     return ours["ok"] and len(image) == 1 and files["nfs:100/7/disk.0"].get("sha256") == files[image[0]]["sha256"]
 
 
+def _reports_snapshot_sizes(case, ours):
+    import base64  # pylint: disable=import-outside-toplevel
+    monitor = re.search(r'MONITOR = "([^"]*)"', ours["stdout"])
+    text = base64.b64decode(monitor.group(1)).decode() if monitor else ""
+    return ours["ok"] and "DISK_SIZE = [ ID=0, SIZE=" in text and "SNAPSHOT_SIZE = [ ID=0, DISK_ID=0, SIZE=" in text
+
+
 # what ours must do where it differs on purpose: (driver, sequence, step) -> check(case, our record)
 INTENDED_CHECKS = {key: _clone_is_exact for key in INTENDED if key[1].startswith("injection-")}
+INTENDED_CHECKS[("ssh", "monitor", 3)] = _reports_snapshot_sizes
 
 
 def _fmt(value, mnt):
@@ -58,12 +71,14 @@ def play(runner, case, side):
     _prepare(runner, case)
     driver = case.driver if side == "stock" else case.ours_driver
     records = []
-    for step in case.steps:
+    for index, step in enumerate(case.steps):
         action, args = step[0], [_fmt(a, runner.world.mnt) for a in step[1]]
         stdin = step[2] if len(step) > 2 else ""
         stdin = (stdin(runner.world.mnt) if callable(stdin) else _fmt(stdin, runner.world.mnt)).encode()
         proc = runner.run(side, driver, action, args, stdin)
         for broken in (b"LoadError", b"unary operator expected", b"command not found", b"remotes/etc/"):
+            if (case.driver, case.name, index) in STOCK_BUGS and side == "stock":
+                continue
             assert broken not in proc.stderr, "the harness is broken: %s %s: %s" % (side, action, proc.stderr[-800:])
         records.append({"rc": proc.returncode, "ok": proc.returncode == 0,
                         "stdout": normal_stdout(proc.stdout.decode(errors="replace")),

@@ -202,7 +202,6 @@ SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
     'cp --sparse=always --reflink=auto -- "$src" "$t"\n'
 ) + SH_COMMIT
 
-SCRIPT_DF = 'mkdir -p -- "$1" 2>/dev/null || true\ndf -B1M -P -- "$1" | tail -n 1\n'
 
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -467,14 +466,6 @@ def do_mv(ctx, src_host, src, dst_host, dst):
     do_delete(ctx, src_host, src)
 
 
-def _df(ctx, host, path):
-    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_DF, "sh", path])
-    fields = out.split()
-    if rc != 0 or len(fields) < 4:
-        fail("Error monitoring %s on %s: %s" % (path, host or "localhost", err.strip() or out.strip()))
-    return int(fields[1]), int(fields[2]), int(fields[3])
-
-
 # ---------------------------------------------------------------------------
 # OpenNebula 7.x actions (arguments of the stock ssh driver)
 # ---------------------------------------------------------------------------
@@ -628,20 +619,65 @@ def snap_delete(ctx, args):
 
 
 def monitor(ctx, args):
-    """monitor DRV_ACTION DSID: usage of the system datastore directory on the front-end."""
-    dsid = id_arg(ctx, need_args(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
-    base = ctx.setting("DATASTORES_DIR", "/var/lib/one/datastores")
-    total, used, free = _df(ctx, "", "%s/%d" % (base, dsid))
-    _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
+    """monitor DSID, the driver action on stdin: nothing to report, as stock ssh/monitor.
+
+    A system datastore whose disks are local is monitored by the hosts' probes
+    (monitor_ds), in the directories clone marks with ``.monitor``.
+    """
+    import sys
+    need_args(ctx, args, 1, "DSID", at_least=True)
+    sys.stdin.read()
+
+
+def _du_mib(path):
+    """``du -mL PATH``: MiB allocated (rounded up), links followed; None when unreadable."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return -(-st.st_blocks * 512 // (1 << 20))
 
 
 def monitor_ds(ctx, args):
-    """monitor_ds DSID_PATH: usage of a system datastore directory, run on a host."""
-    path = need_args(ctx, args, 1, "DS_PATH", at_least=True)[0]
-    if not path.startswith("/"):
-        fail("Path %r is not absolute" % path)
-    total, used, free = _df(ctx, "", path)
-    _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
+    """monitor_ds DS_DIR, run by the host probes: one ``VM = [ ID = N, MONITOR = "<base64>"]`` line per VM.
+
+    The MONITOR text is stock's: ``DISK_SIZE = [ ID=i, SIZE=MiB]`` per disk and
+    ``SNAPSHOT_SIZE = [ ID=s, DISK_ID=i, SIZE=MiB]`` per snapshot (ids 0-9 as stock).
+    """
+    import base64
+    import re as _re
+    top = need_args(ctx, args, 1, "DS_DIR", at_least=True)[0]
+    if not top.startswith("/"):
+        fail("Path %r is not absolute" % top)
+    lines = []
+    try:
+        vms = sorted(n for n in os.listdir(top) if _re.match(r"^[0-9]+$", n))
+    except OSError:
+        vms = []
+    for vm in vms:
+        vm_dir = os.path.join(top, vm)
+        try:
+            disks = sorted(n for n in os.listdir(vm_dir) if _re.match(r"^disk\.[0-9]+$", n))
+        except OSError:
+            continue
+        if not disks:
+            continue
+        text = ""
+        for name in disks:
+            disk_id = name.split(".")[1]
+            size = _du_mib(os.path.join(vm_dir, name))
+            if size is None:
+                continue
+            text += "\nDISK_SIZE = [ ID=%s, SIZE=%d]" % (disk_id, size)
+            snap_dir = os.path.join(vm_dir, name + ".snap")
+            if os.path.exists(snap_dir):
+                for snap in sorted(n for n in os.listdir(snap_dir) if _re.match(r"^[0-9]$", n)):
+                    snap_size = _du_mib(os.path.join(snap_dir, snap))
+                    if snap_size is not None:
+                        text += "\nSNAPSHOT_SIZE = [ ID=%s, DISK_ID=%s, SIZE=%d]" % (snap, disk_id, snap_size)
+        encoded = base64.b64encode((text + "\n").encode()).decode()
+        lines.append('VM = [ ID = %s, MONITOR = "%s"]\n' % (vm, encoded))
+    _stdout_write("".join(lines))
 
 
 def _stdout_write(text):
