@@ -210,7 +210,13 @@ SHARED_CASES += [
          vm={VMID: vm_xml(disks=[disk(0, size=32), disk(1, fmt="qcow2")], sys_ds=0)},
          ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
          steps=[("clone.ssh", ["fe:" + SH_IMG + "/img0", SSH_SYS_A7 + "/disk.0", VMID, 101]),
-                ("clone.ssh", ["fe:" + SH_IMG + "/img1", SSH_SYS_A7 + "/disk.1", VMID, 101])]),
+                ("clone.ssh", ["fe:" + SH_IMG + "/img1", SSH_SYS_A7 + "/disk.1", VMID, 101]),
+                ("snap_create.ssh", [SSH_SYS_A7 + "/disk.1", 0, VMID, 0]),
+                ("snap_create.ssh", [SSH_SYS_A7 + "/disk.1", 1, VMID, 0]),
+                ("snap_revert.ssh", [SSH_SYS_A7 + "/disk.1", 0, VMID, 0]),
+                ("snap_delete.ssh", [SSH_SYS_A7 + "/disk.1", 1, VMID, 0]),
+                ("snap_create.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0]),
+                ("snap_revert.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0])]),
 ]
 
 # Image names holding shell syntax: stock pastes them into remote command lines, ours passes data.

@@ -433,15 +433,18 @@ def context_iso(ctx, args):
     context(ctx, files + args[-3:])
 
 
-def _snap_layout(ctx, args):
-    """``(host, sys disk, disk holding the snapshots, snapshot id, short name, qcow2?)`` as stock reads them."""
+def _snap_layout(ctx, args, local=False):
+    """``(host, sys disk, disk holding the snapshots, snapshot id, short name, qcow2?)`` as stock reads them.
+
+    ``local``: the .ssh variants, where the disk is always the system datastore's copy.
+    """
     disk, snap, vmid = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:3]
     host, path = host_path(disk)
     snap_id = id_arg(ctx, snap, "snapshot id")
     disk_id = disk_id_of(path)
     info = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id)
     sys_disk = os.path.join(os.path.dirname(path), "disk.%s" % disk_id) if disk_id is not None else path
-    if info.get("CLONE", "YES") == "YES" or not info.get("SOURCE", "").startswith("/"):
+    if local or info.get("CLONE", "YES") == "YES" or not info.get("SOURCE", "").startswith("/"):
         holder, short = sys_disk, os.path.basename(sys_disk)
     else:
         holder = short = info["SOURCE"]
@@ -454,17 +457,17 @@ def _is_overlay(ctx, host, disk):
     return rc == 0 and ".snap/" in out
 
 
-def snap_create(ctx, args):
+def snap_create(ctx, args, local=False):
     """snap_create host:DISK SNAP_ID VMID"""
-    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args)
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args, local)
     with lock_for(ctx, "%s:%s" % (host, sys_disk)):
         _snap(ctx, host, SCRIPT_SNAP_CREATE if qcow2 else SCRIPT_SNAP_CREATE_RAW,
               [sys_disk, holder, str(snap_id), short], "Error creating snapshot %d of %s" % (snap_id, sys_disk))
 
 
-def snap_revert(ctx, args):
+def snap_revert(ctx, args, local=False):
     """snap_revert host:DISK SNAP_ID VMID"""
-    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args)
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args, local)
     with lock_for(ctx, "%s:%s" % (host, sys_disk)):
         _snap(ctx, host, SCRIPT_SNAP_REVERT if qcow2 else SCRIPT_SNAP_REVERT_RAW,
               [sys_disk, holder, str(snap_id), short], "Error reverting %s to snapshot %d" % (sys_disk, snap_id))
@@ -580,6 +583,16 @@ def clone_ssh(ctx, args):
     grow(ctx, host, dst_path, disk)
 
 
+def snap_create_ssh(ctx, args):
+    """snap_create.ssh host:DISK SNAP_ID VMID: on the system datastore's copy of the disk."""
+    snap_create(ctx, args, local=True)
+
+
+def snap_revert_ssh(ctx, args):
+    """snap_revert.ssh host:DISK SNAP_ID VMID: on the system datastore's copy of the disk."""
+    snap_revert(ctx, args, local=True)
+
+
 def _not_supported(ctx, args):
     fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
 
@@ -603,6 +616,9 @@ ACTIONS = {
     "snap_revert": snap_revert,
     "monitor": monitor,
     "clone.ssh": clone_ssh,
+    "snap_create.ssh": snap_create_ssh,
+    "snap_revert.ssh": snap_revert_ssh,
+    "snap_delete.ssh": snap_delete,   # stock: a link to snap_delete
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported
