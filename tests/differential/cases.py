@@ -293,6 +293,17 @@ SSH_CASES += [
                 ("monitor_ds", [L_SYS])]),
 ]
 
+SHARED_CASES += [
+    Case("shared", "ssh-system-ds-undeploy-migrate",
+         files=_vm_dir("host-a", (0, 1)),
+         vm={VMID: vm_xml(disks=[disk(0), disk(1)], sys_ds=0, lcm_state=31)},
+         ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
+         steps=[("mv.ssh", [LA7 + "/disk.0", LF7 + "/disk.0", VMID, 101]),
+                ("mv.ssh", [LA7 + "/disk.1", LF7 + "/disk.1", VMID, 101]),
+                ("mv.ssh", [LA7, LF7, VMID, 0]),
+                ("mv.ssh", [LF7, LB7, VMID, 0])]),
+]
+
 # Sequences where ours still differs from stock: outside the suite's coverage until fixed
 # (each one is in the report of the change that leaves it here). DT_ALL=1 runs them too.
 PENDING = set()

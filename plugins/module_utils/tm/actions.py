@@ -21,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (exec_and_log, fail, host_path, log, need_args, remote_argv, run_command, runs_local,
-                     ssh_exec_and_log, ssh_make_path, ssh_script)
+from .common import (exec_and_log, fail, host_path, is_disk, log, need_args, remote_argv, run_command, runs_local,
+                     ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -190,6 +190,53 @@ def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None):
                                          os.path.basename(src)])
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
     pipe(sender, receiver, msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+
+
+# ---------------------------------------------------------------------------
+# Moving the VM directory of a system datastore whose disks are local
+# ---------------------------------------------------------------------------
+
+SCRIPT_READ_MONITOR = 'if [ -r "$1/.monitor" ]; then cat -- "$1/.monitor" 2>/dev/null || :; fi\n'
+
+
+def _same_storage(ctx, src_host, dst_host, directory):
+    """Whether ``directory`` on both hosts is one storage: a temp file made on one is seen on the other."""
+    marker = ssh_exec_and_log(ctx, dst_host, ["mktemp", "-p", directory], "Error checking %s on %s" % (
+        directory, dst_host)).strip()
+    try:
+        rc, _out, _err = ssh_capture(ctx, src_host, ["test", "-f", marker])
+        return rc == 0
+    finally:
+        ssh_capture(ctx, dst_host, ["rm", "-f", "--", marker])
+
+
+def mv_local_disks(ctx, args, move):
+    """mv host:SRC host:DST VMID DSID of a system datastore with local disks, as stock ssh/mv.
+
+    ``move(ctx, src_host, src, dst_host, dst)`` moves the VM directory.
+
+    oned moves each disk, then the VM directory: the disks move with the
+    directory (a disk move does nothing). In host-failure recovery (LCM states
+    60, 61) the source host is gone: nothing moves. The same directory seen by
+    two host names (shared storage) does not move either.
+    """
+    src, dst, vmid = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:3]
+    src_host, src_path = host_path(src)
+    dst_host, dst_path = host_path(dst)
+    if is_disk(dst_path):
+        log(ctx, "Not moving disk %s: it moves with the VM directory" % dst_path)
+        return
+    lcm = (vm_document(ctx, id_arg(ctx, vmid, "VM id")).findtext("LCM_STATE") or "").strip()
+    if lcm in ("60", "61"):
+        log(ctx, "Not moving files from %s in FT mode" % src_host)
+        return
+    src_dir, dst_dir = os.path.dirname(src_path), os.path.dirname(dst_path)
+    _rc, marker, _err = ssh_capture(ctx, src_host, ["sh", "-c", SCRIPT_READ_MONITOR, "sh", src_dir])
+    enable_local_monitoring(ctx, dst_host, dst_dir, marker.strip())
+    if src_dir == dst_dir and src_host != dst_host and _same_storage(ctx, src_host, dst_host, dst_dir):
+        log(ctx, "Not moving %s to %s, they are the same path" % (src, dst))
+        return
+    move(ctx, src_host, src_path, dst_host, dst_path)
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, disk_id_of, enable_local_monitoring, vm_disk, vm_document, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, disk_id_of, enable_local_monitoring, mv_local_disks, vm_disk, vm_document, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
                        make_image, number_arg, safe_to_delete, transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
@@ -583,6 +583,22 @@ def clone_ssh(ctx, args):
     grow(ctx, host, dst_path, disk)
 
 
+def _move_local_dir(ctx, src_host, src, dst_host, dst):
+    """The VM directory from one host's disk to another's (tar, holes kept), or renamed on one host."""
+    if src_host == dst_host or (runs_local(ctx, src_host) and runs_local(ctx, dst_host)):
+        log(ctx, "Moving %s to %s" % (src, dst))
+        ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst], "Error moving %s to %s in %s" % (src, dst, dst_host))
+        return
+    log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    transfer_tree(ctx, src_host, src, dst_host, dst, "Error copying disk directory to target host")
+    do_delete(ctx, src_host, src)
+
+
+def mv_ssh(ctx, args):
+    """mv.ssh host:SRC host:DST VMID DSID: stock links it to ssh/mv (disks local to each host)."""
+    mv_local_disks(ctx, args, _move_local_dir)
+
+
 def snap_create_ssh(ctx, args):
     """snap_create.ssh host:DISK SNAP_ID VMID: on the system datastore's copy of the disk."""
     snap_create(ctx, args, local=True)
@@ -616,6 +632,7 @@ ACTIONS = {
     "snap_revert": snap_revert,
     "monitor": monitor,
     "clone.ssh": clone_ssh,
+    "mv.ssh": mv_ssh,
     "snap_create.ssh": snap_create_ssh,
     "snap_revert.ssh": snap_revert_ssh,
     "snap_delete.ssh": snap_delete,   # stock: a link to snap_delete

@@ -41,12 +41,12 @@ import re
 import shlex
 import tempfile
 
-from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, enable_local_monitoring, id_arg,
+from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, enable_local_monitoring, id_arg, mv_local_disks,
                        mkimage, mkswap, resize, safe_to_delete, transfer_tree, vm_document)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
-                      host_path, is_disk, need_args)
+                      host_path, need_args)
 from ..copy import copy_local, copy_remote, download, is_url
 from ..rc import RcError, read_rc
 
@@ -488,45 +488,9 @@ def clone(ctx, args):
 ln = clone
 
 
-SCRIPT_READ_MONITOR = 'if [ -r "$1/.monitor" ]; then cat -- "$1/.monitor" 2>/dev/null || :; fi\n'
-
-
-def _same_storage(ctx, src_host, dst_host, directory):
-    """Whether ``directory`` on both hosts is one storage: a temp file made on one is seen on the other."""
-    marker = ssh_exec_and_log(ctx, dst_host, ["mktemp", "-p", directory], "Error checking %s on %s" % (
-        directory, dst_host)).strip()
-    try:
-        rc, _out, _err = ssh_capture(ctx, src_host, ["test", "-f", marker])
-        return rc == 0
-    finally:
-        ssh_capture(ctx, dst_host, ["rm", "-f", "--", marker])
-
-
 def mv(ctx, args):
-    """mv host:SRC host:DST VMID DSID, as stock ssh/mv.
-
-    oned moves each disk, then the VM directory: the disks move with the
-    directory (a disk move does nothing). In host-failure recovery (LCM states
-    60, 61) the source host is gone: nothing moves. The same directory seen by
-    two host names (shared storage) does not move either.
-    """
-    src, dst, vmid = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:3]
-    src_host, src_path = host_path(src)
-    dst_host, dst_path = host_path(dst)
-    if is_disk(dst_path):
-        log(ctx, "Not moving disk %s: it moves with the VM directory" % dst_path)
-        return
-    lcm = (vm_document(ctx, id_arg(ctx, vmid, "VM id")).findtext("LCM_STATE") or "").strip()
-    if lcm in ("60", "61"):
-        log(ctx, "Not moving files from %s in FT mode" % src_host)
-        return
-    src_dir, dst_dir = os.path.dirname(src_path), os.path.dirname(dst_path)
-    _rc, marker, _err = ssh_capture(ctx, src_host, ["sh", "-c", SCRIPT_READ_MONITOR, "sh", src_dir])
-    enable_local_monitoring(ctx, dst_host, dst_dir, marker.strip())
-    if src_dir == dst_dir and src_host != dst_host and _same_storage(ctx, src_host, dst_host, dst_dir):
-        log(ctx, "Not moving %s to %s, they are the same path" % (src, dst))
-        return
-    do_mv(ctx, src_host, src_path, dst_host, dst_path)
+    """mv host:SRC host:DST VMID DSID, as stock ssh/mv (see actions.mv_local_disks)."""
+    mv_local_disks(ctx, args, do_mv)
 
 
 def mvds(ctx, args):
