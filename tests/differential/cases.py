@@ -285,6 +285,13 @@ SSH_CASES = [
 ]
 
 SSH_CASES += [
+    Case("ssh", "live-migrate",
+         files=_vm_dir("host-a") + [("host-b", L_SYS + "/7/stale", "raw", 1)],
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, host="host-b", prev=("host-a", 0),
+                          lcm_state=4)}, ds=SSH_DS,
+         steps=[("premigrate", ["host-a", "host-b", L_SYS + "/7", VMID, 0]),
+                ("postmigrate", ["host-a", "host-b", L_SYS + "/7", VMID, 0]),
+                ("failmigrate", ["host-a", "host-b", L_SYS + "/7", VMID, 0])]),
     Case("ssh", "monitor",
          files=_vm_dir("host-a", (0, 1)) + [("fe", L_SYS + "/7/disk.0", "raw", 16)], ds=SSH_DS,
          steps=[("monitor", [0], _monitor_stdin(0)),

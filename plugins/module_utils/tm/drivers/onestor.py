@@ -523,36 +523,45 @@ def delete(ctx, args):
 
 
 def premigrate(ctx, args):
-    """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the VM directory goes to the new host."""
-    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID (template on stdin), as stock ssh/premigrate.
+
+    The KVM driver's migrate copies the disks (7.4: ``migrate`` with
+    ``--copy-storage``): here the destination's stale VM directory is only removed.
+    """
+    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID", at_least=True)[:3]
     check_host(src_host)
     check_host(dst_host)
     _host, path = host_path(vm_dir)
     if src_host == dst_host:
-        log(ctx, "Source and destination hosts are equal, nothing to copy")
+        log(ctx, "Not moving %s to %s, they are the same host" % (src_host, dst_host))
         return
-    log(ctx, "Copying %s from %s to %s" % (path, src_host, dst_host))
-    transfer_tree(ctx, src_host, path, dst_host, path)
+    do_delete(ctx, dst_host, path)
 
 
 def postmigrate(ctx, args):
-    """postmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the source host's copy is removed."""
-    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    """postmigrate SRC_HOST DST_HOST VM_DIR VMID DSID: the source host's copy goes (stock ssh/postmigrate).
+
+    The source directory is in the previous system datastore (the VM's
+    previous history record) when the migration also changed it.
+    """
+    src_host, dst_host, vm_dir, vmid, dsid = need_args(
+        ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID", at_least=True)[:5]
     check_host(src_host)
     _host, path = host_path(vm_dir)
-    if src_host == dst_host:
+    vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
+    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    orig = (records[-2].findtext("DS_ID") or "").strip() if len(records) > 1 else ""
+    orig = orig if orig.isdigit() else str(dsid)
+    if orig == str(dsid) and src_host == dst_host:
+        log(ctx, "Not moving %s to %s, they are the same host" % (src_host, dst_host))
         return
-    do_delete(ctx, src_host, path)
+    do_delete(ctx, src_host, os.path.normpath(os.path.join(path, "..", "..", orig, str(vmid))))
 
 
 def failmigrate(ctx, args):
-    """failmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the destination's copy is removed."""
-    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
-    check_host(dst_host)
-    _host, path = host_path(vm_dir)
-    if src_host == dst_host:
-        return
-    do_delete(ctx, dst_host, path)
+    """failmigrate SRC_HOST DST_HOST VM_DIR VMID DSID: nothing to undo (stock: common/failmigrate)."""
+    need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID", at_least=True)
+    log(ctx, "Nothing to undo: the KVM driver's migrate copied the disks")
 
 
 def _snap_paths(ctx, args):

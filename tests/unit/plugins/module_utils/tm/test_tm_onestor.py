@@ -226,17 +226,23 @@ def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
     assert not dst.exists()
 
 
-def test_premigrate_copies_the_vm_directory_and_postmigrate_removes_it(tm, ds):
+def test_live_migration_leaves_the_copy_to_kvm(tm, ds):
+    """Stock ssh/premigrate removes the destination's stale directory (KVM's migrate copies the disks),
+    postmigrate removes the source's, failmigrate does nothing."""
     vm = ds / "100" / "12"
     vm.mkdir()
     make_sparse(str(vm / "disk.0"), 4 * MiB, data_at=(MiB,))
-    copy = ds / "101" / "12-copy"
-    # both "hosts" share this filesystem: migrate the directory to another path to see the copy
-    assert tm("mv", "host2:%s" % vm, "host3:%s" % copy, "12", "100").rc == 0
-    assert tm("premigrate", "host3", "host2", str(copy), "12", "100").rc == 0
-    assert (copy / "disk.0").exists()
-    assert tm("postmigrate", "host2", "host2", str(copy), "12", "100").rc == 0
-    assert (copy / "disk.0").exists()
+    assert tm("premigrate", "host3", "host3", str(vm), "12", "100").rc == 0
+    assert (vm / "disk.0").exists()   # same host: nothing to do
+    assert tm("failmigrate", "host3", "host2", str(vm), "12", "100").rc == 0
+    assert (vm / "disk.0").exists()
+    assert tm("premigrate", "host3", "host2", str(vm), "12", "100").rc == 0
+    assert not vm.exists()            # the destination (sharing this filesystem here) had a stale copy
+    vm.mkdir()
+    assert tm("postmigrate", "host2", "host2", str(vm), "12", "100").rc == 0
+    assert vm.exists()
+    assert tm("postmigrate", "host2", "host3", str(vm), "12", "100").rc == 0
+    assert not vm.exists()
 
 
 def test_mv_of_a_disk_and_of_one_storage_under_two_names_do_nothing(tm, ds):
