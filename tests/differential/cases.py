@@ -285,6 +285,22 @@ SSH_CASES = [
 ]
 
 SSH_CASES += [
+    Case("ssh", "snapshots-saveas-mvds",
+         files=_vm_dir("host-a", (0, 1)) + [("fe", L_IMG + "/img0", "raw", 1)],
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh"), disk(1, ds=1, tm="ssh", CLONE="NO", PERSISTENT="YES")],
+                          sys_ds=0)}, ds=SSH_DS,
+         steps=[("snap_create", [LA7 + "/disk.0", 0, VMID, 0]),
+                ("snap_create", [LA7 + "/disk.0", 1, VMID, 0]),
+                ("snap_revert", [LA7 + "/disk.0", 0, VMID, 0]),
+                ("snap_delete", [LA7 + "/disk.0", 1, VMID, 0]),
+                ("cpds", [LA7 + "/disk.0", "fe:" + L_IMG + "/saved", -1, VMID, 1]),
+                ("cpds", [LA7 + "/disk.0", "fe:" + L_IMG + "/saved-snap", 0, VMID, 1]),
+                ("mvds", [LA7 + "/disk.1", "fe:" + L_IMG + "/img1", VMID, 1]),
+                ("resize", [LA7 + "/disk.0", 32, VMID])]),
+    Case("ssh", "resize-running",
+         files=_vm_dir("host-a"),
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, lcm_state=62)}, ds=SSH_DS,
+         steps=[("resize", [LA7 + "/disk.0", 32, VMID])]),
     Case("ssh", "live-migrate",
          files=_vm_dir("host-a") + [("host-b", L_SYS + "/7/stale", "raw", 1)],
          vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, host="host-b", prev=("host-a", 0),

@@ -339,6 +339,21 @@ def context(ctx, args):
     make_context(ctx, args[:-3], host, dst_path)
 
 
+def resize_vm_disk(ctx, args):
+    """resize host:DISK SIZE VMID; a running VM's disk (LCM state 62) is resized by the KVM driver."""
+    disk, size, vmid = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:3]
+    doc = vm_document(ctx, id_arg(ctx, vmid, "VM id"))
+    host, path = host_path(disk)
+    if (doc.findtext("LCM_STATE") or "").strip() == "62":
+        log(ctx, "Not resizing disk %s for running virt. machine directly" % path)
+        return
+    argv = ["qemu-img", "resize", "-q"]
+    if vm_disk(doc, disk_id_of(path)).get("SPARSE", "").lower() == "no":
+        argv.append("--preallocation=falloc")
+    log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))
+    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
+
+
 def resize(ctx, args):
     """resize host:DISK SIZE VMID"""
     disk, size = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:2]

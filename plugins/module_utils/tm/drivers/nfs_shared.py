@@ -22,7 +22,7 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, disk_id_of, enable_local_monitoring, mv_local_disks, vm_disk, vm_document, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, disk_id_of, enable_local_monitoring, mv_local_disks, resize_vm_disk, vm_disk, vm_document, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
                        make_image, number_arg, safe_to_delete, transfer_tree)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
@@ -331,21 +331,6 @@ def mkswap_disk(ctx, args):
     make_image(ctx, number_arg(ctx, size, "size"), "swap", host, dst_path)
 
 
-def resize_disk(ctx, args):
-    """resize host:DISK SIZE VMID; a running VM's disk (LCM state 62) is resized by the KVM driver."""
-    disk, size, vmid = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:3]
-    doc = vm_document(ctx, id_arg(ctx, vmid, "VM id"))
-    host, path = host_path(disk)
-    if (doc.findtext("LCM_STATE") or "").strip() == "62":
-        log(ctx, "Not resizing disk %s for running virt. machine directly" % path)
-        return
-    argv = ["qemu-img", "resize", "-q"]
-    if vm_disk(doc, disk_id_of(path)).get("SPARSE", "").lower() == "no":
-        argv.append("--preallocation=falloc")
-    log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))
-    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
-
-
 def ln(ctx, args):
     """ln fe:SRC host:DST VMID DSID"""
     src, dst = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
@@ -623,7 +608,7 @@ ACTIONS = {
     "mkimage": mkimage_disk,
     "mkswap": mkswap_disk,
     "context": context_iso,
-    "resize": resize_disk,
+    "resize": resize_vm_disk,
     "premigrate": premigrate,
     "postmigrate": postmigrate,
     "failmigrate": failmigrate,

@@ -42,7 +42,7 @@ import shlex
 import tempfile
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, enable_local_monitoring, id_arg, mv_local_disks,
-                       mkimage, mkswap, resize, safe_to_delete, transfer_tree, vm_document)
+                       mkimage, mkswap, resize_vm_disk, safe_to_delete, transfer_tree, vm_document)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
@@ -494,13 +494,17 @@ def mv(ctx, args):
 
 
 def mvds(ctx, args):
-    """mvds host:SRC fe:DST VMID DSID: the disk goes back to the image datastore."""
+    """mvds host:SRC fe:DST VMID DSID: the disk goes back to the image datastore (copied, as stock)."""
     src, dst = need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
     log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
-    do_delete(ctx, host, src_path)
+    # as stock ssh/mvds: the host's copy goes with the VM directory; a stale replica checksum goes now
+    try:
+        os.unlink(dst_path + ".md5sum")
+    except OSError:
+        pass
 
 
 def cpds(ctx, args):
@@ -673,7 +677,7 @@ ACTIONS = {
     "mkimage": mkimage,
     "mkswap": mkswap,
     "context": context,
-    "resize": resize,
+    "resize": resize_vm_disk,
     "premigrate": premigrate,
     "postmigrate": postmigrate,
     "failmigrate": failmigrate,
