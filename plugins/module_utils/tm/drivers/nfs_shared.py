@@ -22,8 +22,9 @@ __metaclass__ = type
 
 import os
 
-from ..actions import (SCRIPT_COPY, SCRIPT_LINK, disk_id_of, enable_local_monitoring, mv_local_disks, resize_vm_disk, vm_disk, vm_document, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, id_arg, make_context,
-                       make_image, number_arg, safe_to_delete, transfer_tree)
+from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, disk_id_of,
+                       enable_local_monitoring, id_arg, make_context, make_image, mv_local_disks, number_arg,
+                       resize_vm_disk, safe_to_delete, transfer_tree, vm_disk, vm_document)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       run_command, runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, download, is_url

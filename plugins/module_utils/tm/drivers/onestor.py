@@ -41,8 +41,8 @@ import re
 import shlex
 import tempfile
 
-from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, enable_local_monitoring, id_arg, mv_local_disks,
-                       mkimage, mkswap, resize_vm_disk, safe_to_delete, transfer_tree, vm_document)
+from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, context, enable_local_monitoring, id_arg,
+                       mkimage, mkswap, mv_local_disks, resize_vm_disk, safe_to_delete, transfer_tree, vm_document)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
