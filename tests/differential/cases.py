@@ -216,7 +216,9 @@ SHARED_CASES += [
                 ("snap_revert.ssh", [SSH_SYS_A7 + "/disk.1", 0, VMID, 0]),
                 ("snap_delete.ssh", [SSH_SYS_A7 + "/disk.1", 1, VMID, 0]),
                 ("snap_create.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0]),
-                ("snap_revert.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0])]),
+                ("snap_revert.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0]),
+                ("cpds.ssh", [SSH_SYS_A7 + "/disk.0", "fe:" + SH_IMG + "/saved0", -1, VMID, 101]),
+                ("cpds.ssh", [SSH_SYS_A7 + "/disk.1", "fe:" + SH_IMG + "/saved1", -1, VMID, 101])]),
 ]
 
 # Image names holding shell syntax: stock pastes them into remote command lines, ours passes data.

@@ -622,6 +622,7 @@ ACTIONS = {
     "snap_create.ssh": snap_create_ssh,
     "snap_revert.ssh": snap_revert_ssh,
     "snap_delete.ssh": snap_delete,   # stock: a link to snap_delete
+    "cpds.ssh": cpds,                 # the host copies its disk to the shared image datastore, as cpds
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported
