@@ -21,8 +21,8 @@ __metaclass__ = type
 import os
 import re
 
-from .common import (TMError, exec_and_log, fail, fix_dir_slashes, forget, host_path, log, need_args, remote_argv, run_command,
-                     runs_local, spawn, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
+from .common import (TMError, exec_and_log, fail, fix_dir_slashes, forget, host_path, is_disk, log, need_args, remote_argv,
+                     run_command, runs_local, spawn, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from .copy import copy_local, copy_remote, download, is_url
 
 # ---------------------------------------------------------------------------
@@ -48,11 +48,18 @@ SCRIPT_COPY = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + \
 # $2 becomes a symlink to $1.
 SCRIPT_LINK = SH_PRELUDE + 'mkdir -p -- "$(dirname -- "$2")"\nrm -f -- "$2"\nln -sT -- "$1" "$2"\n'
 
+# The host probes monitor a system datastore whose directory holds .monitor (the TM_MAD
+# that keeps disks local, e.g. "ssh"): $1 a directory in the datastore (the VM dir), $2 the word.
+SCRIPT_LOCAL_MONITORING = (
+    'm="$(dirname -- "$1")/.monitor"; mkdir -p -- "$1"\n'
+    '[ "$(cat -- "$m" 2>/dev/null)" = "$2" ] || echo "$2" > "$m"\n'
+)
+
 # A new image of $1 MiB and format $2 (qcow2, swap, raw or a mkfs type) at $3.
 SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
     'case "$fmt" in\n'
     '  qcow2) qemu-img create -q -f qcow2 "$t" "${size}M" ;;\n'
-    '  swap) truncate -s "${size}M" "$t"; mkswap "$t" >/dev/null ;;\n'
+    '  swap) truncate -s "${size}M" "$t"; mkswap -L swap "$t" >/dev/null ;;\n'
     '  raw) truncate -s "${size}M" "$t" ;;\n'
     '  *) truncate -s "${size}M" "$t"; mkfs -t "$fmt" -F "$t" >/dev/null 2>&1 || mkfs -t "$fmt" "$t" >/dev/null ;;\n'
     'esac\n'
@@ -249,6 +256,43 @@ def download_image(ctx, url, host, dst):
 
 
 # ---------------------------------------------------------------------------
+# oned's data, read as the stock scripts read it (onevm show -x)
+# ---------------------------------------------------------------------------
+
+def vm_document(ctx, vmid):
+    """The VM's XML from ``onevm show -x VMID`` (as the stock scripts read it), parsed.
+
+    As in stock, a VM that cannot be read leaves every attribute empty (an empty
+    document): the action then runs with the defaults.
+    """
+    import xml.etree.ElementTree as ET
+    rc, out, err = run_command(["onevm", "show", "-x", str(vmid)], timeout=60)
+    if rc == 0:
+        try:
+            return ET.fromstring(out)
+        except ET.ParseError as exc:
+            err = "bad XML: %s" % exc
+    log(ctx, "Cannot read VM %s (%s): using the defaults" % (vmid, err.strip()))
+    return ET.Element("VM")
+
+
+def vm_disk(doc, disk_id):
+    """``{NAME: text}`` of the VM template's DISK with DISK_ID ``disk_id`` ({} when absent)."""
+    for item in doc.findall("./TEMPLATE/DISK"):
+        if (item.findtext("DISK_ID") or "").strip() == str(disk_id):
+            return {child.tag: (child.text or "").strip() for child in item}
+    return {}
+
+
+def disk_id_of(path):
+    """N of ``.../disk.N``; None for other names."""
+    name = os.path.basename(path)
+    if name.startswith("disk.") and name[5:].isdigit():
+        return int(name[5:])
+    return None
+
+
+# ---------------------------------------------------------------------------
 # Between machines
 # ---------------------------------------------------------------------------
 
@@ -287,6 +331,53 @@ def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None):
                                          os.path.basename(src)])
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
     pipe(sender, receiver, msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+
+
+# ---------------------------------------------------------------------------
+# Moving the VM directory of a system datastore whose disks are local
+# ---------------------------------------------------------------------------
+
+SCRIPT_READ_MONITOR = 'if [ -r "$1/.monitor" ]; then cat -- "$1/.monitor" 2>/dev/null || :; fi\n'
+
+
+def _same_storage(ctx, src_host, dst_host, directory):
+    """Whether ``directory`` on both hosts is one storage: a temp file made on one is seen on the other."""
+    marker = ssh_exec_and_log(ctx, dst_host, ["mktemp", "-p", directory], "Error checking %s on %s" % (
+        directory, dst_host)).strip()
+    try:
+        rc, _out, _err = ssh_capture(ctx, src_host, ["test", "-f", marker])
+        return rc == 0
+    finally:
+        ssh_capture(ctx, dst_host, ["rm", "-f", "--", marker])
+
+
+def mv_local_disks(ctx, args, move):
+    """mv host:SRC host:DST VMID DSID of a system datastore with local disks, as stock ssh/mv.
+
+    ``move(ctx, src_host, src, dst_host, dst)`` moves the VM directory.
+
+    oned moves each disk, then the VM directory: the disks move with the
+    directory (a disk move does nothing). In host-failure recovery (LCM states
+    60, 61) the source host is gone: nothing moves. The same directory seen by
+    two host names (shared storage) does not move either.
+    """
+    src, dst, vmid = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:3]
+    src_host, src_path = host_path(src)
+    dst_host, dst_path = host_path(dst)
+    if is_disk(dst_path):
+        log(ctx, "Not moving disk %s: it moves with the VM directory" % dst_path)
+        return
+    lcm = (vm_document(ctx, id_arg(ctx, vmid, "VM id")).findtext("LCM_STATE") or "").strip()
+    if lcm in ("60", "61"):
+        log(ctx, "Not moving files from %s in FT mode" % src_host)
+        return
+    src_dir, dst_dir = os.path.dirname(src_path), os.path.dirname(dst_path)
+    _rc, marker, _err = ssh_capture(ctx, src_host, ["sh", "-c", SCRIPT_READ_MONITOR, "sh", src_dir])
+    enable_local_monitoring(ctx, dst_host, dst_dir, marker.strip())
+    if src_dir == dst_dir and src_host != dst_host and _same_storage(ctx, src_host, dst_host, dst_dir):
+        log(ctx, "Not moving %s to %s, they are the same path" % (src, dst))
+        return
+    move(ctx, src_host, src_path, dst_host, dst_path)
 
 
 # ---------------------------------------------------------------------------
@@ -351,6 +442,12 @@ def make_context(ctx, files, host, dst):
 # Image files
 # ---------------------------------------------------------------------------
 
+def enable_local_monitoring(ctx, host, vm_dir, tm_mad):
+    """Make ``vm_dir`` and mark its datastore for the hosts' probes (``<ds>/.monitor`` = tm_mad), as stock."""
+    ssh_script(ctx, host, SCRIPT_LOCAL_MONITORING, [vm_dir, tm_mad], "Error creating %s/.monitor at %s" % (
+        os.path.dirname(vm_dir), host or "localhost"))
+
+
 def make_image(ctx, size, fmt, host, dst):
     """A new image file of ``size`` MiB: qcow2, raw, swap or a filesystem (mkfs type)."""
     image_format_arg(ctx, fmt, ("raw", "qcow2", "swap"))
@@ -381,6 +478,21 @@ def context(ctx, args):
     need_args(ctx, args, 3, "FILE... host:DST VMID DSID", at_least=True)
     host, dst_path = host_path(args[-3])
     make_context(ctx, args[:-3], host, dst_path)
+
+
+def resize_vm_disk(ctx, args):
+    """resize host:DISK SIZE VMID; a running VM's disk (LCM state 62) is resized by the KVM driver."""
+    disk, size, vmid = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:3]
+    doc = vm_document(ctx, id_arg(ctx, vmid, "VM id"))
+    host, path = host_path(disk)
+    if (doc.findtext("LCM_STATE") or "").strip() == "62":
+        log(ctx, "Not resizing disk %s for running virt. machine directly" % path)
+        return
+    argv = ["qemu-img", "resize", "-q"]
+    if vm_disk(doc, disk_id_of(path)).get("SPARSE", "").lower() == "no":
+        argv.append("--preallocation=falloc")
+    log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))
+    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
 
 
 def resize(ctx, args):

@@ -30,10 +30,14 @@ def _free_port() -> int:
 
 
 class LoopbackSshd:
-    """A private sshd on 127.0.0.1 with temp host keys and one authorized key for root."""
+    """A private sshd on 127.0.0.1 with temp host keys and one authorized key for root.
 
-    def __init__(self, workdir: Path):
+    ``prefix``: an argv that runs sshd (e.g. ``unshare -m ...`` for a machine with its own disk).
+    """
+
+    def __init__(self, workdir: Path, prefix=None):
         self.dir = workdir
+        self.prefix = list(prefix or [])
         self.port = _free_port()
         self.key = workdir / "client_key"
         self.proc = None
@@ -62,7 +66,7 @@ class LoopbackSshd:
             "",
         ]))
         os.makedirs("/run/sshd", exist_ok=True)
-        self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*self.prefix, sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "sshd.log", "w"))
         deadline = time.time() + 10
         while time.time() < deadline:

@@ -23,8 +23,9 @@ __metaclass__ = type
 import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       download_image, id_arg, make_context, make_image, mkimage, mkswap, number_arg, resize,
-                       transfer_tree)
+                       disk_id_of, download_image, enable_local_monitoring, id_arg, make_context, make_image, mkimage,
+                       mkswap, mv_local_disks, number_arg, resize, resize_vm_disk, transfer_tree, vm_disk,
+                       vm_document)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, is_url
@@ -71,6 +72,31 @@ SCRIPT_OVERLAY = SH_PRELUDE + (
     'ln -sT -- "$b.snap/0" "$dst"\n'
 )
 
+# $1 (a qcow2 image, not raw) is linked as stock shared/ln does: $1.snap/N (N the highest
+# snapshot, 0 -> $1 when there is none) with the traversal link $1.snap/$1.snap -> .; $2 -> $1.snap/N.
+SCRIPT_LN_SNAP = SH_PRELUDE + (
+    'src=$1; dst=$2; sd="$src.snap"; sn=$(basename -- "$sd")\n'
+    'mkdir -p -- "$sd" "$(dirname -- "$dst")"\n'
+    '[ -L "$sd/$sn" ] || ln -s . "$sd/$sn"\n'
+    'snap=$(ls -- "$sd" | grep -E "^[0-9]+$" | sort -n | tail -n 1 || :)\n'
+    'if [ -z "$snap" ]; then snap=0; ln -sfT -- "$src" "$sd/0"; fi\n'
+    'rm -f -- "$dst"\n'
+    'ln -sfT -- "$sd/$snap" "$dst"\n'
+    'rm -rf -- "$dst.snap"\n'
+)
+
+# $2 becomes a standalone qcow2 copy of $1 in the snapshot layout ($2.snap/0, $2 -> $2.snap/0).
+SCRIPT_STANDALONE = SH_PRELUDE + (
+    'dst=$1; src=$2; sparse=$3; fmt=$4\n'
+    'b=$(basename -- "$dst"); mkdir -p -- "$(dirname -- "$dst")"\n'
+    'rm -rf -- "$dst.snap"; mkdir -p -- "$dst.snap"\n'
+    'if [ "$sparse" = no ]; then qemu-img convert -q -f "$fmt" -O qcow2 -S 0 "$src" "$dst.snap/0"\n'
+    'else qemu-img convert -q -f "$fmt" -O qcow2 "$src" "$dst.snap/0"; fi\n'
+    'ln -sfn . "$dst.snap/$b.snap"\n'
+    'rm -f -- "$dst"\n'
+    'ln -sT -- "$b.snap/0" "$dst"\n'
+)
+
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
@@ -101,24 +127,45 @@ _SH_SNAP = SH_PRELUDE + (
     'esac\n'
 )
 
-SCRIPT_SNAP_CREATE = _SH_SNAP + (
-    'next=$2\n'
-    'if [ -e "$snap/$next" ]; then echo "Snapshot file $snap/$next already exists." >&2; exit 1; fi\n'
-    'cd -- "$snap"\n'
-    '[ -L "$b.snap" ] || ln -sT . "$b.snap"\n'
-    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$active" "$next"\n'
-    'ln -sfT -- "$b.snap/$next" "$disk"\n'
+# Disk snapshots as stock shared/snap_create and snap_revert. $1 the VM's disk.N, $2 the disk
+# that holds the snapshots (disk.N itself when cloned, the image for a persistent disk), $3
+# the snapshot id, $4 the name the disk link uses for the snapshot directory (relative
+# "disk.N.snap" when cloned, the absolute "<image>.snap" when persistent).
+SCRIPT_SNAP_CREATE = SH_PRELUDE + (
+    'sys=$1; disk=$2; id=$3; short=$4; sd="$disk.snap"; next=$((id + 1))\n'
+    'mkdir -p -- "$sd"\n'
+    'prev=$(readlink -- "$sys")\n'
+    'cd -- "$sd"\n'
+    'if [ -e "$sd/$next" ]; then echo "Snapshot file $sd/$next already exists." >&2; exit 1; fi\n'
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$prev" "$sd/$next"\n'
+    'ln -sfnT -- "$short/$next" "$sys"\n'
 )
 
-SCRIPT_SNAP_REVERT = _SH_SNAP + (
-    'id=$2\n'
-    'if [ ! -f "$snap/$id" ]; then echo "Snapshot $snap/$id does not exist" >&2; exit 1; fi\n'
-    'if [ "$id" = "$active" ]; then echo "Snapshot $id is the active image" >&2; exit 1; fi\n'
-    'cd -- "$snap"\n'
-    'rm -f -- ".$active.revert"\n'
-    '[ -L "$b.snap" ] || ln -sT . "$b.snap"\n'
-    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$b.snap/$id" ".$active.revert"\n'
-    'mv -fT -- ".$active.revert" "$active"\n'
+SCRIPT_SNAP_CREATE_RAW = SH_PRELUDE + (
+    'disk=$2; id=$3; sd="$disk.snap"\n'
+    'mkdir -p -- "$sd"\n'
+    'cp --sparse=always -- "$disk" "$sd/$id"\n'
+)
+
+SCRIPT_SNAP_REVERT = SH_PRELUDE + (
+    'sys=$1; disk=$2; id=$3; short=$4; sd="$disk.snap"\n'
+    'if [ ! -f "$sd/$id" ]; then echo "Snapshot $sd/$id does not exist" >&2; exit 1; fi\n'
+    'if [ -f "$sd/$id.current" ]; then cur=$(cat -- "$sd/$id.current"); back="$short/${cur##*/}"\n'
+    'else back="$short/$id"; fi\n'
+    'active=$(readlink -f -- "$disk")\n'
+    'cd -- "$sd"\n'
+    't=$(mktemp "$sd/.revert-XXXXXX")\n'
+    "trap 'rm -f -- \"$t\"' EXIT\n"
+    'qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$back" "$t"\n'
+    'chmod 0644 "$t"\n'
+    'mv -fT -- "$t" "$active"\n'
+    'trap - EXIT\n'
+)
+
+SCRIPT_SNAP_REVERT_RAW = SH_PRELUDE + (
+    'disk=$2; id=$3; sd="$disk.snap"\n'
+    'if [ ! -f "$sd/$id" ]; then echo "Snapshot $sd/$id does not exist" >&2; exit 1; fi\n'
+    'dst=$disk\n' + SH_TEMP + 'cp --sparse=always -- "$sd/$id" "$t"\n' + SH_COMMIT
 )
 
 SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'
@@ -141,7 +188,9 @@ def _exists_on(ctx, host, path):
 # Action cores (host "" means this machine)
 # ---------------------------------------------------------------------------
 
-def do_clone(ctx, src, host, dst):
+def do_clone(ctx, src, host, dst, disk=None):
+    """Copy ``src`` to ``host:dst``; a qcow2 disk (``disk``: its VM template) becomes an overlay as in stock."""
+    disk = disk or {}
     label = "%s:%s" % (host, dst) if host else dst
     local = runs_local(ctx, host)
     with lock_for(ctx, label):
@@ -154,8 +203,13 @@ def do_clone(ctx, src, host, dst):
         if not os.path.exists(src):
             fail("Error copying %s to %s: source does not exist" % (src, label))
         fmt = None if os.path.isdir(src) else checked_image(ctx, "", src)[0]
-        if ctx.flag("QCOW2_OVERLAY"):
-            if fmt == "qcow2":
+        if disk.get("FORMAT") == "qcow2" and disk.get("QCOW2_STANDALONE", "").lower() in ("yes", "true"):
+            log(ctx, "Cloning %s in %s as a standalone qcow2" % (src, label))
+            ssh_script(ctx, host, SCRIPT_STANDALONE, [dst, src, disk.get("SPARSE", "").lower(), fmt or "raw"],
+                       "Error copying %s to %s" % (src, label))
+            return
+        if fmt and (disk.get("FORMAT") == "qcow2" or ctx.flag("QCOW2_OVERLAY")):
+            if fmt == "qcow2" or disk.get("FORMAT") == "qcow2":
                 log(ctx, "Creating qcow2 overlay %s backed by %s" % (label, src))
                 ssh_script(ctx, host, SCRIPT_OVERLAY, [dst, src, fmt], "Error creating overlay %s of %s" % (label, src))
                 return
@@ -175,6 +229,10 @@ def do_clone(ctx, src, host, dst):
 
 def do_ln(ctx, src, host, dst):
     log(ctx, "Linking %s in %s" % (src, dst))
+    if os.path.isfile(src) and checked_image(ctx, "", src)[0] != "raw":
+        # a qcow2 image gets the snapshot layout, so that disk snapshots work (stock shared/ln)
+        ssh_script(ctx, host, SCRIPT_LN_SNAP, [src, dst], "Error linking %s to %s" % (src, dst))
+        return
     ssh_script(ctx, host, SCRIPT_LINK, [src, dst], "Error linking %s to %s" % (src, dst))
 
 
@@ -209,13 +267,55 @@ def do_mv(ctx, src_host, src, dst_host, dst):
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:2]
+    src, dst, vmid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID")[:3]
     raw_src = arg_path(src, fix=False)
     src_path = src if is_url(src) else (raw_src if is_url(raw_src) else arg_path(src))
     host, dst_path = host_path(dst)
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
-    do_clone(ctx, src_path, host, dst_path)
+    disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
+    do_clone(ctx, src_path, host, dst_path, disk)
+    grow(ctx, host, dst_path, disk)
+
+
+def grow(ctx, host, path, disk):
+    """A disk whose SIZE is above its image's ORIGINAL_SIZE grows to SIZE MiB (stock clone)."""
+    size, original = disk.get("SIZE", ""), disk.get("ORIGINAL_SIZE", "")
+    if not (size.isdigit() and original.isdigit() and int(size) > int(original)):
+        return
+    argv = ["qemu-img", "resize", "-q"]
+    if disk.get("SPARSE", "").lower() == "no":
+        argv.append("--preallocation=falloc")
+    log(ctx, "Growing %s to %sM" % (path, size))
+    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
+
+
+SUPPORTED_FS = ("ext2", "ext3", "ext4", "xfs")   # stock datastore.conf SUPPORTED_FS
+
+SCRIPT_TO_QCOW2 = SH_PRELUDE + 'dst=$1\n' + SH_TEMP + 'qemu-img convert -q -f raw -O qcow2 "$dst" "$t"\n' + SH_COMMIT
+
+
+def mkimage_disk(ctx, args):
+    """mkimage SIZE FORMAT host:DST VMID DSID; the disk's FS (VM template) is made on it, as stock does."""
+    size, fmt, dst, vmid = need_args(ctx, args, 5, "SIZE FORMAT host:DST VMID DSID", at_least=True)[:4]
+    host, dst_path = host_path(dst)
+    size = number_arg(ctx, size, "size")
+    fs = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path)).get("FS", "")
+    if not fs or fmt == "swap":
+        make_image(ctx, size, fmt, host, dst_path)
+        return
+    if fs not in SUPPORTED_FS:
+        fail("Unsupported file system type: %s. Supported types are: %s" % (fs, ",".join(SUPPORTED_FS)))
+    make_image(ctx, size, fs, host, dst_path)
+    if fmt == "qcow2":
+        ssh_script(ctx, host, SCRIPT_TO_QCOW2, [dst_path], "Could not create image %s" % dst_path)
+
+
+def mkswap_disk(ctx, args):
+    """mkswap SIZE host:DST VMID DSID"""
+    size, dst = need_args(ctx, args, 4, "SIZE host:DST VMID DSID", at_least=True)[:2]
+    host, dst_path = host_path(dst)
+    make_image(ctx, number_arg(ctx, size, "size"), "swap", host, dst_path)
 
 
 def ln(ctx, args):
@@ -233,6 +333,10 @@ def mv(ctx, args):
     dst_host, dst_path = host_path(dst)
     if is_disk(dst_path):
         log(ctx, "Not moving disk %s: shared datastore, the VM directory moves as a whole" % dst_path)
+        return
+    if src_path == dst_path:
+        # cold migration, undeploy, stop, resume: the same directory seen from two hosts (stock shared/mv)
+        log(ctx, "Will not move %s: the same path on a shared datastore" % dst_path)
         return
     do_mv(ctx, src_host, src_path, dst_host, dst_path)
 
@@ -267,25 +371,79 @@ def _noop(ctx, args):
     log(ctx, "Nothing to do on a shared datastore")
 
 
-premigrate = postmigrate = failmigrate = _noop
+premigrate = failmigrate = _noop
 
 
-def snap_create(ctx, args):
+def postmigrate(ctx, args):
+    """postmigrate SRC_HOST DST_HOST DST_DIR VMID DSID (template on stdin).
+
+    After a migration that also changed the system datastore (the VM's previous
+    history record has another DS_ID), the old VM directory is removed on the
+    source host, as stock shared/postmigrate does.
+    """
+    src_host, _dst_host, dst_dir, vmid, dsid = need_args(
+        ctx, args, 5, "SRC_HOST DST_HOST DST_DIR VMID DSID", at_least=True)[:5]
+    vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
+    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    if len(records) < 2:
+        return
+    orig = (records[-2].findtext("DS_ID") or "").strip()
+    if not orig or orig == str(dsid):
+        return
+    old_dir = os.path.normpath(os.path.join(host_path("%s:%s" % (src_host, dst_dir))[1], "..", "..",
+                                            str(id_arg(ctx, orig, "previous datastore id")), str(vmid)))
+    do_delete(ctx, src_host, old_dir)
+
+
+def context_iso(ctx, args):
+    """context FILE... host:DST VMID DSID; oned quotes the names: ``SOURCE:'name'`` is the file ``name``."""
+    files = []
+    for item in args[:-3]:
+        path, sep, target = item.partition(":")
+        if sep and not is_url(item) and len(target) >= 2 and target[0] == target[-1] == "'":
+            item = "%s:%s" % (path, target[1:-1])
+        files.append(item)
+    context(ctx, files + args[-3:])
+
+
+def _snap_layout(ctx, args, local=False):
+    """``(host, sys disk, disk holding the snapshots, snapshot id, short name, qcow2?)`` as stock reads them.
+
+    ``local``: the .ssh variants, where the disk is always the system datastore's copy.
+    """
+    disk, snap, vmid = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:3]
+    host, path = host_path(disk)
+    snap_id = id_arg(ctx, snap, "snapshot id")
+    disk_id = disk_id_of(path)
+    info = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id)
+    sys_disk = os.path.join(os.path.dirname(path), "disk.%s" % disk_id) if disk_id is not None else path
+    if local or info.get("CLONE", "YES") == "YES" or not info.get("SOURCE", "").startswith("/"):
+        holder, short = sys_disk, os.path.basename(sys_disk)
+    else:
+        holder = short = info["SOURCE"]
+    fmt = info.get("FORMAT") or ("qcow2" if _is_overlay(ctx, host, sys_disk) else "raw")
+    return host, sys_disk, holder, snap_id, short + ".snap", fmt == "qcow2"
+
+
+def _is_overlay(ctx, host, disk):
+    rc, out, _err = ssh_capture(ctx, host, ["readlink", "--", disk])
+    return rc == 0 and ".snap/" in out
+
+
+def snap_create(ctx, args, local=False):
     """snap_create host:DISK SNAP_ID VMID"""
-    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = host_path(disk)
-    snap_id = id_arg(ctx, snap, "snapshot id")
-    with lock_for(ctx, "%s:%s" % (host, path)):
-        _snap(ctx, host, SCRIPT_SNAP_CREATE, [path, str(snap_id + 1)], "Error creating snapshot %d of %s" % (snap_id, path))
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args, local)
+    with lock_for(ctx, "%s:%s" % (host, sys_disk)):
+        _snap(ctx, host, SCRIPT_SNAP_CREATE if qcow2 else SCRIPT_SNAP_CREATE_RAW,
+              [sys_disk, holder, str(snap_id), short], "Error creating snapshot %d of %s" % (snap_id, sys_disk))
 
 
-def snap_revert(ctx, args):
+def snap_revert(ctx, args, local=False):
     """snap_revert host:DISK SNAP_ID VMID"""
-    disk, snap = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:2]
-    host, path = host_path(disk)
-    snap_id = id_arg(ctx, snap, "snapshot id")
-    with lock_for(ctx, "%s:%s" % (host, path)):
-        _snap(ctx, host, SCRIPT_SNAP_REVERT, [path, str(snap_id)], "Error reverting %s to snapshot %d" % (path, snap_id))
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args, local)
+    with lock_for(ctx, "%s:%s" % (host, sys_disk)):
+        _snap(ctx, host, SCRIPT_SNAP_REVERT if qcow2 else SCRIPT_SNAP_REVERT_RAW,
+              [sys_disk, holder, str(snap_id), short], "Error reverting %s to snapshot %d" % (sys_disk, snap_id))
 
 
 def _snap(ctx, host, script, args, msg):
@@ -343,6 +501,87 @@ def snap_delete(ctx, args):
                          "Error deleting snapshot %s of %s" % (snap_id, path))
 
 
+SCRIPT_MONITOR = (
+    'mkdir -p -- "$1"\n'
+    'df -B1M -P -- "$1" | tail -n 1\n'
+)
+
+
+def monitor(ctx, args):
+    """monitor DSID, the driver action (base64 XML) on stdin: "USED_MB=.. FREE_MB=.. TOTAL_MB=.." on stdout.
+
+    As stock shared/monitor: df of DATASTORE_LOCATION/DSID, on the front-end, or
+    on the first host of the datastore's BRIDGE_LIST when it has one.
+    """
+    import base64
+    import sys
+    import xml.etree.ElementTree as ET
+    dsid = id_arg(ctx, need_args(ctx, args, 1, "DSID", at_least=True)[0], "datastore id")
+    try:
+        doc = ET.fromstring(base64.b64decode(sys.stdin.read().strip() or "", validate=False))
+    except (ValueError, ET.ParseError) as exc:
+        fail("monitor: cannot read the driver action on stdin: %s" % exc)
+    location = (doc.findtext("DATASTORE_LOCATION") or "").strip()
+    if not location.startswith("/"):
+        fail("monitor: no DATASTORE_LOCATION in the driver action")
+    bridges = (doc.findtext("DATASTORE/TEMPLATE/BRIDGE_LIST") or "").split()
+    base = "%s/%d" % (location.rstrip("/"), dsid)
+    out = ssh_exec_and_log(ctx, bridges[0] if bridges else "", ["sh", "-c", SCRIPT_MONITOR, "sh", base],
+                           "Monitor script failed")
+    fields = out.split()
+    if len(fields) < 4 or not all(f.isdigit() for f in fields[1:4]):
+        fail("Empty value found: %s" % out.strip())
+    sys.stdout.write("USED_MB=%s FREE_MB=%s TOTAL_MB=%s\n" % (fields[2], fields[3], fields[1]))
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------
+# .ssh variants: an image datastore of this driver serving a system datastore
+# whose TM_MAD is ssh (TM_MAD_SYSTEM): the disks are local to each host.
+# ---------------------------------------------------------------------------
+
+def clone_ssh(ctx, args):
+    """clone.ssh fe:SRC host:DST VMID DSID: the host copies the image from the shared datastore to its disk."""
+    src, dst, vmid = need_args(ctx, args, 3, "fe:SRC host:DST VMID [DSID]", at_least=True)[:3]
+    src_path = arg_path(src)
+    host, dst_path = host_path(dst)
+    disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
+    enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
+    log(ctx, "Copying %s in %s" % (src_path, dst_path))
+    if disk.get("FORMAT") == "qcow2":
+        ssh_script(ctx, host, SCRIPT_STANDALONE, [dst_path, src_path, disk.get("SPARSE", "").lower()],
+                   "Error copying %s TO %s" % (src, dst_path))
+    else:
+        ssh_script(ctx, host, SCRIPT_COPY, [src_path, dst_path], "Error copying %s TO %s" % (src, dst_path))
+    grow(ctx, host, dst_path, disk)
+
+
+def _move_local_dir(ctx, src_host, src, dst_host, dst):
+    """The VM directory from one host's disk to another's (tar, holes kept), or renamed on one host."""
+    if src_host == dst_host or (runs_local(ctx, src_host) and runs_local(ctx, dst_host)):
+        log(ctx, "Moving %s to %s" % (src, dst))
+        ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst], "Error moving %s to %s in %s" % (src, dst, dst_host))
+        return
+    log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    transfer_tree(ctx, src_host, src, dst_host, dst, "Error copying disk directory to target host")
+    do_delete(ctx, src_host, src)
+
+
+def mv_ssh(ctx, args):
+    """mv.ssh host:SRC host:DST VMID DSID: stock links it to ssh/mv (disks local to each host)."""
+    mv_local_disks(ctx, args, _move_local_dir)
+
+
+def snap_create_ssh(ctx, args):
+    """snap_create.ssh host:DISK SNAP_ID VMID: on the system datastore's copy of the disk."""
+    snap_create(ctx, args, local=True)
+
+
+def snap_revert_ssh(ctx, args):
+    """snap_revert.ssh host:DISK SNAP_ID VMID: on the system datastore's copy of the disk."""
+    snap_revert(ctx, args, local=True)
+
+
 def _not_supported(ctx, args):
     fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
 
@@ -354,16 +593,23 @@ ACTIONS = {
     "mvds": mvds,
     "cpds": cpds,
     "delete": delete,
-    "mkimage": mkimage,
-    "mkswap": mkswap,
-    "context": context,
-    "resize": resize,
+    "mkimage": mkimage_disk,
+    "mkswap": mkswap_disk,
+    "context": context_iso,
+    "resize": resize_vm_disk,
     "premigrate": premigrate,
     "postmigrate": postmigrate,
     "failmigrate": failmigrate,
     "snap_create": snap_create,
     "snap_delete": snap_delete,
     "snap_revert": snap_revert,
+    "monitor": monitor,
+    "clone.ssh": clone_ssh,
+    "mv.ssh": mv_ssh,
+    "snap_create.ssh": snap_create_ssh,
+    "snap_revert.ssh": snap_revert_ssh,
+    "snap_delete.ssh": snap_delete,   # stock: a link to snap_delete
+    "cpds.ssh": cpds,                 # the host copies its disk to the shared image datastore, as cpds
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported

@@ -25,9 +25,11 @@ renamed into place only when complete.
   (``REPLICA_STORAGE_IP`` of the replica's host when set, ``REPLICA_SSH_OPTS``),
   with ``tar -S``; a local sparse copy when the replica is the hypervisor.
 
-``REPLICA_HOST`` comes from the system datastore's template and
-``REPLICA_STORAGE_IP`` from the replica's host template, read over oned's
-XML-RPC (``ONE_XMLRPC``, credentials from ``ONE_AUTH``). rc keys
+``REPLICA_HOST`` comes from the template of the VM's system datastore (the
+last history record's DS_ID, from ``onevm show -x``; for clone and ln the DSID
+argument is the image datastore) and ``REPLICA_STORAGE_IP`` from the replica's
+host template, read with ``onedatastore show -x`` / ``onehost show -x`` as the
+stock scripts read them. rc keys
 ``DS_<ID>_REPLICA_HOST`` and ``HOST_<NAME>_REPLICA_STORAGE_IP`` override them
 (``ONE_LOOKUP=no``: rc keys only). The ``REPLICA_*`` tuning keys are read from
 the driver's rc file, then from ``TUNING_RC`` (the stock ``sshrc``).
@@ -42,8 +44,9 @@ import tempfile
 from contextlib import ExitStack, contextmanager
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       download_image, id_arg, mkimage, mkswap, resize, transfer_tree)
-from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir,
+                       download_image, enable_local_monitoring, id_arg, mkimage, mkswap, mv_local_disks, resize,
+                       resize_vm_disk, transfer_tree, vm_document)
+from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, need_args)
@@ -64,8 +67,6 @@ DEFAULT_RC = [
     ("DOWNLOAD_TIMEOUT", "60"),
     ("TUNING_RC", "/var/lib/one/remotes/etc/tm/ssh/sshrc"),
     ("ONE_LOOKUP", "yes"),
-    ("ONE_XMLRPC", "http://localhost:2633/RPC2"),
-    ("ONE_AUTH", ""),
     ("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache"),
 ]
 
@@ -73,7 +74,7 @@ RC_HEADER = """onestor TM driver settings (KEY=value), managed by nebula.storage
 SSH, SSH_OPTS: ssh client and options for every host command and copy.
 TUNING_RC: rc file whose REPLICA_* keys apply when this file does not set them (the stock sshrc).
 REPLICA_CACHE_DIR: the image cache directory on replica hosts.
-ONE_LOOKUP=yes: read REPLICA_HOST / REPLICA_STORAGE_IP from oned (ONE_XMLRPC, ONE_AUTH file).
+ONE_LOOKUP=yes: read REPLICA_HOST / REPLICA_STORAGE_IP with onedatastore / onehost show -x, as stock.
 DS_<ID>_REPLICA_HOST, HOST_<NAME>_REPLICA_STORAGE_IP: overrides of those lookups."""
 
 TUNING_KEYS = ("REPLICA_COPY_LOCK_TIMEOUT", "REPLICA_RECOVERY_SNAPS_DIR", "REPLICA_SSH_OPTS", "REPLICA_SSH_FE_OPTS",
@@ -191,7 +192,6 @@ SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
     'cp --sparse=always --reflink=auto -- "$src" "$t"\n'
 ) + SH_COMMIT
 
-SCRIPT_DF = 'mkdir -p -- "$1" 2>/dev/null || true\ndf -B1M -P -- "$1" | tail -n 1\n'
 
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -239,35 +239,32 @@ def _sub_ctx(ctx, extra_opts):
 # oned lookups: REPLICA_HOST of a system datastore, REPLICA_STORAGE_IP of a host
 # ---------------------------------------------------------------------------
 
-def _one_session(ctx):
-    path = ctx.setting("ONE_AUTH") or os.environ.get("ONE_AUTH") or os.path.expanduser("~/.one/one_auth")
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except (IOError, OSError) as exc:
-        raise TMError("Cannot read the OpenNebula credentials %s: %s" % (path, exc))
-
-
-def _one_call(ctx, method, *args):
-    import xmlrpc.client
-    url = ctx.setting("ONE_XMLRPC", "http://localhost:2633/RPC2")
-    try:
-        answer = getattr(xmlrpc.client.ServerProxy(url), method)(_one_session(ctx), *args)
-    except Exception as exc:  # pylint: disable=broad-except
-        raise TMError("Cannot reach oned at %s (%s): %s" % (url, method, exc))
-    if not answer[0]:
-        raise TMError("oned refused %s: %s" % (method, answer[1]))
-    return answer[1]
-
-
 def replica_host(ctx, dsid):
-    """REPLICA_HOST of system datastore ``dsid``, or "" when it has none."""
+    """REPLICA_HOST of system datastore ``dsid``, or "" when it has none.
+
+    Read as stock ssh_utils' get_replica_host reads it: ``onedatastore show -x DSID``.
+    """
     override = ctx.setting("DS_%s_REPLICA_HOST" % dsid)
     if override is not None or not ctx.flag("ONE_LOOKUP", True):
         return override or ""
     import xml.etree.ElementTree as ET
-    body = _one_call(ctx, "one.datastore.info", int(dsid))
-    return (ET.fromstring(body).findtext("TEMPLATE/REPLICA_HOST") or "").strip()
+    rc, out, _err = run_command(["onedatastore", "show", "-x", str(dsid)], timeout=60)
+    if rc != 0:
+        return ""
+    try:
+        return (ET.fromstring(out).findtext("TEMPLATE/REPLICA_HOST") or "").strip()
+    except ET.ParseError:
+        return ""
+
+
+def system_datastore(ctx, vmid, fallback):
+    """The VM's system datastore (DS_ID of its last history record), where the OneStor guide puts REPLICA_HOST.
+
+    Stock ssh/clone reads it from ``onevm show -x``; when the VM cannot be read, ``fallback``.
+    """
+    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    value = (records[-1].findtext("DS_ID") or "").strip() if records else ""
+    return int(value) if value.isdigit() else fallback
 
 
 def replica_address(ctx, host):
@@ -276,11 +273,13 @@ def replica_address(ctx, host):
     if override is not None or not ctx.flag("ONE_LOOKUP", True):
         return override or host
     import xml.etree.ElementTree as ET
-    body = _one_call(ctx, "one.hostpool.info", -2, -1, -1)
-    for node in ET.fromstring(body).findall("HOST"):
-        if node.findtext("NAME") == host:
-            return (node.findtext("TEMPLATE/REPLICA_STORAGE_IP") or "").strip() or host
-    return host
+    rc, out, _err = run_command(["onehost", "show", "-x", host], timeout=60)
+    if rc != 0:
+        return host
+    try:
+        return (ET.fromstring(out).findtext("TEMPLATE/REPLICA_STORAGE_IP") or "").strip() or host
+    except ET.ParseError:
+        return host
 
 
 # ---------------------------------------------------------------------------
@@ -517,49 +516,46 @@ def do_mv(ctx, src_host, src, dst_host, dst):
     do_delete(ctx, src_host, src)
 
 
-def _df(ctx, host, path):
-    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_DF, "sh", path])
-    fields = out.split()
-    if rc != 0 or len(fields) < 4:
-        fail("Error monitoring %s on %s: %s" % (path, host or "localhost", err.strip() or out.strip()))
-    return int(fields[1]), int(fields[2]), int(fields[3])
-
-
 # ---------------------------------------------------------------------------
 # OpenNebula 7.x actions (arguments of the stock ssh driver)
 # ---------------------------------------------------------------------------
 
 def clone(ctx, args):
     """clone fe:SRC host:DST VMID DSID"""
-    src, dst, _vmid, dsid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
+    src, dst, vmid, dsid = need_args(ctx, args, 4, "fe:SRC host:DST VMID DSID", at_least=True)[:4]
     raw = arg_path(src, fix=False)
     src_path = src if is_url(src) else (raw if is_url(raw) else arg_path(src))
     if not is_url(src_path) and not src_path.startswith("/"):
         fail("Path %r is not absolute" % src_path)
     host, dst_path = host_path(dst)
-    do_clone(ctx, src_path, host, dst_path, id_arg(ctx, dsid, "datastore id"))
+    # the host probes monitor the system datastore only when it holds .monitor (stock ssh/clone)
+    enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
+    # DSID is the image datastore for clone and ln; REPLICA_HOST belongs to the VM's system datastore
+    sys_ds = system_datastore(ctx, id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id"))
+    do_clone(ctx, src_path, host, dst_path, sys_ds)
 
 
 ln = clone
 
 
 def mv(ctx, args):
-    """mv host:SRC host:DST VMID DSID"""
-    src, dst = need_args(ctx, args, 4, "host:SRC host:DST VMID DSID", at_least=True)[:2]
-    src_host, src_path = host_path(src)
-    dst_host, dst_path = host_path(dst)
-    do_mv(ctx, src_host, src_path, dst_host, dst_path)
+    """mv host:SRC host:DST VMID DSID, as stock ssh/mv (see actions.mv_local_disks)."""
+    mv_local_disks(ctx, args, do_mv)
 
 
 def mvds(ctx, args):
-    """mvds host:SRC fe:DST VMID DSID: the disk goes back to the image datastore."""
+    """mvds host:SRC fe:DST VMID DSID: the disk goes back to the image datastore (copied, as stock)."""
     src, dst = need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
     checked_image(ctx, host, src_path)
     log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
-    do_delete(ctx, host, src_path)
+    # as stock ssh/mvds: the host's copy goes with the VM directory; a stale replica checksum goes now
+    try:
+        os.unlink(dst_path + ".md5sum")
+    except OSError:
+        pass
 
 
 def cpds(ctx, args):
@@ -583,36 +579,45 @@ def delete(ctx, args):
 
 
 def premigrate(ctx, args):
-    """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the VM directory goes to the new host."""
-    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    """premigrate SRC_HOST DST_HOST VM_DIR VMID DSID (template on stdin), as stock ssh/premigrate.
+
+    The KVM driver's migrate copies the disks (7.4: ``migrate`` with
+    ``--copy-storage``): here the destination's stale VM directory is only removed.
+    """
+    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID", at_least=True)[:3]
     check_host(src_host)
     check_host(dst_host)
     _host, path = host_path(vm_dir)
     if src_host == dst_host:
-        log(ctx, "Source and destination hosts are equal, nothing to copy")
+        log(ctx, "Not moving %s to %s, they are the same host" % (src_host, dst_host))
         return
-    log(ctx, "Copying %s from %s to %s" % (path, src_host, dst_host))
-    transfer_tree(ctx, src_host, path, dst_host, path)
+    do_delete(ctx, dst_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
 
 
 def postmigrate(ctx, args):
-    """postmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the source host's copy is removed."""
-    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
+    """postmigrate SRC_HOST DST_HOST VM_DIR VMID DSID: the source host's copy goes (stock ssh/postmigrate).
+
+    The source directory is in the previous system datastore (the VM's
+    previous history record) when the migration also changed it.
+    """
+    src_host, dst_host, vm_dir, vmid, dsid = need_args(
+        ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID", at_least=True)[:5]
     check_host(src_host)
     _host, path = host_path(vm_dir)
-    if src_host == dst_host:
+    vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
+    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    orig = (records[-2].findtext("DS_ID") or "").strip() if len(records) > 1 else ""
+    orig = orig if orig.isdigit() else str(dsid)
+    if orig == str(dsid) and src_host == dst_host:
+        log(ctx, "Not moving %s to %s, they are the same host" % (src_host, dst_host))
         return
-    do_delete(ctx, src_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
+    do_delete(ctx, src_host, os.path.normpath(os.path.join(path, "..", "..", orig, str(vmid))), int(orig), vmid)
 
 
 def failmigrate(ctx, args):
-    """failmigrate SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]: the destination's copy is removed."""
-    src_host, dst_host, vm_dir = need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID [TEMPLATE]", at_least=True)[:3]
-    check_host(dst_host)
-    _host, path = host_path(vm_dir)
-    if src_host == dst_host:
-        return
-    do_delete(ctx, dst_host, path, id_arg(ctx, args[4], "datastore id"), id_arg(ctx, args[3], "VM id"))
+    """failmigrate SRC_HOST DST_HOST VM_DIR VMID DSID: nothing to undo (stock: common/failmigrate)."""
+    need_args(ctx, args, 5, "SRC_HOST DST_HOST VM_DIR VMID DSID", at_least=True)
+    log(ctx, "Nothing to undo: the KVM driver's migrate copied the disks")
 
 
 def _snap_paths(ctx, args):
@@ -643,20 +648,65 @@ def snap_delete(ctx, args):
 
 
 def monitor(ctx, args):
-    """monitor DRV_ACTION DSID: usage of the system datastore directory on the front-end."""
-    dsid = id_arg(ctx, need_args(ctx, args, 2, "DRV_ACTION DSID", at_least=True)[1], "datastore id")
-    base = ctx.setting("DATASTORES_DIR", "/var/lib/one/datastores")
-    total, used, free = _df(ctx, "", "%s/%d" % (base, dsid))
-    _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
+    """monitor DSID, the driver action on stdin: nothing to report, as stock ssh/monitor.
+
+    A system datastore whose disks are local is monitored by the hosts' probes
+    (monitor_ds), in the directories clone marks with ``.monitor``.
+    """
+    import sys
+    need_args(ctx, args, 1, "DSID", at_least=True)
+    sys.stdin.read()
+
+
+def _du_mib(path):
+    """``du -mL PATH``: MiB allocated (rounded up), links followed; None when unreadable."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return -(-st.st_blocks * 512 // (1 << 20))
 
 
 def monitor_ds(ctx, args):
-    """monitor_ds DSID_PATH: usage of a system datastore directory, run on a host."""
-    path = need_args(ctx, args, 1, "DS_PATH", at_least=True)[0]
-    if not path.startswith("/"):
-        fail("Path %r is not absolute" % path)
-    total, used, free = _df(ctx, "", path)
-    _stdout_write("USED_MB=%d\nTOTAL_MB=%d\nFREE_MB=%d\n" % (used, total, free))
+    """monitor_ds DS_DIR, run by the host probes: one ``VM = [ ID = N, MONITOR = "<base64>"]`` line per VM.
+
+    The MONITOR text is stock's: ``DISK_SIZE = [ ID=i, SIZE=MiB]`` per disk and
+    ``SNAPSHOT_SIZE = [ ID=s, DISK_ID=i, SIZE=MiB]`` per snapshot (ids 0-9 as stock).
+    """
+    import base64
+    import re as _re
+    top = need_args(ctx, args, 1, "DS_DIR", at_least=True)[0]
+    if not top.startswith("/"):
+        fail("Path %r is not absolute" % top)
+    lines = []
+    try:
+        vms = sorted(n for n in os.listdir(top) if _re.match(r"^[0-9]+$", n))
+    except OSError:
+        vms = []
+    for vm in vms:
+        vm_dir = os.path.join(top, vm)
+        try:
+            disks = sorted(n for n in os.listdir(vm_dir) if _re.match(r"^disk\.[0-9]+$", n))
+        except OSError:
+            continue
+        if not disks:
+            continue
+        text = ""
+        for name in disks:
+            disk_id = name.split(".")[1]
+            size = _du_mib(os.path.join(vm_dir, name))
+            if size is None:
+                continue
+            text += "\nDISK_SIZE = [ ID=%s, SIZE=%d]" % (disk_id, size)
+            snap_dir = os.path.join(vm_dir, name + ".snap")
+            if os.path.exists(snap_dir):
+                for snap in sorted(n for n in os.listdir(snap_dir) if _re.match(r"^[0-9]$", n)):
+                    snap_size = _du_mib(os.path.join(snap_dir, snap))
+                    if snap_size is not None:
+                        text += "\nSNAPSHOT_SIZE = [ ID=%s, DISK_ID=%s, SIZE=%d]" % (snap, disk_id, snap_size)
+        encoded = base64.b64encode((text + "\n").encode()).decode()
+        lines.append('VM = [ ID = %s, MONITOR = "%s"]\n' % (vm, encoded))
+    _stdout_write("".join(lines))
 
 
 def _stdout_write(text):
@@ -679,7 +729,7 @@ ACTIONS = {
     "mkimage": mkimage,
     "mkswap": mkswap,
     "context": context,
-    "resize": resize,
+    "resize": resize_vm_disk,
     "premigrate": premigrate,
     "postmigrate": postmigrate,
     "failmigrate": failmigrate,

@@ -135,8 +135,10 @@ def test_mv_vm_directory_on_the_target_host(tm, ds):
 
 def test_mv_of_a_disk_or_same_path_is_a_no_op(tm, ds, fake_ssh):
     assert tm("mv", "node1:%s/0/5/disk.0" % ds, "node2:%s/0/5/disk.0" % ds, "5", "0").rc == 0
-    res = tm("mv", "node1:%s/0/5" % ds, "node1:%s/0/5" % ds, "5", "0")
-    assert res.rc == 0 and "source and destination are equal" in res.err
+    # cold migration, undeploy, stop, resume: oned names the same directory on two hosts (stock: no-op)
+    for src_host, dst_host in (("node1", "node1"), ("node1", "node2"), ("node1", "fe")):
+        res = tm("mv", "%s:%s/0/5" % (src_host, ds), "%s:%s/0/5" % (dst_host, ds), "5", "0")
+        assert res.rc == 0 and "the same path on a shared datastore" in res.err
     assert ssh_hosts(fake_ssh) == []
 
 
@@ -336,12 +338,16 @@ def test_snapshots_create_revert_delete(tm, ds):
     assert tm("snap_delete", "node1:%s" % disk, "7", "5").rc == 0
 
 
-def test_snapshots_of_a_plain_disk_are_not_supported(tm, ds):
+def test_snapshots_of_a_raw_disk_are_copies(tm, ds):
+    """As stock shared/snap_create and snap_revert: a raw disk's snapshot N is a copy in disk.N.snap/N."""
     disk = ds / "0" / "5" / "disk.0"
     assert tm("clone", "fe:%s" % (ds / "1" / "raw.img"), "node1:%s" % disk, "5", "1").rc == 0
-    for action in ("snap_create", "snap_revert", "snap_delete"):
-        res = tm(action, "node1:%s" % disk, "0", "5")
-        assert res.rc == 1 and "Operation not supported" in res.err, res
+    before = disk.read_bytes()
+    assert tm("snap_create", "node1:%s" % disk, "0", "5").rc == 0
+    assert (ds / "0" / "5" / "disk.0.snap" / "0").read_bytes() == before
+    disk.write_bytes(b"changed")
+    assert tm("snap_revert", "node1:%s" % disk, "0", "5").rc == 0
+    assert disk.read_bytes() == before and oct(disk.stat().st_mode & 0o777) == "0o644"
     assert "is not a number" in tm("snap_create", "node1:%s" % disk, "x", "5").err
 
 

@@ -7,6 +7,7 @@ the lab (molecule/onestor_replica).
 """
 from __future__ import annotations
 
+import os
 import filecmp
 import io
 import json
@@ -183,7 +184,8 @@ def test_replica_unreachable_fails_clearly_and_leaves_no_file(tm, ds, tmp_path):
     res = tm("clone", "fe:%s" % (ds / "1" / "img-a"), "host2:%s" % (ds / "100" / "7" / "disk.0"), "7", "100",
              SSH="false")
     assert res.rc != 0
-    assert "replica1" in res.err
+    # as stock ssh/clone, the host's VM directory and .monitor come first: the first host that fails is named
+    assert "host2" in res.err
     assert cache_files(tmp_path) == []
     assert not (ds / "100" / "7").exists() or not list((ds / "100" / "7").iterdir())
 
@@ -208,21 +210,68 @@ def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
     assert not (vm / "disk.0.snap" / "0").exists()
     assert tm("mkimage", "8", "raw", "host2:%s/disk.1" % vm, "3", "100").rc == 0
     assert (vm / "disk.1").stat().st_size == 8 * MiB
-    dst = ds / "100" / "33"
+    dst = ds / "101" / "33"   # another directory: the same one seen from two hosts does not move (stock ssh/mv)
     assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "3", "100").rc == 0
     assert (dst / "disk.1").exists() and not vm.exists()
     assert tm("delete", "host3:%s" % dst, "33", "100").rc == 0
     assert not dst.exists()
 
 
-def test_premigrate_copies_the_vm_directory_and_postmigrate_removes_it(tm, ds):
+def test_live_migration_leaves_the_copy_to_kvm(tm, ds):
+    """Stock ssh/premigrate removes the destination's stale directory (KVM's migrate copies the disks),
+    postmigrate removes the source's, failmigrate does nothing."""
     vm = ds / "100" / "12"
     vm.mkdir()
     make_sparse(str(vm / "disk.0"), 4 * MiB, data_at=(MiB,))
-    copy = ds / "100" / "12-copy"
-    # both "hosts" share this filesystem: migrate the directory to another path to see the copy
-    assert tm("mv", "host2:%s" % vm, "host3:%s" % copy, "12", "100").rc == 0
-    assert tm("premigrate", "host3", "host2", str(copy), "12", "100").rc == 0
-    assert (copy / "disk.0").exists()
-    assert tm("postmigrate", "host2", "host2", str(copy), "12", "100").rc == 0
-    assert (copy / "disk.0").exists()
+    assert tm("premigrate", "host3", "host3", str(vm), "12", "100").rc == 0
+    assert (vm / "disk.0").exists()   # same host: nothing to do
+    assert tm("failmigrate", "host3", "host2", str(vm), "12", "100").rc == 0
+    assert (vm / "disk.0").exists()
+    assert tm("premigrate", "host3", "host2", str(vm), "12", "100").rc == 0
+    assert not vm.exists()            # the destination (sharing this filesystem here) had a stale copy
+    vm.mkdir()
+    assert tm("postmigrate", "host2", "host2", str(vm), "12", "100").rc == 0
+    assert vm.exists()
+    assert tm("postmigrate", "host2", "host3", str(vm), "12", "100").rc == 0
+    assert not vm.exists()
+
+
+def test_mv_of_a_disk_and_of_one_storage_under_two_names_do_nothing(tm, ds):
+    """Stock ssh/mv: disks move with the VM directory; a directory both hosts see is not moved (or deleted)."""
+    vm = ds / "100" / "4"
+    vm.mkdir()
+    (vm / "disk.0").write_text("data")
+    assert tm("mv", "host2:%s/disk.0" % vm, "host3:%s/disk.0" % vm, "4", "1").rc == 0
+    res = tm("mv", "host2:%s" % vm, "host3:%s" % vm, "4", "100")
+    assert res.rc == 0 and "they are the same path" in res.err, res
+    assert (vm / "disk.0").read_text() == "data"
+    assert [p.name for p in vm.parent.iterdir() if p.name.startswith("tmp")] == []
+
+
+FAKE_ONE_CLI = """#!/bin/sh
+# Recording test double of OpenNebula's CLI: prints the XML the test wrote for "show -x ID".
+echo "$(basename "$0") $*" >>"%(dir)s/calls.log"
+cat "%(dir)s/$(basename "$0")-$3.xml"
+"""
+
+
+def test_replica_host_comes_from_the_vms_system_datastore(tm, ds, tmp_path, monkeypatch):
+    """As stock ssh/clone: REPLICA_HOST of the VM's system datastore (last history DS_ID), not of DSID (the image ds)."""
+    fake = tmp_path / "one-cli"
+    fake.mkdir()
+    for name in ("onevm", "onedatastore"):
+        (fake / name).write_text(FAKE_ONE_CLI % {"dir": fake})
+        (fake / name).chmod(0o755)
+    (fake / "onevm-7.xml").write_text("<VM><ID>7</ID><LCM_STATE>3</LCM_STATE><TEMPLATE/><HISTORY_RECORDS><HISTORY>"
+                                      "<DS_ID>100</DS_ID></HISTORY></HISTORY_RECORDS></VM>")
+    (fake / "onedatastore-100.xml").write_text("<DATASTORE><ID>100</ID><TEMPLATE><REPLICA_HOST>replica1</REPLICA_HOST>"
+                                               "</TEMPLATE></DATASTORE>")
+    (fake / "onedatastore-1.xml").write_text("<DATASTORE><ID>1</ID><TEMPLATE/></DATASTORE>")
+    monkeypatch.setenv("PATH", "%s:%s" % (fake, os.environ["PATH"]))
+    dst = ds / "100" / "7" / "disk.0"
+    res = tm("clone", "fe:%s" % (ds / "1" / "img-b"), "host2:%s" % dst, "7", "1",
+             ONE_LOOKUP="yes", DS_100_REPLICA_HOST="")
+    assert res.rc == 0, res
+    assert "to the replica" in res.err, res
+    assert filecmp.cmp(ds / "1" / "img-b", dst, shallow=False)
+    assert "onedatastore show -x 100" in (fake / "calls.log").read_text()

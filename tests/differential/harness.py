@@ -1,0 +1,367 @@
+"""Differential harness: OpenNebula 7.4.0's stock TM scripts and ours, run on identical inputs.
+
+The world
+---------
+* Machines ``fe`` (the front-end), ``host-a`` and ``host-b``: each is a private
+  sshd on 127.0.0.1 (the ``LoopbackSshd`` of tests/functional/tm) started in its
+  own mount namespace (``unshare -m``), where the machine's own disk
+  ``<base>/disk/<machine>`` is bind-mounted on the one path every machine sees,
+  ``MNT`` (the stand-in for ``/var/lib/one``). An ssh config gives each machine
+  its host alias. The actions themselves run as the front-end does: in a mount
+  namespace with the front-end's disk.
+* Shared datastores (the ``shared`` TM: system 100, images 101) are one
+  directory ``<base>/nfs/<id>`` bind-mounted at ``MNT/datastores/<id>`` on every
+  machine (the stand-in for NFS). The ``ssh`` TM's system datastore 0 is local
+  to each machine, its image datastore 1 lives on the front-end.
+* ``onevm`` and ``onedatastore`` on PATH are *recording test doubles* of
+  OpenNebula's CLI: they log their argv and print the VM / datastore XML that
+  the case wrote (``show -x``). ``virsh`` is a recording test double too.
+
+The stock scripts are extracted unmodified from
+``../shared/fixtures/opennebula/opennebula-7.4.0-drivers.tar.gz`` into an
+``ONE_LOCATION`` tree (``var/remotes/tm``, ``var/remotes/datastore``,
+``lib/sh``). Ours are installed as ``nebula.storage.tm_driver`` installs them
+(its own file list and executable template).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import types
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "functional" / "tm"))
+
+from tm_functional import LoopbackSshd  # noqa: E402  pylint: disable=wrong-import-position
+
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "opennebula" / "opennebula-7.4.0-drivers.tar.gz"
+MACHINES = ("fe", "host-a", "host-b")
+SHARED_DS = ("100", "101")      # shared TM: system 100, images 101 (NFS on every machine)
+LOCAL_DS = ("0", "1")           # ssh TM: system 0 (each machine's own), images 1 (front-end)
+ROWS = []   # (driver, sequence, step, status, detail): filled by the tests, printed by conftest at the end
+MOUNT_POINTS = ("datastores",) + tuple("datastores/%s" % ds for ds in SHARED_DS)
+
+# ---------------------------------------------------------------------------
+# Test doubles on PATH
+# ---------------------------------------------------------------------------
+
+FAKE_ONE_CLI = """#!/bin/sh
+# Recording test double of OpenNebula's CLI (%(name)s): logs its argv, prints the case's XML.
+printf '%%s\\n' "%(name)s $*" >>"$DT_FAKE/calls.log"
+case "$1 $2" in
+  "show -x") f="$DT_FAKE/%(name)s-$3.xml"
+    if [ -f "$f" ]; then cat "$f"; exit 0; fi
+    echo "[one.%(kind)s.info] Error getting %(kind)s [$3]." >&2; exit 255 ;;
+esac
+echo "%(name)s test double: unsupported call: $*" >&2
+exit 255
+"""
+
+FAKE_VIRSH = """#!/bin/sh
+# Recording test double of virsh: logs its argv; answers what the case prepared in $DT_FAKE/virsh.
+printf '%s\\n' "virsh $*" >>"$DT_FAKE/calls.log"
+exit 0
+"""
+
+LOAD_PATHS_RB = """# Written by the differential harness: the stock install generates this file.
+ONE_LOCATION = ENV['ONE_LOCATION'] unless defined?(ONE_LOCATION)
+RUBY_LIB_LOCATION ||= ONE_LOCATION + '/lib/ruby'
+GEMS_LOCATION     ||= ONE_LOCATION + '/share/gems'
+LIB_LOCATION      ||= ONE_LOCATION + '/lib'
+$LOAD_PATH << RUBY_LIB_LOCATION
+"""
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+class StockTree:
+    """``ONE_LOCATION`` with the stock 7.4.0 remotes, extracted unmodified from the fixture."""
+
+    def __init__(self, base: Path):
+        self.location = base / "one"
+        src = base / "src"
+        src.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(FIXTURE) as tar:
+            members = [m for m in tar.getmembers()
+                       if "/src/tm_mad/" in m.name or "/src/mad/sh/" in m.name
+                       or "/src/datastore_mad/remotes/" in m.name or "/src/mad/ruby/" in m.name
+                       or m.name.endswith("/src/vmm_mad/remotes/kvm/kvmrc")]
+            tar.extractall(src, members=members, filter="tar")
+        top = src / "opennebula-7.4.0" / "src"
+        remotes = self.location / "var" / "remotes"
+        shutil.copytree(top / "tm_mad", remotes / "tm", symlinks=True)
+        shutil.copytree(top / "datastore_mad" / "remotes", remotes / "datastore", symlinks=True)
+        shutil.copytree(top / "mad" / "sh", self.location / "lib" / "sh", symlinks=True)
+        shutil.copytree(top / "mad" / "ruby", self.location / "lib" / "ruby", symlinks=True)
+        (remotes / "etc" / "tm" / "ssh").mkdir(parents=True)
+        # the rc files install.sh puts under remotes/etc
+        shutil.copy(top / "tm_mad" / "ssh" / "sshrc", remotes / "etc" / "tm" / "ssh" / "sshrc")
+        (remotes / "etc" / "datastore").mkdir(parents=True)
+        shutil.copy(top / "datastore_mad" / "remotes" / "datastore.conf", remotes / "etc" / "datastore")
+        (remotes / "etc" / "vmm" / "kvm").mkdir(parents=True)
+        shutil.copy(top / "vmm_mad" / "remotes" / "kvm" / "kvmrc", remotes / "etc" / "vmm" / "kvm")
+        _write(self.location / "lib" / "ruby" / "load_opennebula_paths.rb", LOAD_PATHS_RB)
+        (self.location / "share" / "gems").mkdir(parents=True)
+
+    def action(self, driver: str, action: str) -> Path:
+        return self.location / "var" / "remotes" / "tm" / driver / action
+
+
+class OursTree:
+    """Our drivers as nebula.storage.tm_driver installs them (layout ``remotes``)."""
+
+    def __init__(self, base: Path, rc: dict):
+        sys.path.insert(0, str(ROOT))
+        import tests.conftest  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+        from ansible_collections.nebula.storage.plugins.modules import tm_driver  # pylint: disable=import-outside-toplevel
+        self.base = base / "ours"
+        for name in ("nfs_shared", "onestor"):
+            params = {"name": name, "layout": "remotes", "dest": str(self.base), "legacy_conf_dir": "/nonexistent"}
+            inst = tm_driver.Installer(types.SimpleNamespace(params=params, check_mode=False))
+            for path, data in inst.library_files():
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_bytes(data)
+            for action in inst.actions:
+                target = Path(inst.action_path(action))
+                target.write_bytes(inst.executable(action))
+                target.chmod(0o755)
+            _write(Path(inst.rc_path), "".join("%s=%s\n" % kv for kv in rc.items()))
+
+    def action(self, driver: str, action: str) -> Path:
+        return self.base / "tm" / driver / action
+
+
+# ---------------------------------------------------------------------------
+# Machines
+# ---------------------------------------------------------------------------
+
+class World:
+    """Three machines with their own disks, the shared datastores, the CLI doubles."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.mnt = base / "mnt"            # the path every machine sees (stand-in for /var/lib/one)
+        self.mnt.mkdir(parents=True)
+        self.fake = base / "fake"
+        self.fake.mkdir()
+        self.bin = base / "bin"
+        _write(self.bin / "onevm", FAKE_ONE_CLI % {"name": "onevm", "kind": "vm"}, 0o755)
+        _write(self.bin / "onedatastore", FAKE_ONE_CLI % {"name": "onedatastore", "kind": "datastore"}, 0o755)
+        _write(self.bin / "virsh", FAKE_VIRSH, 0o755)
+        self.locks = base / "locks"
+        self.locks.mkdir()
+        self.hosts = {}
+        for machine in MACHINES:
+            disk = self.disk(machine)
+            for ds in SHARED_DS:
+                (disk / "datastores" / ds).mkdir(parents=True)
+        for ds in SHARED_DS:
+            (base / "nfs" / ds).mkdir(parents=True)
+        self.dotssh = base / "dotssh"
+        self.dotssh.mkdir(mode=0o700)
+        self.ssh_config = self.dotssh / "config"
+
+    def disk(self, machine: str) -> Path:
+        return self.base / "disk" / machine
+
+    def ds(self, dsid) -> str:
+        """The path of datastore ``dsid`` as every machine sees it."""
+        return "%s/datastores/%s" % (self.mnt, dsid)
+
+    def mount_prefix(self, machine: str) -> list:
+        """argv prefix: a private mount namespace with ``machine``'s disk and the shared datastores."""
+        script = 'mount --bind "$1" "$2" || exit 97\n'
+        args = [str(self.disk(machine)), str(self.mnt)]
+        for i, ds in enumerate(SHARED_DS):
+            script += 'mount --bind "$%d" "$2/datastores/%s" || exit 97\n' % (i + 3, ds)
+            args.append(str(self.base / "nfs" / ds))
+        # stock ssh/mv calls plain `ssh HOST`: its config is the world's, in the namespace only
+        home_ssh = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
+        if os.path.isdir(home_ssh):
+            script += 'mount --bind "$%d" "$%d" || exit 97\n' % (len(args) + 1, len(args) + 2)
+            args += [str(self.dotssh), home_ssh]
+        script += 'shift %d\nexec "$@"\n' % len(args)
+        return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"] + args
+
+    def start(self):
+        lines = []
+        for machine in MACHINES:
+            (self.base / "sshd" / machine).mkdir(parents=True, exist_ok=True)
+            server = LoopbackSshd(self.base / "sshd" / machine, prefix=self.mount_prefix(machine))
+            server.start()
+            self.hosts[machine] = server
+            lines += ["Host %s" % machine, "  HostName 127.0.0.1", "  Port %d" % server.port, "  User root",
+                      "  IdentityFile %s" % server.key, "  BatchMode yes", "  StrictHostKeyChecking no",
+                      "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", ""]
+        self.ssh_config.write_text("\n".join(lines))
+        self.ssh_config.chmod(0o600)
+        return self
+
+    def stop(self):
+        for server in self.hosts.values():
+            server.stop()
+
+    @property
+    def ssh(self) -> str:
+        return "ssh -F %s" % self.ssh_config
+
+    # -- state --------------------------------------------------------------
+    def reset(self):
+        """Empty every disk, keep the mount points (bind mounts hold their inodes)."""
+        for top in [self.disk(m) for m in MACHINES] + [self.base / "nfs" / ds for ds in SHARED_DS]:
+            for root, dirs, files in os.walk(top, topdown=False):
+                for name in files:
+                    os.unlink(os.path.join(root, name))
+                for name in dirs:
+                    path = os.path.join(root, name)
+                    rel = os.path.relpath(path, top)
+                    if os.path.islink(path):
+                        os.unlink(path)
+                    elif rel not in MOUNT_POINTS:
+                        os.rmdir(path)
+        for item in self.fake.iterdir():
+            item.unlink()
+
+    def real(self, machine: str, path: str) -> Path:
+        """Where ``machine``'s ``path`` (under MNT) is, seen from outside the namespaces."""
+        rel = os.path.relpath(path, self.mnt)
+        parts = rel.split(os.sep)
+        if parts[0] == "datastores" and len(parts) > 1 and parts[1] in SHARED_DS:
+            return self.base / "nfs" / os.path.join(*parts[1:])
+        return self.disk(machine) / rel
+
+    def snapshot(self) -> dict:
+        """Every file each machine holds: type, mode, owner, size, blocks, hash, link target, qemu-img info."""
+        result = {}
+        tops = [(m, self.disk(m)) for m in MACHINES] + [("nfs", self.base / "nfs")]
+        for label, top in tops:
+            for root, dirs, files in os.walk(top):
+                for name in sorted(dirs + files):
+                    path = os.path.join(root, name)
+                    rel = os.path.relpath(path, top)
+                    if label != "nfs" and rel in MOUNT_POINTS:
+                        continue   # mount points of the shared datastores (listed under nfs)
+                    inside = os.path.join(str(self.mnt), "datastores" if label == "nfs" else "", rel)
+                    ns = (self.mount_prefix("fe" if label == "nfs" else label), inside)
+                    result["%s:%s" % (label, rel)] = describe(path, ns)
+        return result
+
+
+def describe(path: str, ns=None) -> dict:
+    """``ns``: (argv prefix entering the machine's namespace, the path there), for qcow2 backing chains."""
+    st = os.lstat(path)
+    entry = {"mode": oct(stat.S_IMODE(st.st_mode)), "uid": st.st_uid}
+    if stat.S_ISLNK(st.st_mode):
+        entry.update(type="link", target=os.readlink(path))
+        entry.pop("mode")
+    elif stat.S_ISDIR(st.st_mode):
+        entry.update(type="dir")
+    else:
+        entry.update(type="file", size=st.st_size, alloc_kib=st.st_blocks // 2)
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            handle.seek(0)
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        if head == b"QFI\xfb":
+            info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True,
+                                             text=True, check=True).stdout)
+            entry["qemu"] = {k: info.get(k) for k in ("format", "virtual-size", "backing-filename",
+                                                        "backing-filename-format")}
+            entry["qemu"]["data"] = qcow2_data_hash(path, ns)
+        elif iso_files(path) is not None:   # an ISO holds build times: compare the files it holds
+            entry["iso"] = iso_files(path)
+        else:
+            fs = filesystem(path)
+            if fs:   # mkfs and mkswap write a random UUID: compare type and label instead of the bytes
+                entry["fs"] = fs
+            else:
+                entry["sha256"] = digest.hexdigest()
+    return entry
+
+
+def iso_files(path: str):
+    """``{name: sha256}`` of the files in an ISO 9660 image (Rock Ridge names); None for other files."""
+    with open(path, "rb") as handle:
+        handle.seek(0x8001)
+        if handle.read(5) != b"CD001":
+            return None
+    listing = subprocess.run(["isoinfo", "-R", "-f", "-i", path], capture_output=True, text=True, check=True).stdout
+    files = {}
+    for name in listing.split():
+        data = subprocess.run(["isoinfo", "-R", "-i", path, "-x", name], capture_output=True, check=True).stdout
+        files[name] = hashlib.sha256(data).hexdigest()
+    return files
+
+
+def filesystem(path: str) -> dict:
+    """``blkid -p``'s TYPE and LABEL of a file holding a filesystem or swap, else {}."""
+    proc = subprocess.run(["blkid", "-p", "-o", "export", path], capture_output=True, text=True, check=False)
+    fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    return {k: fields.get(k) for k in ("TYPE", "LABEL")} if fields.get("TYPE") else {}
+
+
+def qcow2_data_hash(path: str, ns=None) -> str:
+    """The hash of what the guest sees (qcow2 headers differ between qemu-img runs by design).
+
+    Read inside the machine's namespace (``ns``), where absolute backing files resolve.
+    """
+    import tempfile  # pylint: disable=import-outside-toplevel
+    prefix, inside = ns if ns else ([], path)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "raw")
+        try:
+            proc = subprocess.run(prefix + ["qemu-img", "convert", "-U", "-O", "raw", inside, raw],
+                                  capture_output=True, check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            return "unreadable: qemu-img convert did not finish (a backing chain loop?)"
+        if proc.returncode != 0:
+            return "unreadable: " + proc.stderr.decode(errors="replace").strip()[-200:]
+        with open(raw, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Running one action
+# ---------------------------------------------------------------------------
+
+class Runner:
+    """Runs an action of the stock tree or ours, as oned does on the front-end."""
+
+    def __init__(self, world: World, stock: StockTree, ours: OursTree):
+        self.world, self.stock, self.ours = world, stock, ours
+
+    def env(self) -> dict:
+        world = self.world
+        return {
+            "PATH": "%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" % world.bin,
+            "HOME": os.environ.get("HOME", "/root"), "LANG": "C",
+            "ONE_LOCATION": str(self.stock.location), "RUBYLIB": str(self.stock.location / "lib" / "ruby"),
+            "SSH": world.ssh, "SSH_FWD": world.ssh + " -o ForwardAgent=yes",
+            "DT_FAKE": str(world.fake),
+        }
+
+    def run(self, side: str, driver: str, action: str, args, stdin: bytes = b"") -> subprocess.CompletedProcess:
+        tree = self.stock if side == "stock" else self.ours
+        argv = self.world.mount_prefix("fe") + [str(tree.action(driver, action))] + [str(a) for a in args]
+        return subprocess.run(argv, input=stdin, capture_output=True, env=self.env(), timeout=120, check=False)
+
+    def on(self, machine: str, script: str, *args) -> subprocess.CompletedProcess:
+        """Run ``sh -c script`` in ``machine``'s namespace (case setup and checks)."""
+        argv = self.world.mount_prefix(machine) + ["sh", "-c", script, "sh"] + [str(a) for a in args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
