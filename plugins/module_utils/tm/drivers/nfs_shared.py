@@ -23,9 +23,8 @@ __metaclass__ = type
 import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       disk_id_of, download_image, enable_local_monitoring, id_arg, make_context, make_image, mkimage,
-                       mkswap, mv_local_disks, number_arg, resize, resize_vm_disk, transfer_tree, vm_disk,
-                       vm_document)
+                       disk_id_of, download_image, enable_local_monitoring, id_arg, make_context, make_image,
+                       mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from ..copy import copy_local, copy_remote, is_url

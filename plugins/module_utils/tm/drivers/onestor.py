@@ -44,8 +44,8 @@ import tempfile
 from contextlib import ExitStack, contextmanager
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       download_image, enable_local_monitoring, id_arg, mkimage, mkswap, mv_local_disks, resize,
-                       resize_vm_disk, transfer_tree, vm_document)
+                       download_image, enable_local_monitoring, id_arg, mkimage, mkswap, mv_local_disks, resize_vm_disk,
+                       transfer_tree, vm_document)
 from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
