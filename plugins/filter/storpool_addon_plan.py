@@ -165,13 +165,18 @@ def storpool_addon_plan(found, src_dir, version, force='', probes=True, tweaks=(
         target = 'remotes/' + entry['dest']
         names = [p['name'] for p in patches if entry['base'] == 'remotes' and target in p.get('targets', [])]
         if names and scratch:
-            self_patched.append({'src': entry['src'], 'scratch': scratch.rstrip('/') + '/' + target, 'patches': names})
+            self_patched.append({'src': entry['src'], 'dest': target, 'scratch': scratch.rstrip('/') + '/' + target,
+                                 'patches': names})
             entry['src'] = scratch.rstrip('/') + '/' + target
-    result['patches'] = patches
+    mine = [s['dest'] for s in self_patched]
     result['self_patched'] = self_patched
     result['self_patches'] = [dict(name=p['name'], content=p['content']) for p in patches
-                              if p.get('targets') and all(t in [s['scratch'][len(scratch.rstrip('/')) + 1:] for s in self_patched]
-                                                          for t in p['targets'])]
+                              if p.get('targets') and all(t in mine for t in p['targets'])]
+    # the patches of OpenNebula's own files, applied on the front-end (those of addon files are in the
+    # patched copies already, so that a check run on a fresh front-end does not look for files not yet there)
+    done = [p['name'] for p in result['self_patches']]
+    result['all_patches'] = [p['name'] for p in patches]
+    result['patches'] = [p for p in patches if p['name'] not in done]
     return result
 
 
