@@ -30,7 +30,7 @@ import stat
 import tempfile
 
 try:
-    from typing import Dict, List, Optional  # noqa: F401  pylint: disable=unused-import
+    from typing import Dict, List  # noqa: F401  pylint: disable=unused-import
 except ImportError:  # pragma: no cover
     pass
 

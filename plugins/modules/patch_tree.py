@@ -88,7 +88,6 @@ files:
   elements: str
 '''
 
-import difflib
 import os
 import shutil
 import stat

@@ -49,7 +49,9 @@ STUBS = {
     "onehost": ("", "exit 0"),
     "onehook": (" and keeps the created hooks' names in $STUB_LOG.hooks",
                 'h="$STUB_LOG.hooks"; touch "$h"\n'
-                'if [ "$1" = create ]; then sed -n \'s/^[[:space:]]*NAME[[:space:]]*=[[:space:]]*"\\{0,1\\}\\([^"]*\\)"\\{0,1\\}.*/\\1/p\' "$2" | head -n1 >> "$h"; fi\n'
+                'if [ "$1" = create ]; then '
+                'sed -n \'s/^[[:space:]]*NAME[[:space:]]*=[[:space:]]*"\\{0,1\\}\\([^"]*\\)"\\{0,1\\}.*/\\1/p\' "$2" '
+                '| head -n1 >> "$h"; fi\n'
                 'if [ "$1" = list ]; then echo "<HOOK_POOL>"; while read -r n; do '
                 'echo "<HOOK><NAME>$n</NAME><TEMPLATE><COMMAND>x</COMMAND></TEMPLATE></HOOK>"; done < "$h"; echo "</HOOK_POOL>"; fi\n'
                 'exit 0'),
