@@ -65,7 +65,7 @@ options:
     type: dict
     default: {}
   links:
-    description: Checksums (C({relative path: sha1})) of the symlinks of a front-end source that the plan compares.
+    description: Checksums (a dict of relative path to sha1) of the symlinks of a front-end source that the plan compares.
     type: dict
     default: {}
   scratch:

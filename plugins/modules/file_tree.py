@@ -84,7 +84,7 @@ options:
     default: false
 notes:
   - The action plugin reads O(files[].src) on the controller, sends their sha256 first and their contents only
-    when the target lacks them: a run with nothing to do is one round trip.
+    when the target lacks them; a run with nothing to do is one round trip.
 seealso:
   - module: ansible.builtin.copy
 '''

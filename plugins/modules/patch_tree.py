@@ -17,7 +17,7 @@ description:
   - Applies patches in order with GNU C(patch), as an installer such as the StorPool addon's C(install.sh) does,
     but all or nothing, with check mode and diff, and without leaving backup or reject files.
   - The files the patches name are copied into a private temporary directory; there each patch is first tried
-    reversed (C(--dry-run --reverse)): when that applies, it is already applied and skipped; else it is tried
+    reversed (C(--dry-run --reverse)); when that applies, it is already applied and skipped; else it is tried
     forward (C(--dry-run --forward)) and applied. A patch that applies neither way fails the task, naming it, before
     any file of O(basedir) is changed.
   - Only then are the files whose content changed written back, each atomically (temporary file and rename),
@@ -97,6 +97,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.nebula.storage.plugins.module_utils._file_tree import TreeError, patch_targets, write_atomic
+
 
 def read_regular(basedir, rel):
     """(bytes, stat) of basedir/rel, refusing symlinks anywhere below basedir."""
