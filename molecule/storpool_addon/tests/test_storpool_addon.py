@@ -54,11 +54,13 @@ INSTALLED = {
     "vmm/kvm/tmrestore": REMOTES + "/vmm/kvm/tmrestore",
     "vmm/kvm/snapshot_create-storpool": REMOTES + "/vmm/kvm/snapshot_create-storpool",
     "misc/reserved.sh": REMOTES + "/reserved.sh",
+    # the 7.2.0 layout has the kvm host probe directory, as a real front-end does
+    "misc/storpool_probe.sh": REMOTES + "/im/kvm-probes.d/host/system/storpool_probe.sh",
 }
 UNITS = ["monitor_helper-sync.service", "monitor_helper-sync.timer", "vc-policy.service", "vc-policy.timer"]
 NOT_INSTALLED = [REMOTES + "/vmm/kvm/save.storpool", REMOTES + "/vmm/kvm/vmTweakHypervEnlightenments.py",
                  REMOTES + "/vmm/kvm/deploy-tweaks.d/cpu.py", REMOTES + "/hooks/hookmux.sh", REMOTES + "/install.sh",
-                 REMOTES + "/autoconf.rb", REMOTES + "/im/kvm-probes.d/host/system/storpool_probe.sh"]
+                 REMOTES + "/autoconf.rb"]
 
 
 def name_of(host):
