@@ -1,7 +1,8 @@
 """Verify the storpool_addon scenario.
 
-The addon is a FIXTURE tree built by prepare.yml on the controller (the layout
-of OpenNebula/addon-storpool, trivial file contents); storpool, onehook and
+The addon is the REAL one (OpenNebula/addon-storpool at b279d18, unpacked by prepare.yml on
+the controller) on an OpenNebula 7.2.0 layout whose stock files are generated from the addon's
+patches (tests/functional/storpool_addon/addon_layout.py); storpool, onehook and
 onehost on the front-ends are recording FAKES (test doubles) and oned is the
 oned TEST DOUBLE (tests/oned_double). sp-fresh is a front-end the converge
 leaves alone: the check-mode and failure tests run the role there.
@@ -26,18 +27,19 @@ from ansible_collections.nebula.storage.plugins.module_utils._oned_template impo
 testinfra_hosts = ["podman://sp-fe", "podman://sp-h1", "podman://sp-h2"]
 
 FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
-FIXTURE_TREE = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"), "addon-storpool-fixture")
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")
+ADDON_TREE = os.path.join(EPHEMERAL, "addon", "addon-storpool")
+LAYOUT = os.path.join(EPHEMERAL, "layout-7.2.0", "var", "lib", "one")
 REMOTES = "/var/lib/one/remotes"
 VM_MAD_ARGS = "-t 15 -r 0 kvm -p -l deploy=deploy-tweaks,attach_disk=attach_disk.storpool,save=tmsave,restore=tmrestore"
 RC_SET = {"ONE_PX": "lab", "RAFT_LEADER_IP": "disabled", "SP_CHECKPOINT_BD": "1", "DELAY_DELETE": "24h",
           "VMSNAPSHOT_FSFREEZE": "1", "EXPORT_QEMU_IMG_ARGS": "-c -T none -t none"}
 
-# Files of the fixture that the role installs (as install.sh does), and where.
+# Files of the addon that the role installs (as install.sh does), and where.
 INSTALLED = {
     "datastore/storpool/cp": REMOTES + "/datastore/storpool/cp",
     "datastore/storpool/monitor_helper-sync": REMOTES + "/datastore/storpool/monitor_helper-sync",
     "datastore/xpath_multi.py": REMOTES + "/datastore/xpath_multi.py",
-    "datastore/xpath-sp.rb": REMOTES + "/datastore/xpath-sp.rb",
     "tm/storpool/clone": REMOTES + "/tm/storpool/clone",
     "tm/storpool/storpool_common.sh": REMOTES + "/tm/storpool/storpool_common.sh",
     "hooks/volumecare/volumecare": REMOTES + "/hooks/volumecare/volumecare",
@@ -52,11 +54,13 @@ INSTALLED = {
     "vmm/kvm/tmrestore": REMOTES + "/vmm/kvm/tmrestore",
     "vmm/kvm/snapshot_create-storpool": REMOTES + "/vmm/kvm/snapshot_create-storpool",
     "misc/reserved.sh": REMOTES + "/reserved.sh",
+    # the 7.2.0 layout has the kvm host probe directory, as a real front-end does
+    "misc/storpool_probe.sh": REMOTES + "/im/kvm-probes.d/host/system/storpool_probe.sh",
 }
 UNITS = ["monitor_helper-sync.service", "monitor_helper-sync.timer", "vc-policy.service", "vc-policy.timer"]
 NOT_INSTALLED = [REMOTES + "/vmm/kvm/save.storpool", REMOTES + "/vmm/kvm/vmTweakHypervEnlightenments.py",
                  REMOTES + "/vmm/kvm/deploy-tweaks.d/cpu.py", REMOTES + "/hooks/hookmux.sh", REMOTES + "/install.sh",
-                 REMOTES + "/autoconf.rb", REMOTES + "/im/kvm-probes.d/host/system/storpool_probe.sh"]
+                 REMOTES + "/autoconf.rb"]
 
 
 def name_of(host):
@@ -103,9 +107,49 @@ def test_addon_files_installed_with_content_owner_and_mode(host):
         f = host.file(dest)
         assert f.is_file, dest
         assert (f.user, f.group, f.mode) == ("oneadmin", "oneadmin", 0o755), dest
-        assert f.sha256sum == sha256(os.path.join(FIXTURE_TREE, rel)), dest
+        assert f.sha256sum == sha256(os.path.join(ADDON_TREE, rel)), dest
     hook = host.file(REMOTES + "/hooks/volumecare/volumecare.hook")
     assert (hook.user, hook.mode) == ("oneadmin", 0o644)
+
+
+def patched_copy(patches):
+    """sha256 of the layout's files after the addon's patches, applied here with GNU patch."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = os.path.join(tmp, "one")
+        subprocess.run(["cp", "-a", LAYOUT, work], check=True)
+        for rel in patches:
+            with open(os.path.join(ADDON_TREE, rel), "rb") as f:
+                subprocess.run(["patch", "-p0", "--batch", "--forward", "-d", work], stdin=f, check=True, capture_output=True)
+        return {rel: sha256(os.path.join(work, "remotes", rel)) for rel in PATCHED_STOCK}
+
+
+PATCHED_STOCK = ["scripts_common.sh", "vmm/kvm/attach_disk", "vnm/tproxy.rb"]
+
+
+def test_release_patches_applied_to_the_stock_files(host):
+    frontend_only(host)
+    want = patched_copy(["patches/vmm/7.2/00-attach_disk-fixes.patch", "patches/vnm/7.2/00-tproxy-disable-arp_ignore_in_netns.patch",
+                         "patches/vnm/7.2/01-tproxy-add-local-config.patch"])
+    for rel in PATCHED_STOCK:
+        f = host.file(REMOTES + "/" + rel)
+        assert f.sha256sum == want[rel] != sha256(os.path.join(LAYOUT, "remotes", rel)), rel
+        assert (f.user, f.group) == ("oneadmin", "oneadmin"), rel
+    # no backup or reject files next to them
+    assert host.run("find %s -name '*.orig' -o -name '*.rej' -o -name '*.~*~'" % REMOTES).stdout == ""
+    # the addon's own xpath-sp.rb is installed with 7.2's patch applied
+    xpath = host.file(REMOTES + "/datastore/xpath-sp.rb")
+    assert xpath.sha256sum != sha256(os.path.join(ADDON_TREE, "datastore/xpath-sp.rb")) and xpath.mode == 0o755
+
+
+def test_unsupported_release_fails_before_any_change(host):
+    frontend_only(host)
+    fresh = host.get_host("podman://sp-fresh")
+    before = snapshot(fresh)
+    result = run_role(fresh, {"storpool_addon_one_version": "7.4.0"})
+    assert result.returncode != 0
+    assert ("OpenNebula 7.4.0 is not supported by this StorPool addon: it has no scripts/install-7.4.0.sh nor "
+            "scripts/install-7.4.sh (supported: 6.4, 6.6, 6.7, 6.8, 6.10, 7.0, 7.2)") in " ".join(result.stdout.split())
+    assert snapshot(fresh) == before
 
 
 def test_files_outside_install_sh_are_not_installed(host):
@@ -119,7 +163,7 @@ def test_systemd_units_and_tmpfiles(host):
     for unit in UNITS:
         f = host.file("/etc/systemd/system/" + unit)
         assert (f.user, f.group, f.mode) == ("root", "root", 0o644), unit
-        assert f.sha256sum == sha256(os.path.join(FIXTURE_TREE, "misc/etc/systemd/system", unit))
+        assert f.sha256sum == sha256(os.path.join(ADDON_TREE, "misc/etc/systemd/system", unit))
     tmpfiles = host.file("/etc/tmpfiles.d/addon-storpool-monitor.conf")
     assert (tmpfiles.user, tmpfiles.mode) == ("root", 0o644)
     cache = host.file("/var/cache/addon-storpool-monitor")
@@ -146,8 +190,10 @@ def test_oned_conf_has_every_block_once(host):
     tm = named("TM_MAD_CONF", "storpool")
     ds = named("DS_MAD_CONF", "storpool")
     assert len(tm) == 1 and len(ds) == 1
-    assert tm[0].node.get("CLONE_TARGET") == "SELF" and tm[0].node.get("TM_MAD_SYSTEM") == "ssh,shared"
-    assert tm[0].node.get("DISK_TYPE_SHARED") == "BLOCK"
+    # the addon's current block, with the attributes of OpenNebula 7.2's stock blocks
+    assert tm[0].node.get("CLONE_TARGET") == "SELF" and tm[0].node.get("TM_MAD_SYSTEM") == ""
+    assert tm[0].node.get("DISK_TYPE_SHARED") is None and tm[0].node.get("LN_TARGET_SSH") is None
+    assert tm[0].node.get("DS_LIVE_MIGRATE") == "YES" and tm[0].node.get("DS_MIGRATE_SNAP") == "NO"
     assert ds[0].node.get("REQUIRED_ATTRS") == "DISK_TYPE" and ds[0].node.get("MARKETPLACE_ACTIONS") == "export"
     restricted = [p.value for p in doc.find("VM_RESTRICTED_ATTR")]
     for attr in ("VMSNAPSHOT_LIMIT", "DISKSNAPSHOT_LIMIT", "VC_POLICY", "SP_QOSCLASS"):
@@ -292,8 +338,10 @@ def run_role(host, extra_vars, check=False):
         }
     }
     variables = {
-        "storpool_addon_src": FIXTURE_TREE,
+        "storpool_addon_src": ADDON_TREE,
         "storpool_addon_oned_service": "oned-double",
+        # the role's Debian list without patch (no apt lists in the lab; prepare.yml copies patch)
+        "storpool_addon_frontend_packages": ["jq", "xmlstarlet", "python3-lxml", "pigz", "tar", "netcat-openbsd", "libxml2-utils"],
         "storpool_addon_vm_mad_tweaks": True,
         "storpool_addon_rc": RC_SET,
         "storpool_addon_datastores": [
