@@ -1,0 +1,62 @@
+"""Helpers for the real-oned scenario: the OpenNebula CLI as oneadmin on the front-end, XML parsed."""
+import time
+import xml.etree.ElementTree as ET
+
+import testinfra
+
+FE = testinfra.get_host("podman://olc-fe")
+H1 = testinfra.get_host("podman://olc-h1")
+H2 = testinfra.get_host("podman://olc-h2")
+HOSTS = {"olc-h1": H1, "olc-h2": H2}
+DATASTORES = "/var/lib/one/datastores"
+
+# VM states and LCM states of OpenNebula 7.4 (include/VirtualMachine.h)
+HOLD, ACTIVE, STOPPED, DONE, POWEROFF, UNDEPLOYED = 2, 3, 4, 6, 8, 9
+RUNNING = 3
+
+
+def one(*argv, check=True):
+    """Run an OpenNebula CLI command as oneadmin on the front-end."""
+    cmd = FE.run("runuser -u oneadmin -- env HOME=/var/lib/one " + " ".join(["%s"] * len(argv)), *argv)
+    if check:
+        assert cmd.rc == 0, (argv, cmd.stdout, cmd.stderr)
+    return cmd
+
+
+def xml(*argv):
+    return ET.fromstring(one(*argv, "-x").stdout)
+
+
+def wait(what, probe, timeout=90, interval=0.5):
+    """Poll probe() until it returns a true value; fail naming what was awaited and the last value."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def vm_state(vmid):
+    doc = xml("onevm", "show", str(vmid))
+    return int(doc.findtext("STATE")), int(doc.findtext("LCM_STATE"))
+
+
+def wait_vm(vmid, state, lcm=None, timeout=90):
+    """Wait for a VM state; a FAILURE LCM state or an ERROR in the VM's template fails at once."""
+    def probe():
+        doc = xml("onevm", "show", str(vmid))
+        s, l = int(doc.findtext("STATE")), int(doc.findtext("LCM_STATE"))
+        if s == ACTIVE and l in FAILURE_LCM:
+            raise AssertionError("VM %s went to LCM state %d: %s" % (
+                vmid, l, doc.findtext("USER_TEMPLATE/ERROR")))
+        return (s, l) if s == state and (lcm is None or l == lcm) else None
+    return wait("VM %s in state %s/%s" % (vmid, state, lcm), probe, timeout)
+
+
+# LCM states that mean a driver action failed: BOOT_FAILURE (36) to EPILOG_UNDEPLOY_FAILURE (42),
+# PROLOG_MIGRATE_POWEROFF_FAILURE (44), PROLOG_MIGRATE_SUSPEND_FAILURE (46) to PROLOG_UNDEPLOY_FAILURE (50),
+# PROLOG_MIGRATE_UNKNOWN_FAILURE (61).
+FAILURE_LCM = {36, 37, 38, 39, 40, 41, 42, 44, 46, 47, 48, 49, 50, 61}
