@@ -27,7 +27,7 @@ def xml(*argv):
     return ET.fromstring(one(*argv, "-x").stdout)
 
 
-def wait(what, probe, timeout=90, interval=0.5):
+def wait(what, probe, timeout=300, interval=1):
     """Poll probe() until it returns a true value; fail naming what was awaited and the last value."""
     end = time.monotonic() + timeout
     last = None
@@ -44,7 +44,7 @@ def vm_state(vmid):
     return int(doc.findtext("STATE")), int(doc.findtext("LCM_STATE"))
 
 
-def wait_vm(vmid, state, lcm=None, timeout=90):
+def wait_vm(vmid, state, lcm=None, timeout=300):
     """Wait for a VM state; a FAILURE LCM state or an ERROR in the VM's template fails at once."""
     def probe():
         doc = xml("onevm", "show", str(vmid))

@@ -35,11 +35,11 @@ def image():
     out = one("oneimage", "create", "-d", "nfs_images", "--name", "olc-base", "--path", SRC,
               "--format", "qcow2", "--type", "OS")
     iid = int(out.stdout.split(":")[1])
-    wait("image READY", lambda: xml("oneimage", "show", str(iid)).findtext("STATE") == "1", 60)
+    wait("image READY", lambda: xml("oneimage", "show", str(iid)).findtext("STATE") == "1")
     source = xml("oneimage", "show", str(iid)).findtext("SOURCE")
     yield {"id": iid, "source": source, "sha256": FE.file(SRC).sha256sum}
     one("oneimage", "delete", str(iid))
-    wait("image gone", lambda: one("oneimage", "show", str(iid), check=False).rc != 0, 60)
+    wait("image gone", lambda: one("oneimage", "show", str(iid), check=False).rc != 0)
     assert not FE.file(source).exists
     FE.check_output("rm -rf /var/tmp/olc")
 
@@ -116,13 +116,13 @@ def test_disk_saveas_in_poweroff(image, template):
     wait_vm(vmid, POWEROFF)
     out = one("onevm", "disk-saveas", str(vmid), "0", "olc-saved")
     iid = int(out.stdout.split(":")[1])
-    wait("saved image READY", lambda: xml("oneimage", "show", str(iid)).findtext("STATE") == "1", 60)
+    wait("saved image READY", lambda: xml("oneimage", "show", str(iid)).findtext("STATE") == "1")
     wait_vm(vmid, POWEROFF)
     saved = xml("oneimage", "show", str(iid)).findtext("SOURCE")
     assert FE.run("qemu-img compare -q %s %s", image["source"], saved).rc == 0
     terminate(vmid)
     one("oneimage", "delete", str(iid))
-    wait("saved image gone", lambda: not FE.file(saved).exists, 60)
+    wait("saved image gone", lambda: not FE.file(saved).exists)
 
 
 def _undeploy_resume(image, template):
@@ -159,7 +159,7 @@ def _disk_snapshots(image, template):
     one("onevm", "poweroff", "--hard", str(vmid))
     wait_vm(vmid, POWEROFF)
     one("onevm", "disk-snapshot-create", str(vmid), "0", "s0")
-    wait("snapshot s0", lambda: xml("onevm", "show", str(vmid)).find("SNAPSHOTS/SNAPSHOT") is not None)
+    wait("snapshot s0", lambda: xml("onevm", "show", str(vmid)).find("SNAPSHOTS/SNAPSHOT") is not None, 120)
     wait_vm(vmid, POWEROFF)
     one("onevm", "disk-snapshot-revert", str(vmid), "0", "0")
     wait_vm(vmid, POWEROFF)
@@ -175,7 +175,7 @@ def _disk_resize(image, template):
     one("onevm", "poweroff", "--hard", str(vmid))
     wait_vm(vmid, POWEROFF)
     one("onevm", "disk-resize", str(vmid), "1", "32")
-    wait("disk.1 32 MiB", lambda: HOSTS["olc-h1"].file(vm_dir(vmid) + "/disk.1").size == 32 * 1024 * 1024)
+    wait("disk.1 32 MiB", lambda: HOSTS["olc-h1"].file(vm_dir(vmid) + "/disk.1").size == 32 * 1024 * 1024, 120)
     wait_vm(vmid, POWEROFF)
     terminate(vmid)
 
