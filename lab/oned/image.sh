@@ -22,7 +22,7 @@ prefix_tar=${LAB_ONED_PREFIX:-$root/../shared/fixtures/opennebula/opennebula-7.4
 [ -r "$prefix_tar" ] || die "OpenNebula prefix tarball not found: $prefix_tar (set LAB_ONED_PREFIX=)"
 base=$("$here/../image.sh")
 prefix_sum=$(sha256sum "$prefix_tar" | cut -d' ' -f1)
-recipe_hash=$({ cat "$here/image.sh" "$here/packages.txt" "$here/opennebula.service" "$here/oned-wait-ready"
+recipe_hash=$({ cat "$here/image.sh" "$here/packages.txt" "$here/opennebula.service" "$here/oned-wait-ready" "$here/oned-lab-start"
                 echo "$base $prefix_sum"; } | sha256sum | cut -c1-12)
 image="localhost/nebula-lab-oned:${base##*:}-${recipe_hash}"
 
@@ -85,7 +85,7 @@ rm -rf "$rootfs/opt/one/etc" "$rootfs/opt/one/var"
 ln -s /etc/one "$rootfs/opt/one/etc"
 ln -s /var/lib/one "$rootfs/opt/one/var"
 mkdir -p "$rootfs/opt/one/share/lab"
-install -m 0755 "$here/oned-wait-ready" "$rootfs/opt/one/share/lab/oned-wait-ready"
+install -m 0755 "$here/oned-wait-ready" "$here/oned-lab-start" "$rootfs/opt/one/share/lab/"
 install -m 0644 "$here/opennebula.service" "$rootfs/etc/systemd/system/opennebula.service"
 # The CLI finds its Ruby libraries through ONE_LOCATION.
 for f in "$rootfs"/opt/one/bin/one*; do

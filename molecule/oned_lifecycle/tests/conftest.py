@@ -17,7 +17,10 @@ RUNNING = 3
 
 def one(*argv, check=True):
     """Run an OpenNebula CLI command as oneadmin on the front-end."""
-    cmd = FE.run("runuser -u oneadmin -- env HOME=/var/lib/one " + " ".join(["%s"] * len(argv)), *argv)
+    # ONE_XMLRPC_TIMEOUT: oned answers an allocate only after the driver's stat, which can take
+    # over a minute on a loaded 2-core machine (the CLI's default read timeout is 60 s).
+    cmd = FE.run("runuser -u oneadmin -- env HOME=/var/lib/one ONE_XMLRPC_TIMEOUT=600 "
+                 + " ".join(["%s"] * len(argv)), *argv)
     if check:
         assert cmd.rc == 0, (argv, cmd.stdout, cmd.stderr)
     return cmd
@@ -37,6 +40,14 @@ def wait(what, probe, timeout=300, interval=1):
             return last
         time.sleep(interval)
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def remove_stale(kind, name):
+    """Delete an object left by an interrupted run (oned refuses a second one of the same name)."""
+    if one(kind, "show", name, check=False).rc == 0:
+        # an image whose copy was cut short stays LOCKED: only --force deletes it
+        one(kind, "delete", *(["--force"] if kind == "oneimage" else []), name)
+        wait("stale %s %s gone" % (kind, name), lambda: one(kind, "show", name, check=False).rc != 0)
 
 
 def vm_state(vmid):

@@ -17,7 +17,7 @@ import os
 import pytest
 
 from conftest import (ACTIVE, DATASTORES, DONE, FE, HOSTS, POWEROFF, RUNNING, STOPPED, UNDEPLOYED,
-                      one, wait, wait_vm, xml)
+                      one, remove_stale, wait, wait_vm, xml)
 
 SRC = "/var/tmp/olc/base.qcow2"
 
@@ -29,6 +29,7 @@ def ds_id(name):
 @pytest.fixture(scope="module")
 def image():
     """A qcow2 image with 1 MiB of known data, registered in nfs_images (DS_MAD fs, TM nfs_shared)."""
+    remove_stale("oneimage", "olc-base")
     FE.check_output("install -d -o oneadmin -g oneadmin /var/tmp/olc && rm -f %s && "
                     "qemu-img create -q -f qcow2 %s 32M && qemu-io -c 'write -P 0x5a 0 1M' %s >/dev/null && "
                     "chown oneadmin: %s", SRC, SRC, SRC, SRC)
@@ -46,6 +47,7 @@ def image():
 
 @pytest.fixture(scope="module")
 def template(image):
+    remove_stale("onetemplate", "olc-vm")
     tmpl = ('NAME="olc-vm"\nCPU="0.1"\nMEMORY="64"\n'
             'DISK=[IMAGE_ID="%d"]\nDISK=[TYPE="fs",SIZE="16",FORMAT="raw"]\n' % image["id"])
     FE.check_output("printf %s > /var/tmp/olc/vm.tmpl && chown oneadmin: /var/tmp/olc/vm.tmpl", tmpl)

@@ -62,6 +62,6 @@ def test_datastores_as_oned_sees_them():
 
 
 def test_oned_monitors_the_image_datastore():
-    """oned's own monitoring (MONITORING_INTERVAL_DATASTORE=15 in the lab) through DS_MAD fs's monitor."""
+    """oned's own monitoring (MONITORING_INTERVAL_DATASTORE=60 in the lab) through DS_MAD fs's monitor."""
     free = wait("FREE_MB of nfs_images", lambda: int(xml("onedatastore", "show", "nfs_images").findtext("FREE_MB")))
     assert free > 0
