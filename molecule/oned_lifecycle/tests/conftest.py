@@ -59,11 +59,11 @@ def wait_vm(vmid, state, lcm=None, timeout=300):
     """Wait for a VM state; a FAILURE LCM state or an ERROR in the VM's template fails at once."""
     def probe():
         doc = xml("onevm", "show", str(vmid))
-        s, l = int(doc.findtext("STATE")), int(doc.findtext("LCM_STATE"))
-        if s == ACTIVE and l in FAILURE_LCM:
+        now, lcm_now = int(doc.findtext("STATE")), int(doc.findtext("LCM_STATE"))
+        if now == ACTIVE and lcm_now in FAILURE_LCM:
             raise AssertionError("VM %s went to LCM state %d: %s" % (
-                vmid, l, doc.findtext("USER_TEMPLATE/ERROR")))
-        return (s, l) if s == state and (lcm is None or l == lcm) else None
+                vmid, lcm_now, doc.findtext("USER_TEMPLATE/ERROR")))
+        return (now, lcm_now) if now == state and (lcm is None or lcm_now == lcm) else None
     return wait("VM %s in state %s/%s" % (vmid, state, lcm), probe, timeout)
 
 
