@@ -182,14 +182,20 @@ def _disk_resize(image, template):
     terminate(vmid)
 
 
+def test_disk_resize_in_poweroff(image, template):
+    """disk-resize of the volatile disk: oned runs our resize on the host."""
+    _disk_resize(image, template)
+
+
 # Steps oned drives today that our driver cannot do yet, each with the issue-13
 # item that fixes it. Run them with OLC_KNOWN_GAPS=1.
 KNOWN_GAPS = {
     "undeploy_resume": (_undeploy_resume, "issue 13 item 1: mv with the same path on a shared datastore"),
     "stop_resume": (_stop_resume, "issue 13 item 1: mv with the same path on a shared datastore"),
     "cold_migrate": (_cold_migrate, "issue 13 item 1: mv with the same path on a shared datastore"),
+    # seen here: the snapshot appears, then oned refuses the revert ("snapshot id (0) is not valid");
+    # not analysed further (issue 13 item 2 is the known gap on this path)
     "disk_snapshots": (_disk_snapshots, "issue 13 item 2: qcow2 clone without the snapshot layout"),
-    "disk_resize": (_disk_resize, "issue 13: resize"),
 }
 
 
