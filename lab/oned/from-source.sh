@@ -29,9 +29,7 @@ podman run --rm --network host -v "$src:/src.tar.gz:ro" -v "$build:/build" "$bas
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends scons g++ pkg-config libxmlrpc-c++8-dev \
       libcurl4-openssl-dev libsqlite3-dev libssl-dev libxml2-dev zlib1g-dev ruby xz-utils >/dev/null
-  # Extracted over a previous tree: scons decides by content (MD5), so an
-  # interrupted build resumes where it stopped.
-  rm -rf /build/one
+  rm -rf /build/opennebula-7.4.0 /build/one
   tar -xzf /src.tar.gz -C /build
   cd /build/opennebula-7.4.0
   scons -j"$(nproc)" grpc=no svncterm=no mysql=no sqlite=yes systemd=no fireedge=no \
