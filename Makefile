@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCENARIO ?= default
 
-.PHONY: help bootstrap test unit sanity lint molecule demo lab-image lab-down bench clean
+.PHONY: help bootstrap test unit sanity lint molecule demo lab-image lab-down bench clean oned-from-source
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ demo:  ## bring up the lab and run site.yml against it
 
 lab-image:  ## build (or reuse) the lab's base image
 	@lab/image.sh
+
+oned-from-source: bootstrap  ## rebuild oned 7.4.0 from the source tarball, run oned_lifecycle on it
+	@lab/oned/from-source.sh
 
 lab-down:  ## remove the lab's containers, networks and namespace
 	@lab/down

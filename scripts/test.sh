@@ -62,6 +62,7 @@ queue_scenario() { queue "molecule $1" step "molecule $1" "$root/lab/molecule" t
 scenario_cost() {  # seconds of each scenario run alone (TEST_JOBS=1, 2026-12-02); unknown ones count as long
   case $1 in
     storpool_addon) echo 470 ;; default) echo 300 ;; nfs_shared) echo 285 ;; gfs2_clvm) echo 250 ;;
+    oned_lifecycle) echo 1000 ;;  # real oned (lab/oned): 1007 s alone at a load of 25-40 (other helpers' work)
     onestor_replica) echo 240 ;; awx) echo 175 ;; *) echo 600 ;;
   esac
 }
@@ -71,7 +72,7 @@ if [[ $only == *,molecule,* ]]; then
   mapfile -t molecule_steps < <(for s in $scenarios; do echo "$(scenario_cost "$s") $s"; done | sort -rn | awk '{print $2}')
   # Shared by every scenario, made once before they start: the image and the network namespace.
   printf '==> lab image and network namespace\n'
-  if ! { "$root/lab/image.sh" && "$root/lab/ns" true; } >"$out/lab.log" 2>&1; then
+  if ! { "$root/lab/image.sh" && "$root/lab/oned/image.sh" && "$root/lab/ns" true; } >"$out/lab.log" 2>&1; then
     tail -20 "$out/lab.log"; printf '\n0 passed, 1 failed\n'; exit 1
   fi
 fi
