@@ -11,6 +11,10 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
+# The reference files first: ../shared/fixtures, else .cache/fixtures (fetched when missing); without
+# either, one line naming the directory and the command that fetches it, before anything is installed.
+NEBULA_FIXTURES=$("$root/scripts/fixtures.sh" ensure) || exit 2
+export NEBULA_FIXTURES
 "$root/scripts/bootstrap.sh" || exit 2
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
