@@ -12,4 +12,4 @@ export PATH="$root/.venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
 . "$root/lab/common.sh"
 in_lab ansible-playbook -i inventory/demo/hosts.yml site.yml
 in_lab ansible-playbook -i inventory/demo/hosts.yml playbooks/report.yml
-printf '\nThe lab is still running: %s\n' "lab/ns podman exec -it frontend bash   |   make lab-down"
+printf '\nThe lab is still running: %s\n' "lab/ns podman exec -it fe bash   |   make lab-down"

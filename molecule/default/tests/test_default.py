@@ -1,7 +1,7 @@
 """Verify the default scenario: every lab machine is an OpenNebula machine."""
 import pytest
 
-testinfra_hosts = ["podman://frontend", "podman://host1", "podman://host2"]
+testinfra_hosts = ["podman://fe", "podman://host1", "podman://host2"]
 
 
 def test_oneadmin_has_opennebula_ids(host):
@@ -16,7 +16,7 @@ def test_sshd_listens(host):
 
 
 def test_frontend_has_oned_conf(host):
-    if host.backend.get_hostname() != "frontend":
+    if host.backend.get_hostname() != "fe":
         pytest.skip("front-end only")
     conf = host.file("/etc/one/oned.conf")
     assert conf.exists
@@ -25,7 +25,7 @@ def test_frontend_has_oned_conf(host):
 
 
 def test_lab_dns_resolves_peers(host):
-    for peer in ("frontend", "host1", "host2"):
+    for peer in ("fe", "host1", "host2"):
         out = host.run("getent hosts %s", peer)
         assert out.rc == 0, out.stderr
         assert out.stdout.startswith("198.18.0."), out.stdout
@@ -33,7 +33,7 @@ def test_lab_dns_resolves_peers(host):
 
 def test_oned_double_answers_on_frontend(host):
     """The lab's oned TEST DOUBLE serves the XML-RPC API with oneadmin's credentials."""
-    if host.backend.get_hostname() != "frontend":
+    if host.backend.get_hostname() != "fe":
         pytest.skip("front-end only")
     assert host.service("oned-double").is_running
     script = (
@@ -47,7 +47,7 @@ def test_oned_double_answers_on_frontend(host):
 
 
 def _frontend_only(host):
-    if host.backend.get_hostname() != "frontend":
+    if host.backend.get_hostname() != "fe":
         pytest.skip("front-end only")
 
 
@@ -78,11 +78,11 @@ def test_datastores_exist_in_oned(host):
 
 def test_nfs_export_and_fstab(host):
     name = host.backend.get_hostname()
-    if name == "frontend":
+    if name == "fe":
         assert "/var/lib/one/datastores" in host.file("/etc/ganesha/opennebula.conf").content_string
         assert host.service("nfs-ganesha").is_running
     elif name == "host1":
-        assert "frontend:/var/lib/one/datastores" in host.file("/etc/fstab").content_string
+        assert "fe:/var/lib/one/datastores" in host.file("/etc/fstab").content_string
     else:
         assert "nfs" not in host.file("/etc/fstab").content_string
 
@@ -91,6 +91,6 @@ def test_onestor_mesh_between_frontend_and_replica(host):
     name = host.backend.get_hostname()
     if name == "host1":
         pytest.skip("host1 is in the NFS cluster, outside the OneStor mesh")
-    for peer in ("frontend", "host2"):
+    for peer in ("fe", "host2"):
         out = host.run("su - oneadmin -s /bin/sh -c 'ssh -o BatchMode=yes %s hostname'" % peer)
         assert out.rc == 0 and out.stdout.strip() == peer, out.stderr

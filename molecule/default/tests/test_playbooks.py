@@ -22,7 +22,7 @@ def test_preflight_reports_every_machine_and_changes_nothing():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert set(recap_changed(proc.stdout).values()) == {0}
     table = proc.stdout[proc.stdout.index("MACHINE"):]
-    for machine in ("frontend", "host1", "host2"):
+    for machine in ("fe", "host1", "host2"):
         assert re.search(r"- %s\s+(front-end|host)\s+9869:9869" % machine, table), table
     # The default lab has no ssh mesh: preflight must say so rather than pass it.
     assert "ssh to" in table
@@ -31,5 +31,5 @@ def test_preflight_reports_every_machine_and_changes_nothing():
 def test_report_lists_every_machine():
     proc = play("playbooks/report.yml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for machine in ("frontend", "host1", "host2"):
+    for machine in ("fe", "host1", "host2"):
         assert re.search(r"%s\s+role=" % machine, proc.stdout)

@@ -7,7 +7,7 @@ onestor_replica role in this scenario. Results are checked on host2.
 """
 import testinfra
 
-FE = testinfra.get_host("podman://frontend")
+FE = testinfra.get_host("podman://fe")
 H2 = testinfra.get_host("podman://host2")
 TM = "/var/lib/one/remotes/tm/nfs_shared"
 IMG = "/var/lib/one/datastores/1/lab-image.qcow2"
@@ -32,12 +32,12 @@ def test_actions_between_frontend_and_host2():
     oneadmin(FE, "rm -rf %s" % VMDIR)
 
     # clone: a full copy (QCOW2_OVERLAY=no), same bytes, still qcow2
-    action("clone", "frontend:" + IMG, "host2:%s/disk.0" % VMDIR, "42", "1")
+    action("clone", "fe:" + IMG, "host2:%s/disk.0" % VMDIR, "42", "1")
     assert H2.file(VMDIR + "/disk.0").sha256sum == FE.file(IMG).sha256sum
     assert '"format": "qcow2"' in H2.check_output("qemu-img info --output=json %s/disk.0", VMDIR)
 
     # ln: a symlink to the image in the shared datastore (dangling on host2, which does not mount it)
-    action("ln", "frontend:" + IMG, "host2:%s/disk.1" % VMDIR, "42", "1")
+    action("ln", "fe:" + IMG, "host2:%s/disk.1" % VMDIR, "42", "1")
     assert H2.check_output("readlink %s/disk.1", VMDIR) == IMG
 
     # mkswap: a 16 MiB swap area
@@ -51,17 +51,17 @@ def test_actions_between_frontend_and_host2():
     assert "ISO 9660" in H2.check_output("file -b %s/disk.3", VMDIR)
 
     # mv between machines: host2's VM directory to the front-end
-    action("mv", "host2:" + VMDIR, "frontend:" + VMDIR, "42", "0")
+    action("mv", "host2:" + VMDIR, "fe:" + VMDIR, "42", "0")
     assert not H2.file(VMDIR).exists
     assert FE.file(VMDIR + "/disk.0").sha256sum == FE.file(IMG).sha256sum
 
     # delete
-    action("delete", "frontend:" + VMDIR, "42", "0")
+    action("delete", "fe:" + VMDIR, "42", "0")
     assert not FE.file(VMDIR).exists
 
 
 def test_a_missing_source_fails_clearly_and_leaves_nothing():
-    out = oneadmin(FE, "'%s/clone' frontend:/var/lib/one/datastores/1/missing host2:%s/disk.9 42 1" % (TM, VMDIR))
+    out = oneadmin(FE, "'%s/clone' fe:/var/lib/one/datastores/1/missing host2:%s/disk.9 42 1" % (TM, VMDIR))
     assert out.rc != 0
     assert "source does not exist" in out.stderr
     assert not H2.file(VMDIR + "/disk.9").exists
