@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Fetch the test fixtures from their upstream homes and check them against tests/fixtures.sha256.
 
 Called by scripts/fixtures.sh; see it for the commands. Standard library only (it runs before any venv).

@@ -31,11 +31,6 @@ __metaclass__ = type
 import re
 
 try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover  (Python 2)
-    from collections import Mapping  # type: ignore
-
-try:
     from typing import Any, Dict, Tuple  # noqa: F401  pylint: disable=unused-import
 except ImportError:  # pragma: no cover
     pass
@@ -109,7 +104,7 @@ def known_attributes(release):
 
 
 def tm_mad_conf_for_release(attrs, release):
-    # type: (Mapping[str, Any], Any) -> Dict[str, Any]
+    # type: (Dict[str, Any], Any) -> Dict[str, Any]
     """The block ``attrs`` as release ``release`` knows it.
 
     ``attrs`` maps attribute names to values (any case; ``NAME`` is the block's
@@ -121,7 +116,7 @@ def tm_mad_conf_for_release(attrs, release):
     rel = parse_release(release)
     if rel < FIRST_RELEASE:
         raise TmMadConfError('OpenNebula %d.%d has no TM_MAD_CONF blocks (they start with 4.0)' % rel)
-    if not isinstance(attrs, Mapping):
+    if not isinstance(attrs, dict):
         raise TmMadConfError('the TM_MAD_CONF attributes must be a mapping, not %s' % type(attrs).__name__)
     out = {}
     for name, value in attrs.items():
