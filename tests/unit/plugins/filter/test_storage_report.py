@@ -82,7 +82,7 @@ def section(text, backend):
 
 def test_one_section_per_backend_in_use(collected):
     text = report(collected)
-    assert [m for m in re.findall(r"^== (\w+) =+$", text, re.M)] == ["nfs_shared", "onestor_replica"]
+    assert re.findall(r"^== (\w+) =+$", text, re.M) == ["nfs_shared", "onestor_replica"]
     assert "machines: front-end fe; hosts host1" in section(text, "nfs_shared")
 
 
