@@ -7,7 +7,7 @@
 #   under the oldest ansible-core meta/runtime.yml claims (.venv-X.Y, Python 3.12).
 # TEST_JOBS=N runs up to N steps at once (default 3; 1 runs them one by one).
 # The steps share nothing: each scenario has its own containers and network
-# (molecule/shared/vars/lab.yml), pytest and sanity work in temp directories.
+# (extensions/molecule/shared/vars/lab.yml), pytest and sanity work in temp directories.
 # Much of a step's time is spent waiting (systemd, sshd, podman, oned's double),
 # so on two cores three steps at once finish far sooner than one after another.
 set -uo pipefail
@@ -87,7 +87,7 @@ scenario_cost() {  # seconds of each scenario run alone (TEST_JOBS=1, 2026-12-02
 }
 declare -a molecule_steps=()
 if [[ $only == *,molecule,* ]]; then
-  scenarios=${SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)}
+  scenarios=${SCENARIOS:-$(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)}
   mapfile -t molecule_steps < <(for s in $scenarios; do echo "$(scenario_cost "$s") $s"; done | sort -rn | awk '{print $2}')
   # Shared by every scenario, made once before they start: the image and the network namespace.
   printf '==> lab image and network namespace\n'

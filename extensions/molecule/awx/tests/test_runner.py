@@ -14,7 +14,7 @@ import ansible_runner
 import pytest
 import yaml
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
 testinfra_hosts = ["podman://awx-fe", "podman://awx-h1", "podman://awx-h2"]
 

@@ -3,7 +3,7 @@ import os
 import re
 import subprocess
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 INVENTORY = os.path.join(ROOT, "inventory", "demo", "hosts.yml")
 
 

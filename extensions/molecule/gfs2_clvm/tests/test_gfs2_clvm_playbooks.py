@@ -9,7 +9,7 @@ import testinfra
 
 testinfra_hosts = ["podman://gfs-fe"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
 WATCHED = {
     "gfs-fe": ["/etc/one/oned.conf", "/var/lib/one/remotes/tm/gfs2clvm/gfs2clvmrc"],

@@ -26,7 +26,7 @@ FAULT = "/tmp/onestor-fault"
 FAULT_CACHE = "/var/lib/one/datastores/replica_cache_fault"
 EVICT = "/tmp/onestor-evict"
 EVICT_CACHE = "/var/lib/one/datastores/replica_cache_evict"
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 MiB = 1 << 20
 
 

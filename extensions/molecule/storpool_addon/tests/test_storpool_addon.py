@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
@@ -25,7 +25,7 @@ from ansible_collections.nebula.storage.plugins.module_utils._oned_template impo
 
 testinfra_hosts = ["podman://sp-fe", "podman://sp-h1", "podman://sp-h2"]
 
-FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
+FIXTURES = os.environ.get("NEBULA_FIXTURES") or os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
 FIXTURE_TREE = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"), "addon-storpool-fixture")
 REMOTES = "/var/lib/one/remotes"
 VM_MAD_ARGS = "-t 15 -r 0 kvm -p -l deploy=deploy-tweaks,attach_disk=attach_disk.storpool,save=tmsave,restore=tmrestore"
