@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCENARIO ?= default
 
-.PHONY: help bootstrap test unit sanity lint molecule demo lab-image lab-down bench clean oned-from-source
+.PHONY: help bootstrap test unit sanity lint molecule demo lab-image lab-down bench clean docs fixtures changelog oned-from-source
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,15 @@ molecule: bootstrap  ## one molecule scenario: make molecule SCENARIO=default
 demo:  ## bring up the lab and run site.yml against it
 	@scripts/demo.sh
 
+docs:  ## the HTML docs (antsibull-docs + Sphinx) in docs/build/html
+	@scripts/docs.sh
+
+fixtures:  ## fetch the test fixtures into .cache/fixtures (when ../shared/fixtures is absent)
+	@scripts/fixtures.sh fetch
+
+changelog: bootstrap  ## lint changelogs/fragments (release: antsibull-changelog release)
+	@.venv/bin/antsibull-changelog lint
+
 lab-image:  ## build (or reuse) the lab's base image
 	@lab/image.sh
 
@@ -42,4 +51,4 @@ bench: bootstrap  ## run every benchmark in benchmarks/
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
 
 clean: lab-down  ## remove build outputs and venvs
-	rm -rf .venv .venv-sanity .build .cache
+	rm -rf .venv .venv-sanity .venv-2.* .venv-sanity-2.* .build .cache docs/build docs/rst/collections

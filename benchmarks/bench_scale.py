@@ -1,6 +1,6 @@
 """Speed at scale: converge the NFS shared backend on 1+3 and 1+9 lab machines.
 
-For each size the lab is created from scratch (molecule/shared/create.yml and
+For each size the lab is created from scratch (extensions/molecule/shared/create.yml and
 prepare.yml, outside molecule), then the root site.yml runs twice:
 the first run (everything to do) and the idempotent re-run, which must report
 changed=0. Printed: wall times, tasks per host, and the ratio 9 hosts / 3 hosts
@@ -70,7 +70,7 @@ def lab_for(size: int, image: str, workdir: Path) -> tuple[Path, Path]:
             "vars": {
                 "ansible_connection": "containers.podman.podman",
                 "ansible_python_interpreter": "/usr/bin/python3",
-                # Lab settings, as in molecule/nfs_shared: ganesha is the
+                # Lab settings, as in extensions/molecule/nfs_shared: ganesha is the
                 # userspace NFS server, mounts are fstab entries only (no
                 # kernel NFS client), and oned is the oned TEST DOUBLE.
                 "nfs_shared_server_backend": "ganesha",
@@ -103,15 +103,15 @@ def main() -> None:
         workdir = Path(tmp)
         for size in opts.sizes:
             extra, inv = lab_for(size, image, workdir)
-            playbook(["molecule/shared/destroy.yml", "-e", f"@{extra}"])
-            playbook(["molecule/shared/create.yml", "-e", f"@{extra}"])
+            playbook(["extensions/molecule/shared/destroy.yml", "-e", f"@{extra}"])
+            playbook(["extensions/molecule/shared/create.yml", "-e", f"@{extra}"])
             try:
-                playbook(["-i", str(inv), "molecule/shared/prepare.yml"])
+                playbook(["-i", str(inv), "extensions/molecule/shared/prepare.yml"])
                 first_s, first_out = playbook(["-i", str(inv), "site.yml", *forks])
                 rerun_s, rerun_out = playbook(["-i", str(inv), "site.yml", *forks])
             finally:
                 if not (opts.keep and size == opts.sizes[-1]):
-                    playbook(["molecule/shared/destroy.yml", "-e", f"@{extra}"])
+                    playbook(["extensions/molecule/shared/destroy.yml", "-e", f"@{extra}"])
             rows = recap(rerun_out)
             changed = sum(r.get("changed", 0) for r in rows.values())
             host_rows = [r for h, r in recap(first_out).items() if h.startswith("scale-h")]

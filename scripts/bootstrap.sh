@@ -51,6 +51,29 @@ find_python() {
   die "no Python >= 3.12 found; set PYTHON="
 }
 
+# ---- the oldest ansible-core meta/runtime.yml claims: .venv-X.Y on Python 3.12 -----------------
+# (make test's "oldest" steps run pytest and ansible-test sanity with it; NO_OLDEST=1 skips it)
+oldest=$(sed -nE 's/^requires_ansible: *"?>= *([0-9]+\.[0-9]+).*/\1/p' meta/runtime.yml)
+if [ -z "${NO_OLDEST:-}" ] && [ -n "$oldest" ]; then
+  [ -f "requirements/ansible-$oldest.in" ] || die "meta/runtime.yml claims ansible-core >= $oldest but requirements/ansible-$oldest.in does not exist"
+  ovenv=".venv-$oldest"
+  ostamp=$(cat "requirements/ansible-$oldest.in" "requirements/constraints-$oldest.txt" | sha256sum | cut -c1-16)
+  if ! [ -x "$ovenv/bin/python" ] || [ "$(cat "$ovenv/.stamp" 2>/dev/null)" != "$ostamp" ]; then
+    py312=""
+    for c in python3.12 $(command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.|$)' | sort -rV | sed "s#^#$(pyenv root 2>/dev/null)/versions/#; s#\$#/bin/python3#"); do
+      c=$(command -v "$c" 2>/dev/null) || continue
+      "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else 1)' 2>/dev/null && { py312=$c; break; }
+    done
+    [ -n "$py312" ] || die "no Python 3.12 found for $ovenv (ansible-core $oldest); install it (pyenv install 3.12) or set NO_OLDEST=1"
+    say "creating $ovenv with $py312 (ansible-core $oldest)"
+    rm -rf "$ovenv"
+    "$py312" -m venv "$ovenv" || die "$py312 cannot create a venv"
+    "$ovenv/bin/pip" install -q --disable-pip-version-check -c "requirements/constraints-$oldest.txt" -r "requirements/ansible-$oldest.in" \
+      >/tmp/nebula-bootstrap-pip-oldest.log 2>&1 || { grep -v '^WARNING: Location' /tmp/nebula-bootstrap-pip-oldest.log | tail -15 >&2; die "pip install into $ovenv failed"; }
+    echo "$ostamp" >"$ovenv/.stamp"
+  fi
+fi
+
 venv=.venv
 stamp=$(cat requirements/dev.in requirements/constraints.txt | sha256sum | cut -c1-16)
 if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then

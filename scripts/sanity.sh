@@ -19,10 +19,11 @@ git init -q . && git add -A >/dev/null   # ansible-test reads the file list from
 # ansible-test's own --venv mode downloads a pip bootstrap script from a host
 # CI cannot reach, so the sanity requirements (pinned by ansible-test itself)
 # go into a venv of their own, next to the main one.
-sv="$root/.venv-sanity"
+# SANITY_VENV, SANITY_PYTHON and SANITY_CONSTRAINTS select another ansible-core (scripts/oldest.sh).
+sv="${SANITY_VENV:-$root/.venv-sanity}"
 if [ ! -x "$sv/bin/ansible-test" ]; then
-  "$root/.venv/bin/python" -m venv "$sv"
-  "$sv/bin/pip" install -q --disable-pip-version-check -c "$root/requirements/constraints.txt" ansible-core \
+  "${SANITY_PYTHON:-$root/.venv/bin/python}" -m venv "$sv"
+  "$sv/bin/pip" install -q --disable-pip-version-check -c "${SANITY_CONSTRAINTS:-$root/requirements/constraints.txt}" ansible-core \
     >/tmp/nebula-sanity-pip.log 2>&1 || { tail -5 /tmp/nebula-sanity-pip.log >&2; exit 1; }
 fi
 # ansible-test bootstraps pip in its per-test venvs from a cached script.

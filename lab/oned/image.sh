@@ -7,7 +7,7 @@
 #                   /opt/one/var -> /var/lib/one, so the roles' paths are oned's
 #   /usr/bin/one*   CLI wrappers that set ONE_LOCATION
 #   opennebula.service (installed, not enabled: the lab's prepare configures
-#                   oned.conf first, molecule/shared/oned.yml)
+#                   oned.conf first, extensions/molecule/shared/oned.yml)
 # The tag carries a hash of the recipe (this directory), of the base image's tag
 # and of the prefix tarball's sha256, so the image is rebuilt only when one of
 # them changes. Prints the image reference on stdout.

@@ -32,9 +32,31 @@ def test_every_collection_the_code_uses_is_a_dependency():
     assert used == {c["name"] for c in reqs["collections"]}
 
 
-def test_requires_ansible():
+def test_requires_ansible_is_the_oldest_release_make_test_runs():
+    """make test's "oldest" steps install requirements/ansible-X.Y.in for the X.Y that runtime.yml claims.
+
+    2.19, not 2.16: under 2.16 to 2.18 the template lookup turns JSON text into a dict (convert_data), so
+    nfs_shared's preflight (``lookup('ansible.builtin.template', 'plan.json.j2') | from_json``) fails; see
+    CHANGELOG.rst (0.2.0, breaking changes).
+    """
+    import re
+
     runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
-    assert runtime["requires_ansible"] == ">=2.16.0"
+    m = re.fullmatch(r">=(\d+\.\d+)\.0", runtime["requires_ansible"])
+    assert m, runtime["requires_ansible"]
+    assert m.group(1) == "2.19"
+    pins = (ROOT / "requirements" / ("ansible-%s.in" % m.group(1))).read_text()
+    assert re.search(r"^ansible-core==%s\.\d+$" % re.escape(m.group(1)), pins, re.M)
+    constraints = (ROOT / "requirements" / ("constraints-%s.txt" % m.group(1))).read_text()
+    assert re.search(r"^ansible-core==%s\.\d+$" % re.escape(m.group(1)), constraints, re.M)
+
+
+def test_version_is_the_newest_changelog_release():
+    meta = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    changes = yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text())
+    newest = max(changes["releases"], key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert meta["version"] == newest == "0.2.0"
+    assert (ROOT / "CHANGELOG.rst").is_file() and not (ROOT / "CHANGELOG.md").exists()
 
 
 def test_every_role_has_argument_specs_and_readme():

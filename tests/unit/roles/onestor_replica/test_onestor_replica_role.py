@@ -60,6 +60,8 @@ def test_tm_mad_conf_has_the_ssh_semantics_of_opennebula_7_4():
     ours = next(t for t in load("tasks/frontend.yml") if t["name"] == "Register the driver with oned")
     block = ours["nebula.storage.oned_conf"]["blocks"][0]
     assert block["match"] == {"NAME": "onestor"}
-    for key in ("LN_TARGET", "CLONE_TARGET", "SHARED", "DS_MIGRATE", "ALLOW_ORPHANS"):
-        assert str(block["set"][key]) == stock_attrs[key], key
-    assert block["set"]["DRIVER"] == "raw"
+    assert "nebula.storage.tm_mad_conf(onestor_replica_one_version)" in block["set"]
+    attrs = ours["vars"]["onestor_replica__tm_mad_conf"]
+    for key in ("LN_TARGET", "CLONE_TARGET", "SHARED", "DS_MIGRATE", "ALLOW_ORPHANS", "DS_LIVE_MIGRATE", "DS_MIGRATE_SNAP"):
+        assert str(attrs[key]) == stock_attrs[key], key
+    assert attrs["DRIVER"] == "raw"

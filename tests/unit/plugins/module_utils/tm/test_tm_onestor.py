@@ -3,7 +3,7 @@
 The fake ssh runs every "remote" command locally, so the front-end, the
 replica and the hypervisors share this machine's filesystem; which host was
 reached is read from the double's log. Real ssh between machines is tested in
-the lab (molecule/onestor_replica).
+the lab (extensions/molecule/onestor_replica).
 """
 from __future__ import annotations
 

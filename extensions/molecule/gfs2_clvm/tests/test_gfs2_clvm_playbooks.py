@@ -1,0 +1,207 @@
+"""ansible-playbook runs against the lab machines: bad variables fail with a clear message and leave
+every file untouched; oned (the test double) accepts a gfs2clvm datastore; a VG on a loop device."""
+import base64
+import os
+import subprocess
+import textwrap
+
+import testinfra
+
+testinfra_hosts = ["podman://gfs-fe"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+WATCHED = {
+    "gfs-fe": ["/etc/one/oned.conf", "/var/lib/one/remotes/tm/gfs2clvm/gfs2clvmrc"],
+    "gfs-h1": ["/etc/sudoers.d/oneadmin-lvm", "/etc/udev/rules.d/99-opennebula-lvm.rules", "/etc/libvirt/qemu.conf",
+               "/etc/lvm/lvm.conf", "/etc/polkit-1/rules.d/50-opennebula-libvirt.rules", "/usr/local/sbin/one-gfs2clvm-lvm"],
+}
+INVENTORY = textwrap.dedent("""\
+    all:
+      vars:
+        ansible_connection: containers.podman.podman
+        ansible_python_interpreter: /usr/bin/python3
+        gfs2_clvm_oned_service: oned-double
+        gfs2_clvm_manage_services: false
+        gfs2_clvm_vg_name: vg-one-san
+        gfs2_clvm_gfs2_lv: lv-gfs2
+        gfs2_clvm_dd_bs: 16M
+      children:
+        frontend: {hosts: {gfs-fe: {}}}
+        hosts: {hosts: {gfs-h1: {}, gfs-h2: {}}}
+        gfs2_clvm: {children: {frontend: {}, hosts: {}}}
+    """)
+
+
+def run_playbook(tmp_path, play, *extra):
+    (tmp_path / "inventory.yml").write_text(INVENTORY)
+    (tmp_path / "play.yml").write_text(textwrap.dedent(play))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run([PLAYBOOK, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")] + list(extra),
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False)
+
+
+ROLE_PLAY = """\
+    - name: gfs2_clvm
+      hosts: gfs2_clvm
+      gather_facts: false
+      roles:
+        - role: nebula.storage.gfs2_clvm
+    """
+
+
+def checksums():
+    return {(name, path): testinfra.get_host("podman://" + name).file(path).sha256sum
+            for name, paths in WATCHED.items() for path in paths}
+
+
+def test_bad_vg_name_fails_and_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_vg_name='vg one'")
+    assert res.returncode != 0
+    assert "gfs2_clvm_vg_name: \"vg one\" is not a valid LVM volume group name" in res.stdout
+    assert checksums() == before
+
+
+def test_bad_locking_choice_fails_and_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_locking=sanlock")
+    assert res.returncode != 0
+    assert "gfs2_clvm_locking" in res.stdout and "lvmlockd, clvmd" in res.stdout
+    assert checksums() == before
+
+
+def test_a_wrapper_in_a_world_writable_directory_fails_and_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_lvm_wrapper=/var/tmp/one-gfs2clvm-lvm")
+    assert res.returncode != 0
+    words = " ".join(res.stdout.replace("'", " ").split())
+    assert "gfs2_clvm_lvm_wrapper: /var/tmp must be a directory owned by root and writable by root only" in words
+    assert "fatal: [gfs-fe]" in res.stdout  # the front-end stops too: its rc file names the wrapper
+    assert checksums() == before
+    h1 = testinfra.get_host("podman://gfs-h1")
+    assert not h1.file("/var/tmp/one-gfs2clvm-lvm").exists
+
+
+def test_a_relative_wrapper_path_fails_and_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "-e", "gfs2_clvm_lvm_wrapper=bin/lvm-wrapper")
+    assert res.returncode != 0
+    assert "must be absolute paths of letters, digits" in " ".join(res.stdout.split())
+    assert checksums() == before
+
+
+def test_check_mode_of_a_converged_lab_changes_nothing(tmp_path):
+    before = checksums()
+    res = run_playbook(tmp_path, ROLE_PLAY, "--check", "--diff")
+    assert res.returncode == 0, res.stdout[-3000:]
+    # Only the TM runtime may differ: other engineers edit plugins/module_utils/tm while the lab runs.
+    task = None
+    for line in res.stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith("changed: ["):
+            assert "Install the gfs2clvm TM driver" in task, (task, line)
+        elif line.startswith("changed: /"):
+            assert "/lib/nebula_tm/" in line, line
+    assert checksums() == before
+
+
+def test_the_role_restarted_oned_after_editing_oned_conf():
+    fe = testinfra.get_host("podman://gfs-fe")
+    started = int(fe.check_output("date -d \"$(systemctl show -p ActiveEnterTimestamp --value oned-double)\" +%s"))
+    edited = int(fe.check_output("stat -c %Y /etc/one/oned.conf"))
+    assert started >= edited
+
+
+def test_oned_accepts_a_gfs2clvm_datastore(tmp_path):
+    # The role restarted oned (the lab's oned TEST DOUBLE) after its oned.conf edit; oned, and the
+    # double, read TM_MAD_CONF/DS_MAD_CONF at start, so the new drivers must be known now.
+    fe = testinfra.get_host("podman://gfs-fe")
+    play = """\
+        - name: Datastore with the gfs2clvm drivers
+          hosts: frontend
+          gather_facts: false
+          become: true
+          become_user: oneadmin
+          tasks:
+            - name: Image datastore on the SAN
+              nebula.storage.one_datastore:
+                name: san_images
+                type: image
+                template: {DS_MAD: gfs2clvm, TM_MAD: gfs2clvm, VG_NAME: vg-one-san, BRIDGE_LIST: gfs-h1 gfs-h2}
+              register: created
+            - name: It was created
+              ansible.builtin.assert:
+                that: [created.changed, created.datastore.tm_mad == 'gfs2clvm']
+            - name: Remove it again
+              nebula.storage.one_datastore:
+                name: san_images
+                state: absent
+        """
+    res = run_playbook(tmp_path, play)
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+VG_PLAY = """\
+    - name: Volume group tasks of the role
+      hosts: gfs-h1
+      gather_facts: false
+      tasks:
+        - name: The role's VG tasks
+          ansible.builtin.include_role:
+            name: nebula.storage.gfs2_clvm
+            tasks_from: vg.yml
+    """
+
+
+def test_volume_group_on_a_loop_device(tmp_path):
+    """pvcreate/vgcreate work on a loop device of the privileged gfs-h1; a shared VG needs a running lvmlockd
+    (not in this kernel); the installed datastore monitor runs the real vgs through the real sudoers rule."""
+    h1 = testinfra.get_host("podman://gfs-h1")
+    fe = testinfra.get_host("podman://gfs-fe")
+    image = "/root/gfs2clvm-pv.img"
+    h1.check_output("truncate -s 64M %s", image)
+    dev = h1.check_output("losetup -f --show %s", image)
+    try:
+        res = run_playbook(tmp_path, VG_PLAY, "-e", '{"gfs2_clvm_vg_pvs": ["%s"]}' % dev)
+        assert res.returncode != 0
+        assert "pvcreate" in res.stdout and "check that lvmlockd is running" in res.stdout
+        h1.check_output("pvcreate --config global/use_lvmlockd=0 %s", dev)
+        h1.check_output("vgcreate --config global/use_lvmlockd=0 vg-one-san %s", dev)
+        # what `onehost sync` does: the front-end's remotes on the host
+        tar = subprocess.run(["podman", "exec", "gfs-fe", "tar", "-C", "/var/lib/one/remotes", "-cf", "-", "tm/gfs2clvm",
+                              "datastore/gfs2clvm"], capture_output=True, check=True)
+        subprocess.run(["podman", "exec", "-i", "gfs-h1", "sh", "-c", "mkdir -p /tmp/g8-remotes && tar -C /tmp/g8-remotes -xf -"],
+                       input=tar.stdout, check=True)
+        action = base64.b64encode(b"<DS_DRIVER_ACTION_DATA><DATASTORE><TEMPLATE><VG_NAME>vg-one-san</VG_NAME>"
+                                  b"<BRIDGE_LIST>localhost</BRIDGE_LIST></TEMPLATE></DATASTORE>"
+                                  b"</DS_DRIVER_ACTION_DATA>").decode()
+        monitor = h1.run("su oneadmin -s /bin/sh -c '/tmp/g8-remotes/datastore/gfs2clvm/monitor %s 100'", action)
+        assert monitor.rc == 0, monitor.stderr
+        assert monitor.stdout.split() == ["USED_MB=0", "TOTAL_MB=60", "FREE_MB=60"]
+        assert fe.file("/var/lib/one/remotes/datastore/gfs2clvm/monitor").exists
+        # the wrapper as oneadmin through the real sudo, on the real VG
+        wrapper = "/usr/local/sbin/one-gfs2clvm-lvm"
+        vgs = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s vgs --noheadings --nosuffix --units m "
+                     "-o vg_size,vg_free vg-one-san" % wrapper)
+        assert vgs.rc == 0, vgs.stderr
+        assert vgs.stdout.split() == ["60.00", "60.00"]
+        lvs = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s lvs --noheadings -o lv_name vg-one-san" % wrapper)
+        assert lvs.rc == 0 and lvs.stdout.strip() == "", lvs.stderr
+        # lvcreate passes the wrapper and reaches LVM, which needs device-mapper (not in this kernel)
+        create = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s lvcreate -L 4M -n lv-one-5-0 vg-one-san" % wrapper)
+        assert create.rc != 0 and "refused" not in create.stderr and "not allowed" not in create.stderr, create.stderr
+        for hostile in ("lvremove -f vg-one-san", "lvremove -f othervg/x", "vgs --config global/use_lvmlockd=0 vg-one-san",
+                        "lvcreate -L 4M -n root vg-one-san"):
+            res = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n %s %s" % (wrapper, hostile))
+            assert res.rc == 64 and "one-gfs2clvm-lvm: refused" in res.stderr, (hostile, res.stderr)
+        raw = h1.run("su oneadmin -s /bin/sh -c %s", "sudo -n /usr/sbin/vgs vg-one-san")
+        assert raw.rc != 0 and "60" not in raw.stdout
+        assert h1.check_output("vgs --noheadings -o vg_name vg-one-san").strip() == "vg-one-san"
+    finally:
+        h1.run("rm -rf /tmp/g8-remotes")
+        h1.run("vgremove -f --config global/use_lvmlockd=0 vg-one-san")
+        h1.run("pvremove -f --config global/use_lvmlockd=0 %s", dev)
+        h1.run("losetup -d %s", dev)
+        h1.run("rm -f %s", image)
