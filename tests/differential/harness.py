@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import pwd
+import shlex
 import shutil
 import stat
 import subprocess
@@ -139,7 +140,7 @@ class OursTree:
                 target = Path(inst.action_path(action))
                 target.write_bytes(inst.executable(action))
                 target.chmod(0o755)
-            _write(Path(inst.rc_path), "".join("%s=%s\n" % kv for kv in rc.items()))
+            _write(Path(inst.rc_path), "".join("%s=%s\n" % (k, shlex.quote(str(v))) for k, v in rc.items()))
 
     def action(self, driver: str, action: str) -> Path:
         return self.base / "tm" / driver / action

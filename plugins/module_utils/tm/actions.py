@@ -488,7 +488,8 @@ def resize_vm_disk(ctx, args):
     if (doc.findtext("LCM_STATE") or "").strip() == "62":
         log(ctx, "Not resizing disk %s for running virt. machine directly" % path)
         return
-    argv = ["qemu-img", "resize", "-q"]
+    fmt = checked_image(ctx, host, path, chain=True)[0]
+    argv = ["qemu-img", "resize", "-q", "-f", fmt]
     if vm_disk(doc, disk_id_of(path)).get("SPARSE", "").lower() == "no":
         argv.append("--preallocation=falloc")
     log(ctx, "Resizing %s to %sM" % (path, number_arg(ctx, size, "size")))

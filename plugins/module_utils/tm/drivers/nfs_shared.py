@@ -282,7 +282,8 @@ def grow(ctx, host, path, disk):
     size, original = disk.get("SIZE", ""), disk.get("ORIGINAL_SIZE", "")
     if not (size.isdigit() and original.isdigit() and int(size) > int(original)):
         return
-    argv = ["qemu-img", "resize", "-q"]
+    fmt = checked_image(ctx, host, path, chain=True)[0]
+    argv = ["qemu-img", "resize", "-q", "-f", fmt]
     if disk.get("SPARSE", "").lower() == "no":
         argv.append("--preallocation=falloc")
     log(ctx, "Growing %s to %sM" % (path, size))

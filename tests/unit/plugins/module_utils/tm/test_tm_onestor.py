@@ -213,7 +213,7 @@ def test_mv_delete_snapshots_and_mkimage_on_a_host(tm, ds, tmp_path):
     dst = ds / "101" / "33"   # another directory: the same one seen from two hosts does not move (stock ssh/mv)
     assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "3", "100").rc == 0
     assert (dst / "disk.1").exists() and not vm.exists()
-    assert tm("delete", "host3:%s" % dst, "33", "100").rc == 0
+    assert tm("delete", "host3:%s" % dst, "33", "101").rc == 0
     assert not dst.exists()
 
 
