@@ -15,7 +15,7 @@ def test_collection_symlink_points_at_root():
 def test_galaxy_metadata():
     meta = yaml.safe_load((ROOT / "galaxy.yml").read_text())
     assert (meta["namespace"], meta["name"]) == ("nebula", "storage")
-    assert set(meta["dependencies"]) == {"ansible.posix", "ansible.utils", "community.crypto", "community.general"}
+    assert set(meta["dependencies"]) == {"ansible.posix", "community.crypto", "community.general"}
 
 
 def test_every_collection_the_code_uses_is_a_dependency():

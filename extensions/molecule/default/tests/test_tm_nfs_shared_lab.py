@@ -36,9 +36,11 @@ def test_actions_between_frontend_and_host2():
     assert H2.file(VMDIR + "/disk.0").sha256sum == FE.file(IMG).sha256sum
     assert '"format": "qcow2"' in H2.check_output("qemu-img info --output=json %s/disk.0", VMDIR)
 
-    # ln: a symlink to the image in the shared datastore (dangling on host2, which does not mount it)
+    # ln of a qcow2 image: stock shared/ln's snapshot layout, disk.1 -> IMG.snap/0 -> IMG
+    # (IMG.snap is made where the datastore is, here on host2, which does not mount it)
     action("ln", "fe:" + IMG, "host2:%s/disk.1" % VMDIR, "42", "1")
-    assert H2.check_output("readlink %s/disk.1", VMDIR) == IMG
+    assert H2.check_output("readlink %s/disk.1", VMDIR) == IMG + ".snap/0"
+    assert H2.check_output("readlink %s.snap/0", IMG) == IMG
 
     # mkswap: a 16 MiB swap area
     action("mkswap", "16", "host2:%s/disk.2" % VMDIR, "42", "0")
