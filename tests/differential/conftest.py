@@ -24,6 +24,7 @@ def runner(tmp_path_factory):
     stock = StockTree(base)
     ours = OursTree(base, {"SSH": world.ssh, "LOCK_DIR": str(world.locks), "ONE_LOOKUP": "no",
                            "REPLICA_CACHE_DIR": "%s/datastores/replica_cache" % world.mnt,
+                           "DATASTORE_LOCATION": "%s/datastores" % world.mnt,
                            "TUNING_RC": str(stock.location / "var/remotes/etc/tm/ssh/sshrc")})
     world.start()
     yield Runner(world, stock, ours)

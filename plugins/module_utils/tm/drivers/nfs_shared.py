@@ -548,8 +548,9 @@ def clone_ssh(ctx, args):
     disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
     enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
     log(ctx, "Copying %s in %s" % (src_path, dst_path))
+    fmt = checked_image(ctx, host, src_path)[0]
     if disk.get("FORMAT") == "qcow2":
-        ssh_script(ctx, host, SCRIPT_STANDALONE, [dst_path, src_path, disk.get("SPARSE", "").lower()],
+        ssh_script(ctx, host, SCRIPT_STANDALONE, [dst_path, src_path, disk.get("SPARSE", "").lower(), fmt],
                    "Error copying %s TO %s" % (src, dst_path))
     else:
         ssh_script(ctx, host, SCRIPT_COPY, [src_path, dst_path], "Error copying %s TO %s" % (src, dst_path))
