@@ -52,14 +52,19 @@ def test_actions_between_frontend_and_host2():
     action("context", "/tmp/context.sh", "host2:%s/disk.3" % VMDIR, "42", "0")
     assert "ISO 9660" in H2.check_output("file -b %s/disk.3", VMDIR)
 
-    # mv between machines: host2's VM directory to the front-end
+    # mv of the same path: a no-op, as stock shared/mv (the datastore is shared: cold migration, undeploy)
     action("mv", "host2:" + VMDIR, "fe:" + VMDIR, "42", "0")
+    assert H2.file(VMDIR + "/disk.0").exists and not FE.file(VMDIR).exists
+
+    # mv between machines to another system datastore: host2's VM directory lands on the front-end
+    moved = VMDIR.replace("/datastores/0/", "/datastores/100/")
+    action("mv", "host2:" + VMDIR, "fe:" + moved, "42", "100")
     assert not H2.file(VMDIR).exists
-    assert FE.file(VMDIR + "/disk.0").sha256sum == FE.file(IMG).sha256sum
+    assert FE.file(moved + "/disk.0").sha256sum == FE.file(IMG).sha256sum
 
     # delete
-    action("delete", "fe:" + VMDIR, "42", "0")
-    assert not FE.file(VMDIR).exists
+    action("delete", "fe:" + moved, "42", "100")
+    assert not FE.file(moved).exists
 
 
 def test_a_missing_source_fails_clearly_and_leaves_nothing():
