@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import tests.conftest  # noqa: E402,F401  (makes the collection importable)
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import (makes the collection importable)
 from tests.functional.storpool_addon import test_storpool_addon_parity as parity  # noqa: E402
 from tests.functional.storpool_addon.addon_layout import extract_addon  # noqa: E402
 
@@ -55,7 +55,7 @@ def main():
             sys.exit("install.sh failed: %s" % (sh.stdout[-2000:] + sh.stderr[-2000:]))
 
         times, changed = [], []
-        for _ in range(2):
+        for _round in range(2):
             t = time.monotonic()
             r = parity.run_role(addon, role_root, bindir, tmp / "role.log", tmp / "role-cron", tmp / "role-tmp")
             times.append(time.monotonic() - t)

@@ -283,7 +283,7 @@ def describe(path: str, ns=None) -> dict:
             info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", path], capture_output=True,
                                              text=True, check=True).stdout)
             entry["qemu"] = {k: info.get(k) for k in ("format", "virtual-size", "backing-filename",
-                                                        "backing-filename-format")}
+                                                      "backing-filename-format")}
             entry["qemu"]["data"] = qcow2_data_hash(path, ns)
         elif iso_files(path) is not None:   # an ISO holds build times: compare the files it holds
             entry["iso"] = iso_files(path)

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """TEST DOUBLE of OpenNebula's ``onedatastore``/``onehost``/``onevm`` CLI (``show -x`` only), not OpenNebula.
 
 The lab front-ends that run the oned test double (server.py) get this script as

@@ -10,7 +10,7 @@ text, extracted from the addon tarball at test time.
 """
 from __future__ import annotations
 
-import os
+import os  # pylint: disable=unused-import
 import re
 import shutil
 import subprocess
@@ -50,7 +50,7 @@ def parse(text: str, strip: int = 0):
                 new_n = int(m.group(4) or 1)
                 old, new = [], []
                 i += 1
-                while i < len(lines) and (old_n > len([x for x in old]) or new_n > len(new)):
+                while i < len(lines) and (old_n > len(list(old)) or new_n > len(new)):
                     line = lines[i]
                     if line.startswith('\\'):
                         i += 1
@@ -70,7 +70,7 @@ def parse(text: str, strip: int = 0):
 
 def _applies(path: Path, text: str, workdir: Path) -> bool:
     r = subprocess.run(['patch', '-p0', '--dry-run', '--forward', '--batch', '-d', str(workdir)],
-                       input=text.encode(), capture_output=True)
+                       input=text.encode(), capture_output=True, check=False)
     return r.returncode == 0
 
 
@@ -103,7 +103,7 @@ def build_layout(root: Path, version: str, addon: Path, patches, oned_conf: Path
     (remotes / 'vmm' / 'kvm').mkdir(parents=True)
     (remotes / 'VERSION').write_text(version + '\n')
     texts = [(addon / p).read_text() for p in patches]
-    stock = [t for t in texts if not all(target.startswith('remotes/datastore/xpath') for target, _ in parse(t))]
+    stock = [t for t in texts if not all(target.startswith('remotes/datastore/xpath') for target, _hunks in parse(t))]
     for target, content in prepatch_files(stock).items():
         path = one_var / target
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def check_series(one_var: Path, addon: Path, patches) -> list:
         shutil.copytree(one_var, work, symlinks=True)
         for p in patches:
             r = subprocess.run(['patch', '-p0', '--forward', '--batch', '--no-backup-if-mismatch', '-d', str(work)],
-                               input=(addon / p).read_bytes(), capture_output=True)
+                               input=(addon / p).read_bytes(), capture_output=True, check=False)
             if r.returncode != 0:
                 failures.append((p, r.stdout.decode() + r.stderr.decode()))
     return failures

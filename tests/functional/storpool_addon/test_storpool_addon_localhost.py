@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import ROOT
 from tests.functional.storpool_addon import test_storpool_addon_parity as parity
 from tests.functional.storpool_addon.addon_layout import extract_addon
 

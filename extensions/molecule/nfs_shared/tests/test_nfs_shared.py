@@ -30,7 +30,7 @@ import yaml
 testinfra_hosts = ["podman://nfs-fe"]
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-SCENARIO = os.path.join(ROOT, "molecule", "nfs_shared")
+SCENARIO = os.path.join(ROOT, "extensions", "molecule", "nfs_shared")
 HOSTS = ("nfs-h1", "nfs-h2")
 DATASTORES = "/var/lib/one/datastores"
 SQUASHED = "/srv/nfs-squashed"

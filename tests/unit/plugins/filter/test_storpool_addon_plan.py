@@ -27,8 +27,8 @@ def test_controller_source_for_7_2(addon, tmp_path):
     assert xpath["src"] == scratch + "/remotes/datastore/xpath-sp.rb"
     assert [p["name"] for p in plan["self_patches"]] == ["patches/datastore/7.2/00-xpath-sp.patch"]
     assert [p["name"] for p in plan["patches"]] == ["patches/vmm/7.2/00-attach_disk-fixes.patch",
-                                                     "patches/vnm/7.2/00-tproxy-disable-arp_ignore_in_netns.patch",
-                                                     "patches/vnm/7.2/01-tproxy-add-local-config.patch"]
+                                                    "patches/vnm/7.2/00-tproxy-disable-arp_ignore_in_netns.patch",
+                                                    "patches/vnm/7.2/01-tproxy-add-local-config.patch"]
     assert all(p["content"].startswith("---") or "\n--- " in p["content"] for p in plan["patches"])
     assert plan["tm_mad_conf"]["set"]["DS_LIVE_MIGRATE"] == "YES"
     assert all(os.path.isfile(e["src"]) for e in plan["files"] if e is not xpath)

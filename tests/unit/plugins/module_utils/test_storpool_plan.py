@@ -161,7 +161,7 @@ def test_patches_exact_release_directory_wins_over_major_minor():
 
 def test_patches_major_minor_in_name_order_and_mads_in_install_sh_order():
     assert P.plan_patches(TREE, "6.10.5") == ["patches/vmm/6.10/01-a.patch", "patches/vmm/6.10/02-b.patch",
-                                                "patches/vnm/6.10.5/00-d.patch"]
+                                              "patches/vnm/6.10.5/00-d.patch"]
     assert P.plan_patches(TREE, "7.2.0") == ["patches/vmm/7.2/00-e.patch", "patches/datastore/7.2/00-x.patch"]
 
 
