@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import (makes the collection importable)
+# tests.conftest makes the collection importable
+import tests.conftest  # noqa: E402,F401  pylint: disable=unused-import
 from tests.functional.storpool_addon import test_storpool_addon_parity as parity  # noqa: E402
 from tests.functional.storpool_addon.addon_layout import extract_addon  # noqa: E402
 

@@ -316,6 +316,7 @@ def test_role_matches_install_sh(addon, oned_lens, tmp_path, version):
     # 5. vmm_execrc
     sh_rc = (sh_root / "etc/one/vmm_exec/vmm_execrc").read_text()
     role_rc = (role_root / "etc/one/vmm_exec/vmm_execrc").read_text()
+
     def pick(text):
         return set(re.search(r'(?m)^LIVE_DISK_SNAPSHOTS="([^"]*)"', text).group(1).split())
     assert pick(role_rc) == pick(sh_rc) and "kvm-storpool" in pick(role_rc)
