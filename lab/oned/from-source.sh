@@ -14,7 +14,7 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=lab/common.sh
 . "$here/../common.sh"
 
-src=${ONED_SOURCE:-$root/../shared/fixtures/opennebula/opennebula-7.4.0-src.tar.gz}
+src=${ONED_SOURCE:-${NEBULA_FIXTURES:-$root/../shared/fixtures}/opennebula/opennebula-7.4.0-src.tar.gz}
 [ -r "$src" ] || die "OpenNebula source tarball not found: $src (set ONED_SOURCE=)"
 build="$root/.cache/oned-build"
 out="$build/opennebula-7.4.0-oned-from-source.tar.xz"

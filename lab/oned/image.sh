@@ -18,7 +18,7 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=lab/common.sh
 . "$here/../common.sh"
 
-prefix_tar=${LAB_ONED_PREFIX:-$root/../shared/fixtures/opennebula/opennebula-7.4.0-oned-bookworm-amd64.tar.xz}
+prefix_tar=${LAB_ONED_PREFIX:-${NEBULA_FIXTURES:-$root/../shared/fixtures}/opennebula/opennebula-7.4.0-oned-bookworm-amd64.tar.xz}
 [ -r "$prefix_tar" ] || die "OpenNebula prefix tarball not found: $prefix_tar (set LAB_ONED_PREFIX=)"
 base=$("$here/../image.sh")
 prefix_sum=$(sha256sum "$prefix_tar" | cut -d' ' -f1)

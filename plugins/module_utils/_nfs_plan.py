@@ -121,6 +121,18 @@ def parse_network(value):
         return None
 
 
+MAPPED = ipaddress.ip_network('::ffff:0:0/96')
+
+
+def network_text(net):
+    """``str(net)``, except that an IPv4-mapped network is always written ``::ffff:a.b.c.d/len``: Python 3.13
+    writes it so, 3.12 and older write ``::ffff:a0b:c0d/len``, and /etc/exports must not change with the
+    controller's Python."""
+    if net.version == 6 and net.subnet_of(MAPPED):
+        return '::ffff:%s/%d' % (ipaddress.IPv4Address(int(net.network_address) & 0xFFFFFFFF), net.prefixlen)
+    return str(net)
+
+
 def merge(networks):
     """Merged networks, IPv4 first, as strings; ``*`` swallows everything."""
     if '*' in networks:
@@ -128,7 +140,7 @@ def merge(networks):
     out = []
     for version in (4, 6):
         nets = [n for n in networks if n.version == version]
-        out.extend(str(n) for n in ipaddress.collapse_addresses(nets))
+        out.extend(network_text(n) for n in ipaddress.collapse_addresses(nets))
     return out
 
 

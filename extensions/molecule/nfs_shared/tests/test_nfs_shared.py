@@ -318,7 +318,8 @@ def test_networks_mode_prints_the_networks_it_exports_to():
 # opennebula packages would. The oned TEST DOUBLE stores NFS_AUTO_* and
 # refuses their change on a datastore holding images, as oned does.
 
-ONE_SRC = os.path.join(ROOT, "..", "shared", "fixtures", "opennebula", "opennebula-7.4.0-src.tar.gz")
+ONE_SRC = os.path.join(os.environ.get("NEBULA_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures"),
+                       "opennebula", "opennebula-7.4.0-src.tar.gz")
 LAYOUT = ("nfs-fe",) + HOSTS
 AUTO = ("NFS_AUTO_ENABLE", "NFS_AUTO_HOST", "NFS_AUTO_PATH", "NFS_AUTO_OPTS")
 STATE = "/var/lib/oned-double/state.json"
