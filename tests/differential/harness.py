@@ -191,10 +191,12 @@ class World:
             script += 'mount --bind "$%d" "$2/datastores/%s" || exit 97\n' % (i + 3, ds)
             args.append(str(self.base / "nfs" / ds))
         # stock ssh/mv calls plain `ssh HOST`: its config is the world's, in the namespace only
+        # (ssh reads the passwd entry's home, not $HOME; a machine that never used ssh has no ~/.ssh yet: made
+        # here, empty and 0700 as ssh-keygen would make it, because a bind mount needs a directory to cover)
         home_ssh = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
-        if os.path.isdir(home_ssh):
-            script += 'mount --bind "$%d" "$%d" || exit 97\n' % (len(args) + 1, len(args) + 2)
-            args += [str(self.dotssh), home_ssh]
+        os.makedirs(home_ssh, mode=0o700, exist_ok=True)
+        script += 'mount --bind "$%d" "$%d" || exit 97\n' % (len(args) + 1, len(args) + 2)
+        args += [str(self.dotssh), home_ssh]
         script += 'shift %d\nexec "$@"\n' % len(args)
         return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"] + args
 

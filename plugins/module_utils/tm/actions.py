@@ -65,7 +65,15 @@ SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
     'esac\n'
 ) + SH_COMMIT
 
-# Receive a tar stream holding the file or directory $2 on stdin; it replaces $1.
+# Send the file or directory $2 of directory $1 as a tar stream, then TREE_END, but only when tar
+# succeeded: a tar stream cut at a member boundary (the sender killed or failing between two files)
+# unpacks without an error, so the receiver commits only when the end line follows the archive.
+# tar writes whole records (-b 2048) and the receiver's tar reads whole records (-B) and no further,
+# so the line is left on stdin for the receiver's shell.
+TREE_END = "TM-TREE-END"
+SCRIPT_SEND_TREE = SH_PRELUDE + 'tar -b 2048 -C "$1" -cSf - -- "$2"\nprintf "%s\\n" ' + TREE_END + '\n'
+
+# Receive a SCRIPT_SEND_TREE stream holding the file or directory $2 on stdin; it replaces $1.
 SCRIPT_RECV_TREE = SH_PRELUDE + (
     'dst=$1; name=$2\n'
     'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
@@ -73,6 +81,8 @@ SCRIPT_RECV_TREE = SH_PRELUDE + (
     "trap 'rm -rf -- \"$t\"' EXIT\n"
     "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
     'tar -b 2048 -B -C "$t" -xSf -\n'
+    'IFS= read -r end || end=\n'
+    '[ "$end" = ' + TREE_END + ' ] || { echo "the stream of $name ended early: $dst left as it was" >&2; exit 1; }\n'
     'rm -rf -- "$dst"\n'
     'mv -fT -- "$t/$name" "$dst"\n'
 )
@@ -324,10 +334,12 @@ def pipe(src_argv, dst_argv, msg):
 def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None):
     """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically.
 
-    The sender streams ``src`` as tar; the receiver (SCRIPT_RECV_TREE) unpacks
-    it next to ``dst`` and renames it into place only when complete.
+    The sender (SCRIPT_SEND_TREE) streams ``src`` as tar and an end line; the
+    receiver (SCRIPT_RECV_TREE) unpacks it next to ``dst`` and renames it into
+    place only when the end line came: never after a sender that failed or was
+    stopped, even between two files of the tree.
     """
-    sender = remote_argv(ctx, src_host, ["tar", "-b", "2048", "-C", os.path.dirname(src) or "/", "-cSf", "-", "--",
+    sender = remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_SEND_TREE, "sh", os.path.dirname(src) or "/",
                                          os.path.basename(src)])
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
     pipe(sender, receiver, msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))

@@ -116,6 +116,62 @@ def test_a_signal_stops_the_transfer_of_mv(tmp_path, rc, fake_ssh, sig, driver):
     assert (vm / "disk.0").exists(), "the source stays when the move is interrupted"
 
 
+def _tree(tmp_path):
+    src = tmp_path / "src" / "7"
+    src.mkdir(parents=True)
+    (src / "disk.0").write_bytes(os.urandom(3 * MiB))
+    (src / "disk.1").write_bytes(os.urandom(2 * MiB))
+    old = tmp_path / "dst" / "7"
+    old.mkdir(parents=True)
+    (old / "deployment.0").write_text("old")
+    return src, old
+
+
+def _send(src):
+    from ansible_collections.nebula.storage.plugins.module_utils.tm.actions import SCRIPT_SEND_TREE
+    return subprocess.run(["sh", "-c", SCRIPT_SEND_TREE, "sh", str(src.parent), src.name], capture_output=True,
+                          check=True).stdout
+
+
+def _receive(stream, dst, name):
+    from ansible_collections.nebula.storage.plugins.module_utils.tm.actions import SCRIPT_RECV_TREE
+    return subprocess.run(["sh", "-c", SCRIPT_RECV_TREE, "sh", str(dst), name], input=stream, capture_output=True,
+                          check=False)
+
+
+def test_a_tree_stream_commits_only_after_its_end_line(tmp_path):
+    """A tar stream cut between two files unpacks without an error (GNU tar's own rc is 0): the receiver must not
+    replace the destination then. It used to: the first disk landed alone and the old directory was gone."""
+    src, old = _tree(tmp_path)
+    stream = _send(src)
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+        second = [m for m in tar.getmembers() if m.isfile()][1]
+    cut = stream[:second.offset]  # every byte of the first file, nothing of the second
+    assert subprocess.run(["tar", "-b", "2048", "-B", "-tf", "-"], input=cut, capture_output=True).returncode == 0
+    res = _receive(cut, old, src.name)
+    assert res.returncode == 1 and b"ended early" in res.stderr, res
+    assert sorted(os.listdir(old)) == ["deployment.0"], "the destination stays as it was"
+    assert [n for n in os.listdir(old.parent) if "tmmv" in n] == []
+    # the whole stream without its end line (the sender's tar failed, or it was stopped before printing it)
+    res = _receive(stream[:-len(b"TM-TREE-END\n")], old, src.name)
+    assert res.returncode == 1 and sorted(os.listdir(old)) == ["deployment.0"]
+    # the whole stream: committed
+    res = _receive(stream, old, src.name)
+    assert res.returncode == 0, res
+    assert sorted(os.listdir(old)) == ["disk.0", "disk.1"]
+    assert (old / "disk.1").read_bytes() == (src / "disk.1").read_bytes()
+
+
+def test_a_failing_sender_sends_no_end_line(tmp_path):
+    """tar -c failing (here: a file that vanished) ends the sender before the end line."""
+    from ansible_collections.nebula.storage.plugins.module_utils.tm.actions import SCRIPT_SEND_TREE
+    src, _old = _tree(tmp_path)
+    res = subprocess.run(["sh", "-c", SCRIPT_SEND_TREE, "sh", str(src.parent), "missing"], capture_output=True,
+                         check=False)
+    assert res.returncode != 0 and not res.stdout.endswith(b"TM-TREE-END\n")
+
+
 # --------------------------------------------------------------------------- item 10: lock keys
 
 def test_lock_key_is_the_resolved_path_whatever_the_host(tmp_path):
