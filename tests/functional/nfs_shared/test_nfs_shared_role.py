@@ -384,3 +384,29 @@ def test_exports_rescue_keeps_the_previous_file_on_a_full_file_system(tmp_path):
     assert read("refused.exports") == read("first.exports")
     assert "%s\t198.51.100.0/24(" % export in read("refused.etab")
     assert read("files").split() == ["opennebula.exports"]
+
+
+def test_the_datastore_location_reaches_the_drivers_delete_guard(tmp_path):
+    """nfs_shared_datastore_location becomes the driver's rc DATASTORE_LOCATION: the installed delete action
+    removes a VM directory there and still refuses one outside it (the default location would refuse both)."""
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "oned.conf"
+    conf.write_text((FIXTURES / "oned" / "oned-7.4.0.conf").read_text())
+    location = tmp_path / "srv" / "datastores"
+    res = playbook(tmp_path, ONED_PLAYBOOK, "-e", "base=%s" % tmp_path, "-e", "nfs_shared_datastore_location=%s" % location)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rc = (tmp_path / "remotes" / "tm" / "nfs_shared" / "nfs_sharedrc").read_text()
+    assert "DATASTORE_LOCATION=%s" % location in rc
+    inside, outside = location / "0" / "5", tmp_path / "elsewhere" / "0" / "5"
+    for vm_dir in (inside, outside):
+        vm_dir.mkdir(parents=True)
+        (vm_dir / "disk.0").write_text("x")
+    delete = tmp_path / "remotes" / "tm" / "nfs_shared" / "delete"
+    env = dict(os.environ, ONE_LOOKUP="no")
+    ok = subprocess.run([str(delete), "localhost:%s" % inside, "5", "0"], capture_output=True, text=True, env=env,
+                        check=False)
+    assert ok.returncode == 0 and not inside.exists(), ok.stderr
+    refused = subprocess.run([str(delete), "localhost:%s" % outside, "5", "0"], capture_output=True, text=True,
+                             env=env, check=False)
+    assert refused.returncode != 0 and (outside / "disk.0").exists(), refused.stderr
+    assert "DATASTORE_LOCATION" in refused.stderr
