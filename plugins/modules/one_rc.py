@@ -25,13 +25,8 @@ description:
   - When a variable is assigned more than once, the last assignment (the one the shell uses) is edited.
   - The file is written to a temporary file in the same directory, parsed again, optionally validated and moved into
     place atomically, keeping owner, group and mode.
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
+extends_documentation_fragment:
+  - nebula.storage.file_edit
 options:
   path:
     description: Path of the file to edit.
@@ -72,23 +67,6 @@ options:
         default: ' '
   create:
     description: Create the file if it does not exist. When false, a missing file fails the task.
-    type: bool
-    default: false
-  backup:
-    description: Make a timestamped copy of the file before changing it; its path is returned as RV(backup_file).
-    type: bool
-    default: false
-  validate:
-    description:
-      - Command run on the temporary file before it replaces O(path); C(%s) is replaced with its path, for example C(sh -n %s).
-    type: str
-  follow:
-    description:
-      - When O(path) is a symbolic link, edit the file it points to.
-      - By default such a link is refused, and so is a link among the parent directories that root does not own,
-        because a less privileged user (oneadmin) may have planted it to make this module, run as root, read or
-        overwrite another file. The file is never read through such a link, and its content never appears in
-        errors or in the diff.
     type: bool
     default: false
 seealso:

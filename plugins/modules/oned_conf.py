@@ -25,36 +25,13 @@ description:
   - The file is written to a temporary file in the same directory, parsed again, optionally validated and moved into
     place atomically, keeping owner, group and mode. A file that does not parse is never changed.
   - 'Edits are applied in this order: O(drivers), O(blocks), O(attributes), O(lists).'
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
+extends_documentation_fragment:
+  - nebula.storage.file_edit
 options:
   path:
     description: Path of the file to edit.
     type: path
     default: /etc/one/oned.conf
-  backup:
-    description: Make a timestamped copy of the file before changing it; its path is returned as RV(backup_file).
-    type: bool
-    default: false
-  validate:
-    description:
-      - Command run on the temporary file before it replaces O(path); C(%s) is replaced with its path.
-      - The file is not changed when the command exits non-zero.
-    type: str
-  follow:
-    description:
-      - When O(path) is a symbolic link, edit the file it points to.
-      - By default such a link is refused, and so is a link among the parent directories that root does not own,
-        because a less privileged user (oneadmin) may have planted it to make this module, run as root, read or
-        overwrite another file. The file is never read through such a link, and its content never appears in
-        errors or in the diff.
-    type: bool
-    default: false
   drivers:
     description: Word lists inside the C(ARGUMENTS) option of a single vector attribute such as C(TM_MAD).
     type: list

@@ -6,13 +6,11 @@ hypervisors, so no guest runs, but every disk operation is real. After each
 step the files on the hosts (presence, qemu-img info, checksums) and oned's
 state are checked, and at the end nothing is left behind.
 
-Steps that fail today because of known driver gaps (issue 13, fixed on another
-branch) are not in the committed sequence: they are listed in KNOWN_GAPS with
-the issue item, and run only with OLC_KNOWN_GAPS=1 (then they are expected to
-pass once issue 13 is merged).
+Undeploy, stop, cold migration and disk snapshots are in the sequence since
+the issue 13 fixes (mv of the same path on a shared datastore, the qcow2
+snapshot layout).
 """
 import json
-import os
 
 import pytest
 
@@ -187,24 +185,24 @@ def test_disk_resize_in_poweroff(image, template):
     _disk_resize(image, template)
 
 
-# Steps oned drives today that our driver cannot do yet, each with the issue-13
-# item that fixes it. Run them with OLC_KNOWN_GAPS=1.
-KNOWN_GAPS = {
-    "undeploy_resume": (_undeploy_resume, "issue 13 item 1: mv with the same path on a shared datastore"),
-    "stop_resume": (_stop_resume, "issue 13 item 1: mv with the same path on a shared datastore"),
-    "cold_migrate": (_cold_migrate, "issue 13 item 1: mv with the same path on a shared datastore"),
-    # seen here: the snapshot appears, then oned refuses the revert ("snapshot id (0) is not valid");
-    # not analysed further (issue 13 item 2 is the known gap on this path)
-    "disk_snapshots": (_disk_snapshots, "issue 13 item 2: qcow2 clone without the snapshot layout"),
-}
+def test_undeploy_resume(image, template):
+    """undeploy and resume: oned moves each disk, then the VM directory, to the same path (issue 13 item 1)."""
+    _undeploy_resume(image, template)
 
 
-@pytest.mark.parametrize("step", sorted(KNOWN_GAPS))
-def test_known_driver_gap(step, image, template):
-    func, reason = KNOWN_GAPS[step]
-    if os.environ.get("OLC_KNOWN_GAPS") != "1":
-        pytest.skip(reason + " (OLC_KNOWN_GAPS=1 runs it)")
-    func(image, template)
+def test_stop_resume(image, template):
+    """stop and resume: the same moves as undeploy, through the front-end's view of the shared datastore."""
+    _stop_resume(image, template)
+
+
+def test_cold_migrate(image, template):
+    """Cold migration to the other host: the same path seen from two hosts, nothing moves (issue 13 item 1)."""
+    _cold_migrate(image, template)
+
+
+def test_disk_snapshots_in_poweroff(image, template):
+    """disk-snapshot-create/-revert/-delete on the qcow2 overlay clone (issue 13 item 2: the snapshot layout)."""
+    _disk_snapshots(image, template)
 
 
 def test_nothing_left_behind():

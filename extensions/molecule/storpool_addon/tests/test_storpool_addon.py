@@ -340,8 +340,6 @@ def run_role(host, extra_vars, check=False):
     variables = {
         "storpool_addon_src": ADDON_TREE,
         "storpool_addon_oned_service": "oned-double",
-        # the role's Debian list without patch (no apt lists in the lab; prepare.yml copies patch)
-        "storpool_addon_frontend_packages": ["jq", "xmlstarlet", "python3-lxml", "pigz", "tar", "netcat-openbsd", "libxml2-utils"],
         "storpool_addon_vm_mad_tweaks": True,
         "storpool_addon_rc": RC_SET,
         "storpool_addon_datastores": [
