@@ -27,7 +27,13 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
+
+from ansible_collections.nebula.storage.plugins.module_utils._file_update import (
+    FileUpdateError,
+    read_chunks,
+    set_owner_mode,
+    write_file,
+)
 
 try:
     from typing import Dict, List  # noqa: F401  pylint: disable=unused-import
@@ -49,10 +55,7 @@ def sha256_file(path):
     h = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
     try:
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
+        for chunk in read_chunks(fd):
             h.update(chunk)
     finally:
         os.close(fd)
@@ -164,41 +167,34 @@ def _makedirs(base, rel, uid, gid, created):
         created.append(path)
 
 
+def _open_parent(path):
+    # type: (str) -> int
+    return os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_NOFOLLOW', 0))
+
+
 def write_atomic(path, data, mode, uid, gid):
     # type: (str, bytes, int, int, int) -> None
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path`` (a link is replaced)."""
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, dir=directory)
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path`` (a link is replaced), with
+    the safe-write layer's writer (_file_update.write_file)."""
+    dfd = _open_parent(path)
     try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+        write_file(dfd, os.path.basename(path), data, mode, uid, gid)
+    except FileUpdateError as e:
+        raise TreeError('%s: %s' % (path, e))
+    finally:
+        os.close(dfd)
 
 
 def set_attrs(path, mode, uid, gid):
     # type: (str, int, int, int) -> None
     """chmod/chown a regular file through an O_NOFOLLOW descriptor."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+    dfd = _open_parent(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise TreeError('%s is not a regular file' % path)
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
+        set_owner_mode(dfd, os.path.basename(path), mode, uid, gid)
+    except FileUpdateError:
+        raise TreeError('%s is not a regular file' % path)
     finally:
-        os.close(fd)
+        os.close(dfd)
 
 
 def apply(base, files, absent, uid, gid, contents, report):

@@ -159,6 +159,30 @@ def open_file(path, follow=False, missing_ok=False):
     return fd, dfd, base
 
 
+def read_chunks(fd, size=1 << 20):
+    # type: (int, int) -> Any
+    """The rest of the open file ``fd``, in chunks of at most ``size`` bytes."""
+    while True:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return
+        yield chunk
+
+
+def set_owner_mode(dir_fd, name, mode, uid=-1, gid=-1):
+    # type: (int, str, int, int, int) -> None
+    """fchown/fchmod the regular file ``name`` of the directory ``dir_fd``, opened without following a link."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0), dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileUpdateError('%s is not a regular file' % name)
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def read_bytes(path, follow=False, missing_ok=False):
     # type: (str, bool, bool) -> Optional[bytes]
     """Content of the regular file ``path`` (None if missing and ``missing_ok``), read without following links."""
@@ -166,16 +190,10 @@ def read_bytes(path, follow=False, missing_ok=False):
     os.close(dfd)
     if fd is None:
         return None
-    chunks = []  # type: List[bytes]
     try:
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        return b''.join(read_chunks(fd))
     finally:
         os.close(fd)
-    return b''.join(chunks)
 
 
 def read_text(path, missing_ok=False, follow=False):

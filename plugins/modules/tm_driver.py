@@ -139,6 +139,8 @@ from ansible_collections.nebula.storage.plugins.module_utils._file_update import
     FileUpdateError,
     open_dir,
     open_file,
+    read_chunks,
+    set_owner_mode,
     write_file,
 )
 from ansible_collections.nebula.storage.plugins.module_utils import tm as tm_package
@@ -305,16 +307,9 @@ class Installer(object):
         if fd is None:
             return None, None
         try:
-            st = os.fstat(fd)
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            return b"".join(read_chunks(fd)), os.fstat(fd)
         finally:
             os.close(fd)
-        return b"".join(chunks), st
 
     def write(self, path, data, mode):
         existing, st = self.read_existing(path)
@@ -327,14 +322,8 @@ class Installer(object):
             if drift and not self.module.check_mode:
                 dfd = self.open_parent(path, False)
                 try:
-                    fd = os.open(os.path.basename(self.real(path)), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
-                                 dir_fd=dfd)
-                    try:
-                        os.fchown(fd, uid, gid)
-                        os.fchmod(fd, want_mode)
-                    finally:
-                        os.close(fd)
-                except OSError as exc:
+                    set_owner_mode(dfd, os.path.basename(self.real(path)), want_mode, uid, gid)
+                except (OSError, FileUpdateError) as exc:
                     self.module.fail_json(msg="%s: cannot set owner or mode: %s" % (path, to_native(exc)))
                 finally:
                     os.close(dfd)
