@@ -219,6 +219,27 @@ SHARED_CASES += [
                 ("snap_revert.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0]),
                 ("cpds.ssh", [SSH_SYS_A7 + "/disk.0", "fe:" + SH_IMG + "/saved0", -1, VMID, 101]),
                 ("cpds.ssh", [SSH_SYS_A7 + "/disk.1", "fe:" + SH_IMG + "/saved1", -1, VMID, 101])]),
+    # a persistent image used from a system datastore with TM_MAD ssh: copied to the host, snapshots taken
+    # there, moved back on undeploy/terminate (twice: the second ln.ssh starts from the image's snapshots)
+    Case("shared", "ssh-system-ds-persistent-qcow2",
+         files=[("fe", SH_IMG + "/img0", "qcow2", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, fmt="qcow2", CLONE="NO", PERSISTENT="YES")], sys_ds=0)},
+         ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
+         steps=[("ln.ssh", ["fe:" + SH_IMG + "/img0", SSH_SYS_A7 + "/disk.0", VMID, 101]),
+                ("snap_create.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0]),
+                ("mvds.ssh", [SSH_SYS_A7 + "/disk.0", SH_IMG + "/img0", VMID, 101]),
+                ("delete", [SSH_SYS_A7, VMID, 0]),
+                ("ln.ssh", ["fe:" + SH_IMG + "/img0", SSH_SYS_A7 + "/disk.0", VMID, 101]),
+                ("snap_create.ssh", [SSH_SYS_A7 + "/disk.0", 1, VMID, 0]),
+                ("mvds.ssh", [SSH_SYS_A7 + "/disk.0", SH_IMG + "/img0", VMID, 101]),
+                ("delete", [SSH_SYS_A7, VMID, 0])]),
+    Case("shared", "ssh-system-ds-persistent-raw",
+         files=[("fe", SH_IMG + "/img0", "raw", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, CLONE="NO", PERSISTENT="YES")], sys_ds=0)},
+         ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
+         steps=[("ln.ssh", ["fe:" + SH_IMG + "/img0", SSH_SYS_A7 + "/disk.0", VMID, 101]),
+                ("mvds.ssh", [SSH_SYS_A7 + "/disk.0", SH_IMG + "/img0", VMID, 101]),
+                ("delete", [SSH_SYS_A7, VMID, 0])]),
 ]
 
 # Image names holding shell syntax: stock pastes them into remote command lines, ours passes data.

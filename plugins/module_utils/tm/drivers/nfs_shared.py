@@ -583,6 +583,88 @@ def snap_revert_ssh(ctx, args):
     snap_revert(ctx, args, local=True)
 
 
+# Re-point the backing files of the snapshots in the directory $1 (<disk>.snap) to "$2/<name>" ($2 the
+# traversal link <disk>.snap -> .), as stock rebase_backing_files (its variables rs_* are global, sh has no locals): only a backing file that names a file of
+# that directory (stock rewrites any name, and a name from elsewhere then dangles).
+SH_REBASE_SNAPS = (
+    'rebase_snaps() {\n'
+    '  for rs_f in "$1"/*; do\n'
+    '    [ -f "$rs_f" ] && [ ! -L "$rs_f" ] || continue\n'
+    '    rs_b=$(qemu-img info -U --output=json "$rs_f" | sed -n \'s/^ *"backing-filename": "\\(.*\\)",\\{0,1\\}$/\\1/p\')\n'
+    '    [ -n "$rs_b" ] || continue\n'
+    '    rs_b=$(basename -- "$rs_b")\n'
+    '    [ -f "$1/$rs_b" ] || continue\n'
+    '    qemu-img rebase -q -f qcow2 -F qcow2 -u -b "$2/$rs_b" "$rs_f"\n'
+    '  done\n'
+    '}\n'
+)
+
+# The disk $2 of a system datastore with TM_MAD ssh gets a copy of the shared image $1 (stock ln.ssh):
+# the image's snapshots ($1.snap/*, link targets copied as files) and, for qcow2 ($3), the snapshot
+# layout ($2.snap/N, $2.snap/<b>.snap -> ., $2 -> <b>.snap/N, N the highest, 0 a copy of $1 when none).
+SCRIPT_LN_SSH = SH_PRELUDE + SH_REBASE_SNAPS + (
+    'src=$1; dst=$2; fmt=$3; sd="$src.snap"; dd="$dst.snap"; b=$(basename -- "$dst")\n'
+    'mkdir -p -- "$(dirname -- "$dst")"\n'
+    'if [ -d "$sd" ]; then\n'
+    '  mkdir -p -- "$dd"\n'
+    '  for f in "$sd"/*; do if [ -f "$f" ]; then cp -- "$f" "$dd/"; fi; done\n'
+    'fi\n'
+    'if [ "$fmt" = qcow2 ]; then\n'
+    '  mkdir -p -- "$dd"; rm -f -- "$dd/$b.snap"; ln -s . "$dd/$b.snap"\n'
+    '  rebase_snaps "$dd" "$b.snap"\n'
+    '  snap=$(ls -- "$dd" | grep -E "^[0-9]+$" | sort -n | tail -n 1 || :)\n'
+    '  if [ -z "$snap" ]; then snap=0; cp -- "$src" "$dd/0"; fi\n'
+    '  rm -f -- "$dst"; ln -sT -- "$b.snap/$snap" "$dst"\n'
+    'else\n'
+    '  cp -- "$src" "$dst"\n'
+    'fi\n'
+)
+
+# The disk $1 (a host's copy made by ln.ssh) goes back to the shared image $2 (stock mvds.ssh, run on
+# the host, which mounts the image datastore): its snapshots move to $2.snap and, for qcow2 ($3), $2
+# becomes the link <b>.snap/N to the highest one; a raw disk replaces $2.
+SCRIPT_MVDS_SSH = SH_PRELUDE + SH_REBASE_SNAPS + (
+    'src=$1; dst=$2; fmt=$3; sd="$src.snap"; dd="$dst.snap"; b=$(basename -- "$dst")\n'
+    'if [ -d "$sd" ]; then\n'
+    '  mkdir -p -- "$dd"\n'
+    '  for f in "$sd"/*; do if [ -f "$f" ]; then mv -f -- "$f" "$dd/"; fi; done\n'
+    'fi\n'
+    'if [ "$fmt" = qcow2 ]; then\n'
+    '  mkdir -p -- "$dd"; [ -L "$dd/$b.snap" ] || ln -s . "$dd/$b.snap"\n'
+    '  rebase_snaps "$dd" "$b.snap"\n'
+    '  snap=$(ls -- "$dd" | grep -E "^[0-9]+$" | sort -n | tail -n 1 || :)\n'
+    '  rm -f -- "$dst"; ln -sT -- "$b.snap/$snap" "$dst"\n'
+    'else\n'
+    '  mv -fT -- "$src" "$dst"\n'
+    'fi\n'
+)
+
+
+def ln_ssh(ctx, args):
+    """ln.ssh fe:SRC host:DST VMID DSID: a persistent shared image used from a system datastore with TM_MAD ssh.
+
+    The host copies the image (it mounts the image datastore) to its own disk; mvds.ssh moves it back.
+    """
+    src, dst = need_args(ctx, args, 3, "fe:SRC host:DST VMID [DSID]", at_least=True)[:2]
+    src_path = arg_path(src)
+    host, dst_path = host_path(dst)
+    enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
+    fmt = checked_image(ctx, host, src_path, chain=True)[0]   # its snapshots back it from <image>.snap
+    log(ctx, "Copying %s in %s" % (src_path, dst))
+    ssh_script(ctx, host, SCRIPT_LN_SSH, [src_path, dst_path, fmt], "Error copying %s to %s" % (src, dst))
+
+
+def mvds_ssh(ctx, args):
+    """mvds.ssh host:SRC fe:DST VMID DSID: the host's copy of a persistent image goes back to the image datastore."""
+    src, dst, vmid = need_args(ctx, args, 3, "host:SRC fe:DST VMID [DSID]", at_least=True)[:3]
+    host, src_path = host_path(src)
+    dst_path = arg_path(dst)
+    fmt = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(src_path)).get("FORMAT", "")
+    log(ctx, "Moving %s to datastore as %s" % (src, dst_path))
+    ssh_script(ctx, host, SCRIPT_MVDS_SSH, [src_path, dst_path, fmt],
+               "Error moving disk %s to %s on %s" % (src_path, dst_path, host))
+
+
 def _not_supported(ctx, args):
     fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
 
@@ -611,6 +693,8 @@ ACTIONS = {
     "snap_revert.ssh": snap_revert_ssh,
     "snap_delete.ssh": snap_delete,   # stock: a link to snap_delete
     "cpds.ssh": cpds,                 # the host copies its disk to the shared image datastore, as cpds
+    "ln.ssh": ln_ssh,
+    "mvds.ssh": mvds_ssh,
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported
