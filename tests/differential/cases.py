@@ -17,7 +17,7 @@ MiB = 1 << 20
 VMID = 7
 
 
-def vm_xml(vmid=VMID, disks=(), sys_ds=100, host="host-a", state=3, lcm_state=3, prev=None, extra=""):
+def vm_xml(vmid=VMID, disks=(), sys_ds=100, host="host-a", state=3, lcm_state=3, prev=None, extra="", deploy_id=""):
     """A VM document as ``onevm show -x`` prints it (the elements the TM scripts read)."""
     disk_xml = ""
     for disk in disks:
@@ -27,8 +27,8 @@ def vm_xml(vmid=VMID, disks=(), sys_ds=100, host="host-a", state=3, lcm_state=3,
         history += ("<HISTORY><SEQ>%d</SEQ><HOSTNAME>%s</HOSTNAME><DS_ID>%s</DS_ID><TM_MAD>x</TM_MAD>"
                     "</HISTORY>" % (seq, hname, ds))
     return ("<VM><ID>%d</ID><UID>0</UID><GID>0</GID><NAME>vm</NAME><STATE>%d</STATE><LCM_STATE>%d</LCM_STATE>"
-            "<TEMPLATE>%s%s</TEMPLATE><USER_TEMPLATE/><HISTORY_RECORDS>%s</HISTORY_RECORDS></VM>"
-            % (vmid, state, lcm_state, disk_xml, extra, history))
+            "<DEPLOY_ID>%s</DEPLOY_ID><TEMPLATE>%s%s</TEMPLATE><USER_TEMPLATE/><HISTORY_RECORDS>%s</HISTORY_RECORDS>"
+            "</VM>" % (vmid, state, lcm_state, escape(deploy_id), disk_xml, extra, history))
 
 
 def ds_xml(dsid, tm_mad, ds_type="SYSTEM_DS", base="{M}/datastores", **template):
@@ -204,6 +204,28 @@ SHARED_CASES += [
 ]
 
 SSH_SYS_A7 = "host-a:{M}/datastores/0/7"
+# snap_create_live of a running VM (LCM 3): virsh is the recording fake on the host; its calls (freeze,
+# snapshot-create with the domain snapshot XML, thaw) are compared as the files are
+LIVE_VM = {VMID: vm_xml(disks=[disk(0, fmt="qcow2", TARGET="vda"), disk(1, TARGET="vdb")], deploy_id="one-7")}
+LIVE_SSH_VM = {VMID: vm_xml(disks=[disk(0, fmt="qcow2", TARGET="vda"), disk(1, TARGET="vdb")], sys_ds=0,
+                            deploy_id="one-7")}
+SHARED_CASES += [
+    Case("shared", "snap-create-live",
+         files=[("fe", SH_IMG + "/img0", "qcow2", 16), ("fe", SH_IMG + "/img1", "raw", 16)],
+         vm=LIVE_VM, ds=SHARED_DS,
+         steps=[("clone", ["fe:" + SH_IMG + "/img0", A7 + "/disk.0", VMID, 101]),
+                ("clone", ["fe:" + SH_IMG + "/img1", A7 + "/disk.1", VMID, 101]),
+                ("snap_create_live", [A7 + "/disk.0", 0, VMID, 101]),
+                ("snap_create_live", [A7 + "/disk.0", 1, VMID, 101]),
+                ("snap_create_live", [A7 + "/disk.1", 0, VMID, 101]),
+                ("delete", [A7, VMID, 100])]),
+    Case("shared", "ssh-system-ds-snap-create-live",
+         files=[("fe", SH_IMG + "/img0", "qcow2", 16)],
+         vm=LIVE_SSH_VM, ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
+         steps=[("clone.ssh", ["fe:" + SH_IMG + "/img0", SSH_SYS_A7 + "/disk.0", VMID, 101]),
+                ("snap_create_live.ssh", [SSH_SYS_A7 + "/disk.0", 0, VMID, 0]),
+                ("delete", [SSH_SYS_A7, VMID, 0])]),
+]
 SHARED_CASES += [
     Case("shared", "ssh-system-ds-clone",
          files=[("fe", SH_IMG + "/img0", "raw", 16), ("fe", SH_IMG + "/img1", "qcow2", 16)],

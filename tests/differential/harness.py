@@ -67,9 +67,19 @@ echo "%(name)s test double: unsupported call: $*" >&2
 exit 255
 """
 
+# Recording test double of virsh, on the front-end's PATH and in every machine's /usr/local/bin (the
+# hosts' ssh sessions get neither the harness's PATH nor DT_FAKE, so its log path is written in):
+# logs its argv and, for --xmlfile, the file's XML with the blanks between tags removed; exits 0.
 FAKE_VIRSH = """#!/bin/sh
-# Recording test double of virsh: logs its argv; answers what the case prepared in $DT_FAKE/virsh.
-printf '%s\\n' "virsh $*" >>"$DT_FAKE/calls.log"
+log=%(log)s
+printf '%%s\\n' "virsh $*" >>"$log"
+prev=
+for a in "$@"; do
+  if [ "$prev" = --xmlfile ]; then
+    printf 'virsh-xml %%s\\n' "$(tr '\\n' ' ' <"$a" | sed 's/>[[:space:]]*</></g; s/^[[:space:]]*//; s/[[:space:]]*$//')" >>"$log"
+  fi
+  prev=$a
+done
 exit 0
 """
 
@@ -162,7 +172,7 @@ class World:
         self.bin = base / "bin"
         _write(self.bin / "onevm", FAKE_ONE_CLI % {"name": "onevm", "kind": "vm"}, 0o755)
         _write(self.bin / "onedatastore", FAKE_ONE_CLI % {"name": "onedatastore", "kind": "datastore"}, 0o755)
-        _write(self.bin / "virsh", FAKE_VIRSH, 0o755)
+        _write(self.bin / "virsh", FAKE_VIRSH % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
         self.locks = base / "locks"
         self.locks.mkdir()
         self.hosts = {}
@@ -197,6 +207,9 @@ class World:
         os.makedirs(home_ssh, mode=0o700, exist_ok=True)
         script += 'mount --bind "$%d" "$%d" || exit 97\n' % (len(args) + 1, len(args) + 2)
         args += [str(self.dotssh), home_ssh]
+        # the recording virsh (and the CLI doubles) on the hosts' default PATH
+        script += 'mount --bind "$%d" /usr/local/bin || exit 97\n' % (len(args) + 1)
+        args.append(str(self.bin))
         script += 'shift %d\nexec "$@"\n' % len(args)
         return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"] + args
 

@@ -80,11 +80,22 @@ def play(runner, case, side):
             if (case.driver, case.name, index) in STOCK_BUGS and side == "stock":
                 continue
             assert broken not in proc.stderr, "the harness is broken: %s %s: %s" % (side, action, proc.stderr[-800:])
-        records.append({"rc": proc.returncode, "ok": proc.returncode == 0,
+        records.append({"rc": proc.returncode, "ok": proc.returncode == 0, "virsh": virsh_calls(runner.world),
                         "stdout": normal_stdout(proc.stdout.decode(errors="replace")),
                         "stderr": proc.stderr.decode(errors="replace").strip()[-600:],
                         "files": runner.world.snapshot()})
     return records
+
+
+def virsh_calls(world):
+    """What the recording virsh logged during the step (its XML files' paths left out), then the log is emptied."""
+    log = world.fake / "calls.log"
+    if not log.exists():
+        return []
+    lines = [re.sub(r"--xmlfile \S+", "--xmlfile FILE", line) for line in log.read_text().splitlines()
+             if line.startswith("virsh")]
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines() if not line.startswith("virsh")))
+    return lines
 
 
 def normal_stdout(text):
@@ -109,6 +120,8 @@ def diff(stock, ours):
     if stock["ok"] != ours["ok"]:
         out.append("exit stock %d ours %d (stock: %s | ours: %s)" % (stock["rc"], ours["rc"], stock["stderr"][-200:],
                                                                      ours["stderr"][-200:]))
+    if stock["virsh"] != ours["virsh"]:
+        out.append("virsh calls stock %r ours %r" % (stock["virsh"], ours["virsh"]))
     if stock["stdout"] != ours["stdout"]:
         out.append("stdout stock %r ours %r" % (stock["stdout"][:200], ours["stdout"][:200]))
     keys = sorted(set(stock["files"]) | set(ours["files"]))

@@ -47,6 +47,8 @@ DEFAULT_RC = [
     ("DELETE_RETRIES", "10"),
     ("VM_DIR", ""),
     ("VM_RDIR", ""),
+    ("LIBVIRT_URI", "qemu:///system"),
+    ("VIRSH_TIMEOUT", "60"),
 ]
 
 RC_HEADER = """nfs_shared TM driver settings (KEY=value), managed by nebula.storage.tm_driver.
@@ -55,7 +57,8 @@ QCOW2_OVERLAY=yes: clone a qcow2 image as a qcow2 overlay backed by it.
 CLONE_COPY: stream (front-end streams the image to the host) or host (cp on the host).
 MV_TRANSFER: auto (copy between hosts when the source is not visible on the target), always or no.
 LOCAL_SHORTCUT=yes: run locally, without ssh, when the host is this machine.
-LEGACY_ERRORS=yes: wrap errors in ERROR MESSAGE markers (OpenNebula < 6.0.3)."""
+LEGACY_ERRORS=yes: wrap errors in ERROR MESSAGE markers (OpenNebula < 6.0.3).
+LIBVIRT_URI, VIRSH_TIMEOUT: virsh's connection and domfsfreeze timeout for live snapshots (stock: kvmrc)."""
 
 # ---------------------------------------------------------------------------
 # Constant remote scripts (data only through "$1", "$2", ...)
@@ -171,7 +174,7 @@ SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'
 
 SCRIPT_IN_DIR = 'cd -- "$1"\nshift\nexec "$@"\n'
 
-NOT_SUPPORTED = ("snap_create_live", "prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore")
+NOT_SUPPORTED = ("prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore")
 
 
 # ---------------------------------------------------------------------------
@@ -406,16 +409,17 @@ def context_iso(ctx, args):
     context(ctx, files + args[-3:])
 
 
-def _snap_layout(ctx, args, local=False):
+def _snap_layout(ctx, args, local=False, doc=None):
     """``(host, sys disk, disk holding the snapshots, snapshot id, short name, qcow2?)`` as stock reads them.
 
-    ``local``: the .ssh variants, where the disk is always the system datastore's copy.
+    ``local``: the .ssh variants, where the disk is always the system datastore's copy. ``doc``: the VM's
+    document when the caller has read it already.
     """
     disk, snap, vmid = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[:3]
     host, path = host_path(disk)
     snap_id = id_arg(ctx, snap, "snapshot id")
     disk_id = disk_id_of(path)
-    info = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id)
+    info = vm_disk(doc if doc is not None else vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id)
     sys_disk = os.path.join(os.path.dirname(path), "disk.%s" % disk_id) if disk_id is not None else path
     if local or info.get("CLONE", "YES") == "YES" or not info.get("SOURCE", "").startswith("/"):
         holder, short = sys_disk, os.path.basename(sys_disk)
@@ -444,6 +448,82 @@ def snap_revert(ctx, args, local=False):
     with lock_for(ctx, "%s:%s" % (host, sys_disk)):
         _snap(ctx, host, SCRIPT_SNAP_REVERT if qcow2 else SCRIPT_SNAP_REVERT_RAW,
               [sys_disk, holder, str(snap_id), short], "Error reverting %s to snapshot %d" % (sys_disk, snap_id))
+
+
+# A disk snapshot of a running VM, as stock shared/snap_create_live: the guest's filesystems frozen
+# (domfsfreeze, else the domain suspended) and thawed on any exit; for qcow2 ($9 = yes) a new overlay
+# $disk.snap/<id+1> on the active one, which libvirt switches the domain to (snapshot-create
+# --disk-only --reuse-external, the domain snapshot XML in $8, written to a private temp file where
+# stock uses a fixed name in /tmp), then the disk link; for raw a copy to $disk.snap/<id>. When libvirt
+# refuses the snapshot (--atomic: the domain is unchanged) the new overlay is removed, so that a retry
+# can work (stock leaves it, and every retry fails with "already exists").
+# $1..$4 as SCRIPT_SNAP_CREATE, $5 the domain, $6 LIBVIRT_URI, $7 VIRSH_TIMEOUT.
+SCRIPT_SNAP_CREATE_LIVE = SH_PRELUDE + (
+    'sys=$1; disk=$2; id=$3; short=$4; dom=$5; uri=$6; tmo=$7; xml=$8; qcow2=$9\n'
+    'sd="$disk.snap"; next=$((id + 1)); f=; made=\n'
+    'mkdir -p -- "$sd"\n'
+    'if timeout "$tmo" virsh -c "$uri" domfsfreeze "$dom"; then thaw=domfsthaw\n'
+    'elif virsh -c "$uri" suspend "$dom"; then thaw=resume\n'
+    'else echo "Could not domfsfreeze or suspend domain" >&2; exit 1; fi\n'
+    "trap 'for t in \"$f\" \"$made\"; do if [ -n \"$t\" ]; then rm -f -- \"$t\"; fi; done; "
+    "virsh -c \"$uri\" \"$thaw\" \"$dom\"' EXIT\n"
+    'if [ "$qcow2" = yes ]; then\n'
+    '  prev=$(readlink -- "$sys")\n'
+    '  f=$(mktemp); printf "%s\\n" "$xml" >"$f"\n'
+    '  cd -- "$sd"\n'
+    '  if [ -e "$sd/$next" ]; then echo "Snapshot file $sd/$next already exists." >&2; exit 1; fi\n'
+    '  made="$sd/$next"\n'
+    '  qemu-img create -q -f qcow2 -o backing_fmt=qcow2 -b "$prev" "$sd/$next"\n'
+    '  virsh -c "$uri" snapshot-create "$dom" --disk-only --atomic --no-metadata --reuse-external --xmlfile "$f"\n'
+    '  made=\n'
+    '  ln -sfnT -- "$short/$next" "$sys"\n'
+    'else\n'
+    '  cp -- "$disk" "$sd/$id"\n'
+    'fi\n'
+)
+
+
+def _domain_snapshot_xml(doc, disk_id, snap_id, snap_path):
+    """The domainsnapshot document stock writes: the disk (by TARGET) external at ``snap_path``, every other no."""
+    from xml.sax.saxutils import escape
+
+    def quoteattr(value):
+        return "'%s'" % escape(value, {"'": "&apos;", '"': "&quot;"})
+
+    target = vm_disk(doc, disk_id).get("TARGET", "")
+    disks = []
+    for item in doc.findall("./TEMPLATE/DISK"):
+        name = (item.findtext("TARGET") or "").strip()
+        if name == target:
+            disks.append("<disk name=%s snapshot='external'><source file=%s/></disk>" % (
+                quoteattr(name), quoteattr(snap_path)))
+        else:
+            disks.append("<disk name=%s snapshot='no'/>" % quoteattr(name))
+    return ("<domainsnapshot><name>%s</name><description>%s</description><disks>%s</disks></domainsnapshot>" % (
+        escape("%s-%s" % (disk_id, snap_id)), escape("snap %s-%s" % (disk_id, snap_id)), "".join(disks)))
+
+
+def snap_create_live(ctx, args, local=False):
+    """snap_create_live host:DISK SNAP_ID VMID: a disk snapshot of a running VM (virsh on the host)."""
+    vmid = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[2]
+    doc = vm_document(ctx, id_arg(ctx, vmid, "VM id"))
+    host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args, local, doc)
+    deploy_id = (doc.findtext("DEPLOY_ID") or "").strip()
+    if not deploy_id:
+        fail("Error creating snapshot %d of %s: the VM has no DEPLOY_ID (is it running?)" % (snap_id, sys_disk))
+    disk_id = disk_id_of(sys_disk)
+    snap_path = "%s.snap/%d" % (holder, snap_id + 1 if qcow2 else snap_id)
+    xml = _domain_snapshot_xml(doc, disk_id, snap_id, snap_path) if qcow2 else ""
+    with lock_for(ctx, "%s:%s" % (host, sys_disk)):
+        _snap(ctx, host, SCRIPT_SNAP_CREATE_LIVE,
+              [sys_disk, holder, str(snap_id), short, deploy_id, ctx.setting("LIBVIRT_URI", "qemu:///system"),
+               "%g" % ctx.number("VIRSH_TIMEOUT", 60), xml, "yes" if qcow2 else "no"],
+              "Error creating snapshot %s" % snap_path)
+
+
+def snap_create_live_ssh(ctx, args):
+    """snap_create_live.ssh host:DISK SNAP_ID VMID: on the system datastore's copy of the disk."""
+    snap_create_live(ctx, args, local=True)
 
 
 def _snap(ctx, host, script, args, msg):
@@ -695,6 +775,8 @@ ACTIONS = {
     "cpds.ssh": cpds,                 # the host copies its disk to the shared image datastore, as cpds
     "ln.ssh": ln_ssh,
     "mvds.ssh": mvds_ssh,
+    "snap_create_live": snap_create_live,
+    "snap_create_live.ssh": snap_create_live_ssh,
 }
 for _name in NOT_SUPPORTED:
     ACTIONS[_name] = _not_supported

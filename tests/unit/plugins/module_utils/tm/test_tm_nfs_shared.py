@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from xml.sax.saxutils import escape
 
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
 from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import nfs_shared
@@ -387,3 +388,116 @@ def test_legacy_vm_rdir_maps_to_vm_dir(tm, ds):
              VM_RDIR="/remote/vms", VM_DIR=str(ds / "vms"))
     assert res.rc == 0, res
     assert (ds / "vms" / "9" / "images" / "disk.0").exists()
+
+
+# --------------------------------------------------------------------------- live snapshots (virsh)
+
+FAKE_VIRSH = """#!/bin/sh
+# Recording TEST DOUBLE of virsh: logs its argv (and the --xmlfile document); fails the commands in $VIRSH_FAIL.
+printf '%s\\n' "$*" >>"$VIRSH_LOG"
+prev=
+for a in "$@"; do
+  if [ "$prev" = --xmlfile ]; then cat "$a" >>"$VIRSH_LOG"; echo "$a" >>"$VIRSH_LOG.files"; fi
+  prev=$a
+done
+for c in $VIRSH_FAIL; do
+  case " $* " in *" $c "*) exit 1 ;; esac
+done
+exit 0
+"""
+
+FAKE_ONEVM = """#!/bin/sh
+# TEST DOUBLE of OpenNebula's onevm: `onevm show -x ID` prints $ONEVM_XML
+cat "$ONEVM_XML"
+"""
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch):
+    """Fake virsh and onevm on PATH; returns (virsh log, function writing the VM document)."""
+    tools = tmp_path / "live-bin"
+    tools.mkdir()
+    for name, text in (("virsh", FAKE_VIRSH), ("onevm", FAKE_ONEVM)):
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    log = tmp_path / "virsh.log"
+    monkeypatch.setenv("PATH", "%s:%s" % (tools, os.environ["PATH"]))
+    monkeypatch.setenv("VIRSH_LOG", str(log))
+    monkeypatch.setenv("ONEVM_XML", str(tmp_path / "vm.xml"))
+
+    def vm(targets=("vda", "vdb"), deploy_id="one-5"):
+        disks = "".join("<DISK><DISK_ID>%d</DISK_ID><TARGET>%s</TARGET><FORMAT>%s</FORMAT><CLONE>YES</CLONE></DISK>"
+                        % (i, escape(t), "qcow2" if i == 0 else "raw") for i, t in enumerate(targets))
+        (tmp_path / "vm.xml").write_text("<VM><ID>5</ID><DEPLOY_ID>%s</DEPLOY_ID><TEMPLATE>%s</TEMPLATE></VM>"
+                                         % (escape(deploy_id), disks))
+    return log, vm
+
+
+def _overlay_disk(tm, ds):
+    src = qcow2_image(ds / "1" / "base.qcow2")
+    disk = ds / "0" / "5" / "disk.0"
+    assert tm("clone", "fe:%s" % src, "node1:%s" % disk, "5", "1", QCOW2_OVERLAY="yes").rc == 0
+    return disk
+
+
+def test_live_snapshot_falls_back_to_suspend_and_always_resumes(tm, ds, live, monkeypatch):
+    log, vm = live
+    vm()
+    disk = _overlay_disk(tm, ds)
+    monkeypatch.setenv("VIRSH_FAIL", "domfsfreeze")   # no guest agent: the domain is suspended instead
+    res = tm("snap_create_live", "node1:%s" % disk, "0", "5", LIBVIRT_URI="qemu+ssh://x/system")
+    assert res.rc == 0, res
+    calls = [line for line in log.read_text().splitlines() if not line.startswith("<")]
+    tmp = log.with_name("virsh.log.files").read_text().strip()
+    assert calls == ["-c qemu+ssh://x/system domfsfreeze one-5", "-c qemu+ssh://x/system suspend one-5",
+                     "-c qemu+ssh://x/system snapshot-create one-5 --disk-only --atomic --no-metadata "
+                     "--reuse-external --xmlfile " + tmp,
+                     "-c qemu+ssh://x/system resume one-5"]
+    assert not os.path.exists(tmp), "the domain snapshot XML is a private temp file, removed after use"
+    assert os.readlink(disk) == "disk.0.snap/1"
+
+
+def test_live_snapshot_refused_by_libvirt_leaves_no_overlay_and_thaws(tm, ds, live, monkeypatch):
+    """--atomic: libvirt left the domain on the old file; the new overlay goes (stock leaves it: every retry fails)."""
+    log, vm = live
+    vm()
+    disk = _overlay_disk(tm, ds)
+    monkeypatch.setenv("VIRSH_FAIL", "snapshot-create")
+    res = tm("snap_create_live", "node1:%s" % disk, "0", "5")
+    assert res.rc != 0
+    assert os.readlink(disk) == "disk.0.snap/0" and sorted(os.listdir(str(disk) + ".snap")) == ["0", "disk.0.snap"]
+    assert log.read_text().splitlines()[-1] == "-c qemu:///system domfsthaw one-5"
+    monkeypatch.setenv("VIRSH_FAIL", "")
+    assert tm("snap_create_live", "node1:%s" % disk, "0", "5").rc == 0, "a retry works"
+    assert os.readlink(disk) == "disk.0.snap/1"
+
+
+def test_live_snapshot_nothing_happens_when_the_domain_cannot_be_frozen(tm, ds, live, monkeypatch):
+    log, vm = live
+    vm()
+    disk = _overlay_disk(tm, ds)
+    monkeypatch.setenv("VIRSH_FAIL", "domfsfreeze suspend")
+    res = tm("snap_create_live", "node1:%s" % disk, "0", "5")
+    assert res.rc != 0 and "Could not domfsfreeze or suspend domain" in res.err
+    assert "snapshot-create" not in log.read_text() and os.readlink(disk) == "disk.0.snap/0"
+
+
+def test_live_snapshot_xml_holds_targets_as_data(tm, ds, live):
+    """A TARGET with quotes and markup is escaped in the domain snapshot XML (stock pastes it in as is)."""
+    import xml.etree.ElementTree as ET
+    log, vm = live
+    vm(targets=("vda", "x'/><disk name='vdz"))
+    disk = _overlay_disk(tm, ds)
+    assert tm("snap_create_live", "node1:%s" % disk, "0", "5").rc == 0
+    doc = ET.fromstring(log.read_text().split("\n", 2)[2].split("\n-c ")[0])
+    assert [(d.get("name"), d.get("snapshot")) for d in doc.iter("disk")] == [
+        ("vda", "external"), ("x'/><disk name='vdz", "no")]
+    assert doc.find("disks/disk/source").get("file") == str(disk) + ".snap/1"
+
+
+def test_live_snapshot_needs_a_deploy_id(tm, ds, live):
+    _log, vm = live
+    vm(deploy_id="")
+    disk = _overlay_disk(tm, ds)
+    res = tm("snap_create_live", "node1:%s" % disk, "0", "5")
+    assert res.rc != 0 and "no DEPLOY_ID" in res.err
