@@ -321,6 +321,13 @@ SSH_CASES = [
                           lcm_state=60)}, ds=SSH_DS,
          steps=[("mv", [LA7 + "/disk.0", LB7 + "/disk.0", VMID, 1]),
                 ("mv", [LA7, LB7, VMID, 0])]),
+    # a running VM's disk snapshot: libvirt's blockcopy (the recording fake of virsh on the host)
+    Case("ssh", "snap-create-live",
+         files=_vm_dir("host-a"),
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, deploy_id="one-7")}, ds=SSH_DS,
+         steps=[("snap_create_live", [LA7 + "/disk.0", 0, VMID, 0]),
+                ("snap_create_live", [LA7 + "/disk.0", 1, VMID, 0]),
+                ("snap_delete", [LA7 + "/disk.0", 0, VMID, 0])]),
     Case("ssh", "same-storage-two-names",
          files=[("fe", SH_SYS + "/7/disk.0", "raw", 16), ("fe", SH_SYS + "/7/deployment.0", "raw", 1)],
          vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=100, host="host-b", prev=("host-a", 100),

@@ -275,3 +275,53 @@ def test_replica_host_comes_from_the_vms_system_datastore(tm, ds, tmp_path, monk
     assert "to the replica" in res.err, res
     assert filecmp.cmp(ds / "1" / "img-b", dst, shallow=False)
     assert "onedatastore show -x 100" in (fake / "calls.log").read_text()
+
+
+# --------------------------------------------------------------------------- live snapshots (virsh blockcopy)
+
+FAKE_VIRSH = """#!/bin/sh
+# Recording TEST DOUBLE of virsh: logs its argv; the first $VIRSH_FAILS calls fail with $VIRSH_ERROR.
+printf '%s\\n' "$*" >>"$VIRSH_LOG"
+n=$(wc -l <"$VIRSH_LOG")
+if [ "$n" -le "${VIRSH_FAILS:-0}" ]; then echo "error: $VIRSH_ERROR" >&2; exit 1; fi
+exit 0
+"""
+
+
+@pytest.fixture
+def virsh(tmp_path, monkeypatch):
+    tools = tmp_path / "virsh-bin"
+    tools.mkdir()
+    (tools / "virsh").write_text(FAKE_VIRSH)
+    (tools / "virsh").chmod(0o755)
+    (tools / "onevm").write_text("#!/bin/sh\necho '<VM><ID>5</ID><DEPLOY_ID>one-5</DEPLOY_ID></VM>'\n")
+    (tools / "onevm").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tools, os.environ["PATH"]))
+    log = tmp_path / "virsh.log"
+    log.touch()
+    monkeypatch.setenv("VIRSH_LOG", str(log))
+    return log
+
+
+def test_live_snapshot_is_a_blockcopy_retried_while_another_block_job_runs(tm, ds, virsh, monkeypatch):
+    vm_dir = ds / "0" / "5"
+    vm_dir.mkdir(parents=True)
+    make_sparse(str(vm_dir / "disk.0"), 4 * MiB, data_at=(0,))
+    monkeypatch.setenv("VIRSH_FAILS", "1")
+    monkeypatch.setenv("VIRSH_ERROR", "block copy still active: disk 'vda' already in active block job")
+    res = tm("snap_create_live", "node1:%s/disk.0" % vm_dir, "0", "5", ONE_LOOKUP="yes")
+    assert res.rc == 0, res
+    call = "-q -c qemu:///system blockcopy one-5 --path %s/disk.0 --dest %s/disk.0.snap/0 --wait --finish" % (
+        vm_dir, vm_dir)
+    assert virsh.read_text().splitlines() == [call, call]
+
+
+def test_live_snapshot_fails_at_once_on_another_libvirt_error(tm, ds, virsh, monkeypatch):
+    vm_dir = ds / "0" / "5"
+    vm_dir.mkdir(parents=True)
+    make_sparse(str(vm_dir / "disk.0"), 4 * MiB, data_at=(0,))
+    monkeypatch.setenv("VIRSH_FAILS", "9")
+    monkeypatch.setenv("VIRSH_ERROR", "failed to get domain 'one-5'")
+    res = tm("snap_create_live", "node1:%s/disk.0" % vm_dir, "0", "5", ONE_LOOKUP="yes")
+    assert res.rc != 0 and "failed to get domain" in res.err
+    assert len(virsh.read_text().splitlines()) == 1
