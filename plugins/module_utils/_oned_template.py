@@ -805,14 +805,17 @@ def _to_str(value, what):
 _OPT_WORD_RE = re.compile(r'\S+')
 
 
-def edit_option_words(args, option, add=(), remove=()):
-    # type: (str, str, Sequence[str], Sequence[str]) -> Tuple[str, List[str], List[str]]
+def edit_option_words(args, option, add=(), remove=(), if_present=False):
+    # type: (str, str, Sequence[str], Sequence[str], bool) -> Tuple[str, List[str], List[str]]
     """Add/remove words of the comma list that follows ``option`` in an ARGUMENTS string.
 
-    Returns ``(new_args, added, removed)``; only the list token changes.
+    Returns ``(new_args, added, removed)``; only the list token changes. ``if_present``: leave ARGUMENTS
+    alone when it has no ``option`` (a release whose driver does not know the option).
     """
     tokens = [(m.start(), m.end(), m.group()) for m in _OPT_WORD_RE.finditer(args)]
     idx = [k for k, t in enumerate(tokens) if t[2] == option]
+    if if_present and not idx:
+        return args, [], []
     have_list = False
     words = []  # type: List[str]
     if idx:
@@ -872,9 +875,10 @@ def check_driver_names(what, option, add=(), remove=()):
                 raise TemplateError('%s.%s: %r is not a driver name (letters, digits, _ . - only)' % (what, key, w))
 
 
-def edit_drivers(doc, attribute, option='-d', add=(), remove=()):
-    # type: (Document, str, str, Sequence[str], Sequence[str]) -> List[str]
-    """Add/remove drivers in the ``option`` list of the ARGUMENTS of the single ``attribute`` vector."""
+def edit_drivers(doc, attribute, option='-d', add=(), remove=(), if_present=False):
+    # type: (Document, str, str, Sequence[str], Sequence[str], bool) -> List[str]
+    """Add/remove drivers in the ``option`` list of the ARGUMENTS of the single ``attribute`` vector
+    (``if_present``: only when ARGUMENTS has the option)."""
     check_driver_names('drivers[%s]' % attribute, option, add, remove)
     nodes = doc.find(attribute)
     if not nodes:
@@ -895,7 +899,7 @@ def edit_drivers(doc, attribute, option='-d', add=(), remove=()):
             raise TemplateError('%s: %s at %s has no ARGUMENTS' % (doc.path, attribute, doc.where(node)))
         raise TemplateError('%s: %s at %s has ARGUMENTS more than once' % (doc.path, attribute, doc.where(node)))
     argp = found[0]
-    new_args, added, removed = edit_option_words(argp.value, option, add, remove)
+    new_args, added, removed = edit_option_words(argp.value, option, add, remove, if_present)
     changes = []  # type: List[str]
     if not added and not removed:
         return changes
@@ -1140,7 +1144,8 @@ def apply_edits(doc, drivers=None, blocks=None, attributes=None, lists=None):
         check_driver_names('drivers[%d] (%s)' % (n, d['attribute']), d.get('option') or '-d', d.get('add') or (),
                            d.get('remove') or ())
     for d in drivers or ():
-        changes.extend(edit_drivers(doc, d['attribute'], d.get('option') or '-d', d.get('add') or (), d.get('remove') or ()))
+        changes.extend(edit_drivers(doc, d['attribute'], d.get('option') or '-d', d.get('add') or (), d.get('remove') or (),
+                                    bool(d.get('if_present'))))
     for b in blocks or ():
         changes.extend(edit_block(doc, b['attribute'], b.get('match'), b.get('set'), b.get('unset'),
                                   b.get('state') or 'present', bool(b.get('raw'))))

@@ -61,6 +61,13 @@ options:
         type: list
         elements: str
         default: []
+      if_present:
+        description:
+          - Edit the list only when C(ARGUMENTS) already has O(drivers[].option); otherwise leave it as it is.
+          - For options that only some releases' drivers know, such as C(-s) of C(DATASTORE_MAD) (the transfer
+            drivers whose system datastores oned monitors, OpenNebula 5.x and later).
+        type: bool
+        default: false
   blocks:
     description: Vector attributes (C(KEY = [ K = V, ... ])).
     type: list
@@ -244,6 +251,7 @@ def argument_spec():
             option=dict(type='str', default='-d'),
             add=dict(type='list', elements='str', default=[]),
             remove=dict(type='list', elements='str', default=[]),
+            if_present=dict(type='bool', default=False),
         )),
         blocks=dict(type='list', elements='dict', default=[], options=dict(
             attribute=dict(type='str', required=True),

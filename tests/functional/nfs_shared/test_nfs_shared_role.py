@@ -288,6 +288,13 @@ def test_oned_conf_of_every_layout(tmp_path, version, layout, sqlite):
         confs = [b for b in re.findall(r"^TM_MAD_CONF\s*=\s*\[(.*?)\]", live, re.M | re.S) if '"nfs_shared"' in b]
         assert len(confs) == (1 if layout == "tm_mad_conf" else 0)
         assert (tmp_path / "remotes" / "tm" / "nfs_shared" / "clone").is_file()
+        # oned monitors system datastores through DATASTORE_MAD for the drivers of its -s list (5.x on)
+        ds_args = re.search(r"^DATASTORE_MAD\s*=\s*\[[^\]]*?arguments\s*=\s*\"([^\"]*)\"", live,
+                            re.M | re.I | re.S).group(1)
+        if version in ("3.8.5", "4.14.2"):
+            assert " -s " not in ds_args, "a release without -s is left alone"
+        else:
+            assert re.search(r"-s\s+(\S+)", ds_args).group(1).split(",").count("nfs_shared") == 1
     second = playbook(tmp_path, ONED_PLAYBOOK, *args)
     assert second.returncode == 0, second.stdout + second.stderr
     assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\b", second.stdout), second.stdout

@@ -65,3 +65,15 @@ def test_oned_monitors_the_image_datastore():
     """oned's own monitoring (MONITORING_INTERVAL_DATASTORE=60 in the lab) through DS_MAD fs's monitor."""
     free = wait("FREE_MB of nfs_images", lambda: int(xml("onedatastore", "show", "nfs_images").findtext("FREE_MB")))
     assert free > 0
+
+
+def test_oned_monitors_the_system_datastore_through_our_driver():
+    """The role put nfs_shared in DATASTORE_MAD's -s list: oned monitors the shared system datastore with our
+    monitor action (without it oned logs "System datastore driver 'nfs_shared' not available" every minute)."""
+    free = wait("FREE_MB of nfs_system", lambda: int(xml("onedatastore", "show", "nfs_system").findtext("FREE_MB")))
+    assert free > 0
+    log = FE.run("grep -c \"System datastore driver 'nfs_shared' not available\" /var/lib/one/oned.log").stdout.strip()
+    since = FE.run("grep -n 'Log level' /var/lib/one/oned.log | tail -n 1 | cut -d: -f1").stdout.strip()
+    after = FE.run("tail -n +%s /var/lib/one/oned.log | grep -c \"System datastore driver 'nfs_shared' not available\"",
+                   since or "1").stdout.strip()
+    assert after == "0", (log, after)

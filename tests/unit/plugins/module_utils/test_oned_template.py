@@ -194,6 +194,13 @@ def test_boolean_values_are_rejected_with_a_hint():
 
 # ---------------------------------------------------------------- drivers
 
+def test_option_words_if_present_leaves_a_release_without_the_option_alone():
+    assert edit_option_words("-t 15 -d dummy,fs", "-s", ["nfs_shared"], if_present=True) == ("-t 15 -d dummy,fs", [], [])
+    assert edit_option_words("-t 15 -d fs -s shared", "-s", ["nfs_shared"], if_present=True) == (
+        "-t 15 -d fs -s shared,nfs_shared", ["nfs_shared"], [])
+    assert edit_option_words("-t 15 -d dummy,fs", "-s", ["nfs_shared"]) == ("-t 15 -d dummy,fs -s nfs_shared", ["nfs_shared"], [])
+
+
 def test_option_words_change_only_the_list():
     args = "-t 15 -d dummy,lvm -s shared,ssh"
     assert edit_option_words(args, "-d", ["storpool"]) == ("-t 15 -d dummy,lvm,storpool -s shared,ssh", ["storpool"], [])
