@@ -11,7 +11,7 @@ HOSTS = {"olc-h1": H1, "olc-h2": H2}
 DATASTORES = "/var/lib/one/datastores"
 
 # VM states and LCM states of OpenNebula 7.4 (include/VirtualMachine.h)
-HOLD, ACTIVE, STOPPED, DONE, POWEROFF, UNDEPLOYED = 2, 3, 4, 6, 8, 9
+PENDING, HOLD, ACTIVE, STOPPED, DONE, POWEROFF, UNDEPLOYED = 1, 2, 3, 4, 6, 8, 9
 RUNNING = 3
 
 
