@@ -41,3 +41,22 @@ netns_down() {
 
 # Run a command inside the lab namespace.
 in_lab() { nsenter --net="$LAB_NETNS" -- "$@"; }
+
+# Install Debian packages into the tree ROOTFS with apt-get in a chroot: the host's network reaches
+# the mirror there (the lab's containers never do). Services are kept from starting; /proc and /dev
+# are mounted for apt and unmounted again. chroot_apt ROOTFS LOG PACKAGE...  (fails with LOG's tail)
+chroot_apt() {
+  local rootfs=$1 logf=$2 rc=0
+  shift 2
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  mount -t proc proc "$rootfs/proc"
+  mount --rbind /dev "$rootfs/dev"
+  chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+    sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"' sh "$@" >"$logf" 2>&1 || rc=$?
+  umount -l "$rootfs/dev" "$rootfs/proc"
+  rm -f "$rootfs/usr/sbin/policy-rc.d"
+  [ "$rc" -eq 0 ] || tail -30 "$logf" >&2
+  return "$rc"
+}

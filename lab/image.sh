@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the lab's base image with debootstrap (no registry is reachable) and
 # load it with `podman import`. The tag carries a hash of the recipe (this
-# script and image-packages.txt), so the image is rebuilt only when the recipe
+# script, common.sh and image-packages.txt), so the image is rebuilt only when the recipe
 # changes. Prints the image reference on stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
 suite=${LAB_SUITE:-bookworm}
-recipe_hash=$(cat "$here/image.sh" "$here/image-packages.txt" | sha256sum | cut -c1-12)
+recipe_hash=$(cat "$here/image.sh" "$here/image-packages.txt" "$here/common.sh" | sha256sum | cut -c1-12)
 image="localhost/nebula-lab:${suite}-${recipe_hash}"
 
 if podman image exists "$image"; then
@@ -44,24 +44,15 @@ log "debootstrap $suite from $mirror into $rootfs"
 debootstrap --variant=minbase --include=apt-utils,gnupg "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; die "debootstrap of $suite from $mirror failed"; }
 
-# Services must not start inside the chroot while packages are installed.
-printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
-chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
 cat >"$rootfs/etc/apt/sources.list" <<SRC
 deb $mirror $suite main
 deb $mirror ${suite}-updates main
 SRC
-cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
-mount -t proc proc "$rootfs/proc"
-mount --rbind /dev "$rootfs/dev"
 
 mapfile -t pkgs < <(grep -Ev '^\s*(#|$)' "$here/image-packages.txt")
 log "installing ${#pkgs[@]} packages"
-chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-  sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"' sh "${pkgs[@]}" \
-  >"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log" >&2; die "package installation in the lab image failed"; }
+chroot_apt "$rootfs" "$work/apt.log" "${pkgs[@]}" || die "package installation in the lab image failed"
 
-umount -l "$rootfs/dev" "$rootfs/proc"
 # shellcheck disable=SC2016  # the script runs inside the chroot, unexpanded here
 chroot "$rootfs" sh -c '
   apt-get clean

@@ -4,9 +4,10 @@
 # the ready prefix the lab uses is never a black box, then run the oned_lifecycle
 # scenario against an image made from the rebuilt prefix. Not part of make test:
 # about 1,000 s of CPU.
-#   The build runs in a container from the lab image (host network: apt reaches
-#   the mirror there, as lab/image.sh's chroot does), its tree in
-#   .cache/oned-build (818 MB with objects; removed with make clean).
+#   The build runs in a chroot of a container file system from the lab image (apt
+#   reaches the mirror from the host's network, as in lab/image.sh; no container
+#   is given a network), its tree in .cache/oned-build (818 MB with objects;
+#   removed with make clean).
 #   ONED_BUILD_ONLY=1 stops after the build.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,13 +23,32 @@ mkdir -p "$build"
 base=$("$root/lab/image.sh")
 
 t0=$SECONDS
-log "building oned from $(basename "$src") in a container from $base (log: $build/build.log)"
-# shellcheck disable=SC2016  # runs inside the container
-podman run --rm --network host -v "$src:/src.tar.gz:ro" -v "$build:/build" "$base" bash -ec '
-  export DEBIAN_FRONTEND=noninteractive LC_ALL=C
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends scons g++ pkg-config libxmlrpc-c++8-dev \
-      libcurl4-openssl-dev libsqlite3-dev libssl-dev libxml2-dev zlib1g-dev ruby xz-utils >/dev/null
+# The build runs in a chroot of a container's file system from the lab image: apt reaches the mirror
+# from the host's network (as lab/image.sh's chroot does); no container gets a network.
+ctr="nebula-oned-build-$$"
+rootfs=""
+cleanup() {
+  if [ -n "$rootfs" ]; then
+    for m in build src.tar.gz proc dev; do
+      if mountpoint -q "$rootfs/$m" 2>/dev/null; then umount -l "$rootfs/$m" || true; fi
+    done
+  fi
+  podman unmount "$ctr" >/dev/null 2>&1 || true
+  podman rm -f "$ctr" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+podman create --name "$ctr" --network none "$base" >/dev/null
+rootfs=$(podman mount "$ctr")
+log "building oned from $(basename "$src") in a chroot of $base (log: $build/build.log)"
+chroot_apt "$rootfs" "$build/apt.log" scons g++ pkg-config libxmlrpc-c++8-dev libcurl4-openssl-dev \
+  libsqlite3-dev libssl-dev libxml2-dev zlib1g-dev ruby xz-utils || die "the build packages could not be installed"
+mkdir -p "$rootfs/build"
+: >"$rootfs/src.tar.gz"
+mount --bind "$build" "$rootfs/build"
+mount --bind -o ro "$src" "$rootfs/src.tar.gz"
+mount -t proc proc "$rootfs/proc"
+# shellcheck disable=SC2016  # runs inside the chroot
+chroot "$rootfs" /usr/bin/env LC_ALL=C bash -ec '
   rm -rf /build/opennebula-7.4.0 /build/one
   tar -xzf /src.tar.gz -C /build
   cd /build/opennebula-7.4.0
@@ -45,6 +65,9 @@ podman run --rm --network host -v "$src:/src.tar.gz:ro" -v "$build:/build" "$bas
   tar -C /build -cJf /build/prefix.tar.xz one
   rm -rf /build/one
 ' >"$build/build.log" 2>&1 || { tail -30 "$build/build.log" >&2; die "building oned from source failed"; }
+cleanup
+rootfs=""
+trap - EXIT
 mv "$build/prefix.tar.xz" "$out"
 log "built $out in $((SECONDS - t0)) s"
 [ "${ONED_BUILD_ONLY:-0}" = 1 ] && exit 0

@@ -22,7 +22,7 @@ prefix_tar=${LAB_ONED_PREFIX:-${NEBULA_FIXTURES:-$root/../shared/fixtures}/openn
 [ -r "$prefix_tar" ] || die "OpenNebula prefix tarball not found: $prefix_tar (set LAB_ONED_PREFIX=)"
 base=$("$here/../image.sh")
 prefix_sum=$(sha256sum "$prefix_tar" | cut -d' ' -f1)
-recipe_hash=$({ cat "$here/image.sh" "$here/packages.txt" "$here/opennebula.service" "$here/oned-wait-ready" "$here/oned-lab-start"
+recipe_hash=$({ cat "$here/image.sh" "$here/../common.sh" "$here/packages.txt" "$here/opennebula.service" "$here/oned-wait-ready" "$here/oned-lab-start"
                 echo "$base $prefix_sum"; } | sha256sum | cut -c1-12)
 image="localhost/nebula-lab-oned:${base##*:}-${recipe_hash}"
 
@@ -58,18 +58,11 @@ podman create --name "$ctr" --network none "$base" >/dev/null
 rootfs=$(podman mount "$ctr")
 log "building $image from $base in $rootfs"
 
-printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
-chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
-cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
-mount -t proc proc "$rootfs/proc"
-mount --rbind /dev "$rootfs/dev"
 mapfile -t pkgs < <(grep -Ev '^\s*(#|$)' "$here/packages.txt")
 log "installing ${#pkgs[@]} runtime packages"
-chroot "$rootfs" /usr/bin/env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-  sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" && apt-get clean' sh "${pkgs[@]}" \
-  >"/var/tmp/$ctr.log" 2>&1 || { tail -30 "/var/tmp/$ctr.log" >&2; die "runtime packages of oned could not be installed"; }
-umount -l "$rootfs/dev" "$rootfs/proc"
-rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs/usr/sbin/policy-rc.d"
+chroot_apt "$rootfs" "/var/tmp/$ctr.log" "${pkgs[@]}" || die "runtime packages of oned could not be installed"
+chroot "$rootfs" apt-get clean
+rm -rf "$rootfs"/var/lib/apt/lists/*
 : >"$rootfs/etc/resolv.conf"
 
 log "extracting $(basename "$prefix_tar")"
