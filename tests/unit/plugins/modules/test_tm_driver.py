@@ -163,8 +163,8 @@ def test_installed_executables_run(run_module, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert dst.read_bytes() == src.read_bytes()
     assert "INFO: clone: Cloning" in proc.stderr
-    proc = subprocess.run([sys.executable, str(dest / "tm" / "nfs_shared" / "snap_create_live"), "x:/a/b", "0", "5"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, str(dest / "tm" / "nfs_shared" / "prebackup"), "x:/a/b", "0", "d", "5", "1",
+                           "100"], capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "not supported" in proc.stderr
 
 
