@@ -38,13 +38,13 @@ from ansible_collections.nebula.storage.plugins.module_utils.tm import rc as tm_
 
 MiB = 1 << 20
 
-# The same entry point tm_driver installs: the runtime as a plain package in lib/.
-RUNNER = """
-import os, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "lib"))
-from nebula_tm.registry import main
-sys.exit(main("nfs_shared", "clone", sys.argv[1:], rc_path={rc!r}))
-"""
+# The entry point tm_driver installs (its shebang included): the runtime as a plain package in lib/.
+from ansible_collections.nebula.storage.plugins.modules import tm_driver  # noqa: E402
+
+
+def runner_text(rc_path):
+    return tm_driver.EXECUTABLE.format(action="clone", driver="nfs_shared", protocol="7", package="nebula_tm",
+                                       rc_path=repr(str(rc_path)), interpreter=tm_driver.interpreter())
 
 
 def make_image(path: Path, size: int, data: int) -> None:
@@ -125,7 +125,8 @@ def main() -> int:
         rc_file = work / "nfs_sharedrc"
         rc_file.write_text(tm_rc.render_rc({"LOCK_DIR": str(work / "locks")}))
         runner = work / "clone.py"
-        runner.write_text(RUNNER.format(rc=str(rc_file)))
+        runner.write_text(runner_text(rc_file))
+        runner.chmod(0o755)
         shutil.copytree(ROOT / "plugins" / "module_utils" / "tm", work / "lib" / "nebula_tm",
                         ignore=shutil.ignore_patterns("__pycache__"))
         out = work / "out"
@@ -137,10 +138,10 @@ def main() -> int:
         print("local clone (best of %d, runs interleaved):" % args.repeat)
         local = {
             "cp": lambda: subprocess.run(["cp", "--sparse=auto", str(src), str(out / "cp.img")], check=True),
-            "action": lambda: subprocess.run([sys.executable, str(runner), "fe:%s" % src,
+            "action": lambda: subprocess.run([str(runner), "fe:%s" % src,
                                               "localhost:%s" % (out / "disk.0"), "0", "1"], check=True),
             "engine": lambda: tm_copy.copy_local(str(src), str(out / "engine.img")),
-            "start": lambda: subprocess.run([sys.executable, str(runner)], stderr=subprocess.DEVNULL, check=False),
+            "start": lambda: subprocess.run([str(runner)], stderr=subprocess.DEVNULL, check=False),
         }
         best = interleaved(local, args.repeat, clean)
         t_cp = best["cp"]
@@ -170,7 +171,7 @@ def main() -> int:
             print("remote clone to 127.0.0.1 over ssh (best of %d, runs interleaved):" % rounds)
             remote = {
                 "tar": lambda: sh("tar -C %s -cSf - image.raw | %s 127.0.0.1 tar -C %s -xSf -" % (work, ssh, out)),
-                "ours": lambda: subprocess.run([sys.executable, str(runner), "fe:%s" % src,
+                "ours": lambda: subprocess.run([str(runner), "fe:%s" % src,
                                                 "127.0.0.1:%s" % (out / "disk.0"), "0", "1"], check=True),
             }
             best = interleaved(remote, rounds, clean)

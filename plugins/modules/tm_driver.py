@@ -167,8 +167,17 @@ RUNTIME_MODULES = [
 ]
 DEFAULT_DEST = {"remotes": "/var/lib/one/remotes", "legacy": "/usr/lib/one/tm_commands"}
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SYSTEM_PYTHON = "/usr/bin/python3"
 
-EXECUTABLE = '''#!/usr/bin/env python3
+
+def interpreter():
+    """The actions' shebang: the system Python 3 with -S where it is at /usr/bin/python3 (the runtime needs only
+    the standard library, and skipping site saves about 20 ms of every action's start), else env's python3."""
+    if os.access(SYSTEM_PYTHON, os.X_OK):
+        return SYSTEM_PYTHON + " -S"
+    return "/usr/bin/env python3"
+
+EXECUTABLE = '''#!{interpreter}
 # -*- coding: utf-8 -*-
 # OpenNebula TM action "{action}" of the {driver} driver ({protocol} protocol).
 # Installed by nebula.storage.tm_driver; changes are overwritten.
@@ -243,7 +252,7 @@ class Installer(object):
             rc_expr = repr(self.rc_path)
             protocol = "3"
         return to_bytes(EXECUTABLE.format(action=action, driver=self.name, protocol=protocol, package=PACKAGE,
-                                          rc_path=rc_expr))
+                                          rc_path=rc_expr, interpreter=interpreter()))
 
     def library_files(self):
         lib = os.path.join(self.base, "lib", PACKAGE)

@@ -27,6 +27,12 @@ def snapshot(root):
     return result
 
 
+def test_actions_without_a_system_python_use_env(monkeypatch):
+    from ansible_collections.nebula.storage.plugins.modules import tm_driver
+    monkeypatch.setattr(tm_driver, "SYSTEM_PYTHON", "/nonexistent/python3")
+    assert tm_driver.interpreter() == "/usr/bin/env python3"
+
+
 def test_install_remotes_layout(run_module, tmp_path):
     res = run_module("tm_driver", {"name": "nfs_shared", "dest": str(tmp_path)})
     assert not res["failed"], res
@@ -37,7 +43,8 @@ def test_install_remotes_layout(run_module, tmp_path):
         path = base / action
         assert str(path) in res["files"]
         assert stat.S_IMODE(path.stat().st_mode) == 0o755
-        assert path.read_text().startswith("#!/usr/bin/env python3\n")
+        # the system Python without site (the runtime is standard library only): about 20 ms less per action
+        assert path.read_text().startswith("#!/usr/bin/python3 -S\n")
     # the installed runtime is byte-for-byte the tested code
     lib = base / "lib" / "nebula_tm"
     for rel in ("__init__.py", "actions.py", "common.py", "copy.py", "rc.py", "registry.py", "drivers/__init__.py",
