@@ -177,6 +177,7 @@ def interpreter():
         return SYSTEM_PYTHON + " -S"
     return "/usr/bin/env python3"
 
+
 EXECUTABLE = '''#!{interpreter}
 # -*- coding: utf-8 -*-
 # OpenNebula TM action "{action}" of the {driver} driver ({protocol} protocol).
