@@ -73,6 +73,11 @@ SCRIPT_MKIMAGE = SH_PRELUDE + 'size=$1; fmt=$2; dst=$3\n' + SH_TEMP + (
 TREE_END = "TM-TREE-END"
 SCRIPT_SEND_TREE = SH_PRELUDE + 'tar -b 2048 -C "$1" -cSf - -- "$2"\nprintf "%s\\n" ' + TREE_END + '\n'
 
+# On a source host: the sender script $1 for the tree $3 in directory $2, into the receiver command that follows
+# (an ssh to the destination host). The pipeline's status is the receiver's, which fails unless the sender's end
+# line came, so a failed sender fails the whole.
+SCRIPT_PIPE_TREE = 'send=$1; dir=$2; name=$3; shift 3\nsh -c "$send" sh "$dir" "$name" | "$@"\n'
+
 # Receive a SCRIPT_SEND_TREE stream holding the file or directory $2 on stdin; it replaces $1.
 SCRIPT_RECV_TREE = SH_PRELUDE + (
     'dst=$1; name=$2\n'
@@ -331,18 +336,28 @@ def pipe(src_argv, dst_argv, msg):
         err_b.close()
 
 
-def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None):
+def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None, direct=False):
     """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically.
 
     The sender (SCRIPT_SEND_TREE) streams ``src`` as tar and an end line; the
     receiver (SCRIPT_RECV_TREE) unpacks it next to ``dst`` and renames it into
     place only when the end line came: never after a sender that failed or was
     stopped, even between two files of the tree.
+
+    Between two hosts that are not this machine the stream goes through this
+    machine, unless ``direct``: then the source host runs the sender into its
+    own ssh to the destination (SCRIPT_PIPE_TREE), as stock ssh/mv does, and
+    the data never crosses the front-end.
     """
-    sender = remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_SEND_TREE, "sh", os.path.dirname(src) or "/",
-                                         os.path.basename(src)])
+    msg = msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst)
+    send_args = [os.path.dirname(src) or "/", os.path.basename(src)]
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
-    pipe(sender, receiver, msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst))
+    if direct and src_host != dst_host and not runs_local(ctx, src_host) and not runs_local(ctx, dst_host):
+        exec_and_log(ctx, remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_PIPE_TREE, "sh", SCRIPT_SEND_TREE]
+                                      + send_args + receiver), msg)
+        return
+    sender = remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_SEND_TREE, "sh"] + send_args)
+    pipe(sender, receiver, msg)
 
 
 # ---------------------------------------------------------------------------

@@ -644,7 +644,9 @@ def _move_local_dir(ctx, src_host, src, dst_host, dst):
         ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst], "Error moving %s to %s in %s" % (src, dst, dst_host))
         return
     log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
-    transfer_tree(ctx, src_host, src, dst_host, dst, "Error copying disk directory to target host")
+    # host to host, as stock ssh/mv (HOST_TO_HOST_COPY=no relays through the front-end)
+    transfer_tree(ctx, src_host, src, dst_host, dst, "Error copying disk directory to target host",
+                  direct=ctx.flag("HOST_TO_HOST_COPY", True))
     do_delete(ctx, src_host, src)
 
 

@@ -514,7 +514,9 @@ def do_mv(ctx, src_host, src, dst_host, dst):
         ssh_script(ctx, dst_host, SCRIPT_MV, [src, dst], "Error moving %s to %s in %s" % (src, dst, dst_host))
         return
     log(ctx, "Moving %s:%s to %s:%s" % (src_host, src, dst_host, dst))
-    transfer_tree(ctx, src_host, src, dst_host, dst)
+    # host to host straight over the hosts' own ssh mesh, as stock ssh/mv; HOST_TO_HOST_COPY=no relays through
+    # the front-end (hosts that cannot reach each other)
+    transfer_tree(ctx, src_host, src, dst_host, dst, direct=ctx.flag("HOST_TO_HOST_COPY", True))
     do_delete(ctx, src_host, src)
 
 

@@ -325,3 +325,67 @@ def test_live_snapshot_fails_at_once_on_another_libvirt_error(tm, ds, virsh, mon
     res = tm("snap_create_live", "node1:%s/disk.0" % vm_dir, "0", "5", ONE_LOOKUP="yes")
     assert res.rc != 0 and "failed to get domain" in res.err
     assert len(virsh.read_text().splitlines()) == 1
+
+
+VIA_SSH = """#!/bin/sh
+# TEST DOUBLE around fake_ssh: logs "FROM>TO" for every ssh, FROM being the host whose shell ran it ("fe" for the
+# front-end), then runs the command as fake_ssh does.
+to=""; prev=""
+for a in "$@"; do [ "$prev" = "--" ] && to=$a; prev=$a; done
+printf '%%s>%%s\\n' "${VIA:-fe}" "$to" >> "%(log)s"
+# CUT=HOST: an ssh that HOST runs passes on only the first 64 KiB of its input (a link cut mid-stream)
+if [ -n "$CUT" ] && [ "${VIA:-fe}" = "$CUT" ]; then
+  head -c 65536 | VIA=$to "%(ssh)s" "$@"
+  exit $?
+fi
+VIA=$to exec "%(ssh)s" "$@"
+"""
+
+
+@pytest.fixture
+def via_ssh(tmp_path, fake_ssh):
+    path = tmp_path / "tools" / "via_ssh"
+    log = tmp_path / "tools" / "via.log"
+    path.write_text(VIA_SSH % {"log": log, "ssh": fake_ssh})
+    path.chmod(0o755)
+    return path, log
+
+
+def _vm_with_disks(ds, vmid):
+    vm = ds / "100" / str(vmid)
+    vm.mkdir()
+    make_sparse(str(vm / "disk.0"), 4 * MiB, data_at=(MiB,))
+    (vm / "disk.1").write_bytes(b"volatile")
+    return vm
+
+
+def test_mv_between_hosts_goes_host_to_host(tm, ds, via_ssh):
+    """Issue 13 item 12: the VM directory streams from the source host straight to the destination host over
+    the hosts' own ssh (stock ssh/mv), not through the front-end; HOST_TO_HOST_COPY=no relays as before."""
+    ssh, log = via_ssh
+    vm = _vm_with_disks(ds, 41)
+    dst = ds / "101" / "41"
+    assert tm("mv", "host2:%s" % vm, "host3:%s" % dst, "41", "100", SSH=str(ssh)).rc == 0
+    assert (dst / "disk.1").read_bytes() == b"volatile" and allocated(str(dst / "disk.0")) < 2 * MiB
+    assert not vm.exists()
+    # .monitor read on host2, made on host3; the stream host2 -> host3; the source deleted on host2
+    assert log.read_text().split() == ["fe>host2", "fe>host3", "fe>host2", "host2>host3", "fe>host2"]
+    log.write_text("")
+    assert tm("mv", "host3:%s" % dst, "host2:%s" % vm, "41", "100", SSH=str(ssh), HOST_TO_HOST_COPY="no").rc == 0
+    # the same, with the stream relayed: sender and receiver both started by the front-end (at once: any order)
+    assert sorted(log.read_text().split()) == ["fe>host2", "fe>host2", "fe>host3", "fe>host3", "fe>host3"]
+    assert (vm / "disk.1").read_bytes() == b"volatile" and not dst.exists()
+
+
+def test_mv_host_to_host_that_fails_leaves_both_sides_as_they_were(tm, ds, via_ssh):
+    """A stream cut between the two hosts carries no end line: the destination host's receiver keeps its old
+    directory, the action fails, and the source is not deleted."""
+    ssh, log = via_ssh
+    vm = _vm_with_disks(ds, 42)
+    dst = ds / "101" / "42"
+    dst.mkdir(parents=True)
+    (dst / "old").write_text("keep")
+    res = tm("mv", "host2:%s" % vm, "host3:%s" % dst, "42", "100", SSH="env CUT=host2 %s" % ssh)
+    assert res.rc != 0 and "ended early" in res.err, res
+    assert "host2>host3" in log.read_text().split()
+    assert sorted(os.listdir(dst)) == ["old"] and (vm / "disk.1").exists()
