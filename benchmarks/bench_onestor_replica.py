@@ -5,7 +5,7 @@ N hosts (default 4) clone the same image (default 1 GiB of data) at the same
 time, as oned starts the clones of N VMs:
 
 baseline: no REPLICA_HOST: N front-end -> host copies (the stock ssh driver's path);
-onestor:  REPLICA_HOST set and its cache warm: the hosts pull from the replica.
+onestor:  REPLICA_HOST set and its cache warm: the replica pushes to the hosts.
 
 Every "machine" is an address of a private sshd on loopback (front-end: this
 process; replica 127.0.0.2; hosts 127.0.0.3...), so all copies really go over
@@ -13,8 +13,8 @@ ssh, but they share one disk and two cores: the wall times show the cost of
 the extra hop more than the relief of a front-end uplink, which this machine
 does not have. The number that carries over is the bytes leaving the
 front-end: the sum of ``Transferred: sent N`` of every ssh client the clone
-actions start on the front-end (``ssh -v -E``), which excludes the pulls the
-hosts run inside their own ssh sessions. Goal: 1 image instead of N. Usage:
+actions start on the front-end (``ssh -v -E``), which excludes the pushes the
+replica runs inside its own ssh sessions. Goal: 1 image instead of N. Usage:
 
     .venv/bin/python benchmarks/bench_onestor_replica.py [--size-mib 1024] [--hosts 4]
 """
@@ -161,7 +161,7 @@ def main():
         size = args.size_mib * MiB
         print("baseline (no replica, %d front-end -> host copies): %.2fs, front-end sent %.1f MiB (%.2f images)"
               % (args.hosts, base_wall, base_sent / MiB, base_sent / size))
-        print("onestor  (warm replica cache, hosts pull from it): %.2fs, front-end sent %.1f MiB (%.2f images)"
+        print("onestor  (warm replica cache, the replica pushes to the hosts): %.2fs, front-end sent %.1f MiB (%.2f images)"
               % (our_wall, our_sent / MiB, our_sent / size))
         print("bytes leaving the front-end: onestor/baseline = %.4f (goal: 1/%d of an image at most, warm: ~0)"
               % ((our_sent / base_sent) if base_sent else float("nan"), args.hosts))

@@ -336,7 +336,7 @@ def pipe(src_argv, dst_argv, msg):
         err_b.close()
 
 
-def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None, direct=False):
+def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None, direct=False, dst_ctx=None, dst_address=None):
     """Copy file or directory ``src_host:src`` to ``dst_host:dst`` with tar (holes kept), atomically.
 
     The sender (SCRIPT_SEND_TREE) streams ``src`` as tar and an end line; the
@@ -347,11 +347,16 @@ def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None, direct=False):
     Between two hosts that are not this machine the stream goes through this
     machine, unless ``direct``: then the source host runs the sender into its
     own ssh to the destination (SCRIPT_PIPE_TREE), as stock ssh/mv does, and
-    the data never crosses the front-end.
+    the data never crosses the front-end. That ssh uses ``dst_ctx``'s ssh
+    settings (default: ``ctx``'s) and reaches ``dst_host`` at ``dst_address``
+    (default: its name).
     """
     msg = msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst)
     send_args = [os.path.dirname(src) or "/", os.path.basename(src)]
     receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
+    if direct and src_host != dst_host and not runs_local(ctx, src_host) and not runs_local(ctx, dst_host):
+        receiver = remote_argv(dst_ctx or ctx, dst_address or dst_host,
+                               ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
     if direct and src_host != dst_host and not runs_local(ctx, src_host) and not runs_local(ctx, dst_host):
         exec_and_log(ctx, remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_PIPE_TREE, "sh", SCRIPT_SEND_TREE]
                                       + send_args + receiver), msg)

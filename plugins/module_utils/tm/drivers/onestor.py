@@ -21,15 +21,19 @@ renamed into place only when complete.
   fits ``REPLICA_MAX_SIZE_MB`` (or, when that is empty, ``REPLICA_MAX_USED_PERC``
   of the filesystem). An image in use is pinned (a shared flock on the
   front-end, from its check until its pull ends) and never evicted.
-* Replica -> hypervisor: the hypervisor pulls the copy from the replica over ssh
-  (``REPLICA_STORAGE_IP`` of the replica's host when set, ``REPLICA_SSH_OPTS``),
-  with ``tar -S``; a local sparse copy when the replica is the hypervisor.
+* Replica -> hypervisor: the replica pushes the copy to the hypervisor over
+  ssh, as stock ssh/clone.replica: to the hypervisor's ``REPLICA_STORAGE_IP``
+  (its address on the storage network, from its host template; else its
+  name), with ``REPLICA_SSH_OPTS``; ``tar -S`` into a temp name, renamed into
+  place only when the whole stream arrived. A local sparse copy when the
+  replica is the hypervisor. ``REPLICA_SSH_FE_OPTS`` applies to the front-end
+  -> replica copy only.
 
 ``REPLICA_HOST`` comes from the template of the VM's system datastore (the
 last history record's DS_ID, from ``onevm show -x``; for clone and ln the DSID
-argument is the image datastore) and ``REPLICA_STORAGE_IP`` from the replica's
-host template, read with ``onedatastore show -x`` / ``onehost show -x`` as the
-stock scripts read them. rc keys
+argument is the image datastore) and ``REPLICA_STORAGE_IP`` from the
+destination hypervisor's host template, read with ``onedatastore show -x`` /
+``onehost show -x`` as the stock scripts read them. rc keys
 ``DS_<ID>_REPLICA_HOST`` and ``HOST_<NAME>_REPLICA_STORAGE_IP`` override them
 (``ONE_LOOKUP=no``: rc keys only). The ``REPLICA_*`` tuning keys are read from
 the driver's rc file, then from ``TUNING_RC`` (the stock ``sshrc``).
@@ -39,7 +43,6 @@ __metaclass__ = type
 
 import os
 import re
-import shlex
 import tempfile
 from contextlib import ExitStack, contextmanager
 
@@ -164,24 +167,6 @@ cmd, args = sys.argv[1], sys.argv[2:]
 sys.exit({"check": check, "setsum": setsum, "list": listing, "remove": remove}[cmd](*args))
 '''
 
-# On the hypervisor: pull $3 (a file name inside the tar stream) from the
-# replica $2 with the ssh argv "$@" (after shift 4) running the remote command
-# $4, into $1. The ssh status is kept in a file: sh has no pipefail.
-SCRIPT_PULL = SH_PRELUDE + (
-    'dst=$1; addr=$2; name=$3; rcmd=$4; shift 4\n'
-    'd=$(dirname -- "$dst"); mkdir -p -- "$d"\n'
-    't=$(mktemp -d "$d/.$(basename -- "$dst").tmpull-XXXXXX")\n'
-    "trap 'rm -rf -- \"$t\"' EXIT\n"
-    "trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP\n"
-    '{ s=0; "$@" -- "$addr" "$rcmd" || s=$?; echo "$s" > "$t/.ssh-rc"; } | tar -b 2048 -B -C "$t" -xSf - || true\n'
-    's=$(cat "$t/.ssh-rc" 2>/dev/null || echo 255)\n'
-    'if [ "$s" != 0 ] || [ ! -f "$t/$name" ]; then\n'
-    '  echo "copy from replica $addr failed (ssh status $s)" >&2; exit 1\n'
-    'fi\n'
-    'chmod 0644 "$t/$name"\n'
-    'mv -fT -- "$t/$name" "$dst"\n'
-)
-
 SCRIPT_MV = SH_PRELUDE + (
     'if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo "Source $1 does not exist" >&2; exit 1; fi\n'
     'mkdir -p -- "$(dirname -- "$2")"\n'
@@ -269,8 +254,11 @@ def system_datastore(ctx, vmid, fallback):
     return int(value) if value.isdigit() else fallback
 
 
-def replica_address(ctx, host):
-    """The address hypervisors use to reach replica ``host`` (its REPLICA_STORAGE_IP, else its name)."""
+def storage_address(ctx, host):
+    """The address the replica pushes images to hypervisor ``host`` at: its REPLICA_STORAGE_IP, else its name.
+
+    Stock 7.4 ssh/clone.replica reads REPLICA_STORAGE_IP from the destination host's template.
+    """
     override = ctx.setting("HOST_%s_REPLICA_STORAGE_IP" % _KEY_SAFE.sub("_", host))
     if override is not None or not ctx.flag("ONE_LOOKUP", True):
         return override or host
@@ -452,19 +440,17 @@ def ensure_replica_copy(ctx, src, replica):
 
 
 def copy_from_replica(ctx, replica, cached, host, dst):
-    """Copy ``replica:cached`` to ``host:dst``: locally on the replica, or pulled by the hypervisor."""
+    """Copy ``replica:cached`` to ``host:dst``: locally on the replica, or pushed by the replica to the host."""
     if host == replica or (runs_local(ctx, host) and runs_local(ctx, replica)):
         log(ctx, "Copying %s to %s on the replica itself" % (cached, dst))
         ssh_script(ctx, host, SCRIPT_COPY, [cached, dst], "Error copying %s to %s on %s" % (cached, dst, host))
         return
-    address = replica_address(ctx, replica)
-    log(ctx, "Copying %s:%s to %s:%s" % (address, cached, host, dst))
-    ssh = shlex.split(ctx.setting("SSH", "ssh")) + shlex.split(ctx.setting("SSH_OPTS", "")) + \
-        shlex.split(tuning(ctx, "REPLICA_SSH_OPTS", ""))
-    sender_argv = ["tar", "-b", "2048", "-C", os.path.dirname(cached), "-cSf", "-", "--", os.path.basename(cached)]
-    sender = " ".join(shlex.quote(a) for a in sender_argv)
-    ssh_script(ctx, host, SCRIPT_PULL, [dst, address, os.path.basename(cached), sender] + ssh,
-               "Error copying %s:%s to %s:%s" % (address, cached, host, dst))
+    address = storage_address(ctx, host)
+    log(ctx, "Copying %s:%s to %s:%s" % (replica, cached, address, dst))
+    # REPLICA_SSH_OPTS on the replica's ssh to the hypervisor (stock); the tree protocol commits only whole copies
+    push = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_OPTS", ""))
+    transfer_tree(ctx, replica, cached, host, dst, "Error copying %s:%s to %s:%s" % (replica, cached, address, dst),
+                  direct=True, dst_ctx=push, dst_address=address)
 
 
 def do_clone(ctx, src, host, dst, dsid):

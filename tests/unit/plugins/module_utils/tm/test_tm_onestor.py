@@ -333,6 +333,7 @@ VIA_SSH = """#!/bin/sh
 to=""; prev=""
 for a in "$@"; do [ "$prev" = "--" ] && to=$a; prev=$a; done
 printf '%%s>%%s\\n' "${VIA:-fe}" "$to" >> "%(log)s"
+printf '%%s>%%s %%s\\n' "${VIA:-fe}" "$to" "$*" >> "%(log)s.args"
 # CUT=HOST: an ssh that HOST runs passes on only the first 64 KiB of its input (a link cut mid-stream)
 if [ -n "$CUT" ] && [ "${VIA:-fe}" = "$CUT" ]; then
   head -c 65536 | VIA=$to "%(ssh)s" "$@"
@@ -389,3 +390,38 @@ def test_mv_host_to_host_that_fails_leaves_both_sides_as_they_were(tm, ds, via_s
     assert res.rc != 0 and "ended early" in res.err, res
     assert "host2>host3" in log.read_text().split()
     assert sorted(os.listdir(dst)) == ["old"] and (vm / "disk.1").exists()
+
+
+def test_the_replica_pushes_to_the_hosts_storage_address(tm, ds, tmp_path, via_ssh):
+    """Issue 13 item 16, as stock 7.4 ssh/clone.replica: REPLICA_STORAGE_IP is the *destination host's*
+    attribute, and the replica pushes the image to it with REPLICA_SSH_OPTS; REPLICA_SSH_FE_OPTS only on the
+    front-end's copy to the replica."""
+    ssh, log = via_ssh
+    (tmp_path / "sshrc").write_text('REPLICA_SSH_OPTS="-o Compression=no"\nREPLICA_SSH_FE_OPTS="-o IPQoS=throughput"\n')
+    src, dst = ds / "1" / "img-b", ds / "100" / "7" / "disk.0"
+    res = tm("clone", "fe:%s" % src, "host2:%s" % dst, "7", "100", SSH=str(ssh),
+             HOST_host2_REPLICA_STORAGE_IP="198.18.9.2")
+    assert res.rc == 0, res
+    assert filecmp.cmp(src, dst, shallow=False)
+    assert "Copying %s:%s to 198.18.9.2:%s" % ("replica1", tmp_path / "cache" / "1" / "img-b", dst) in res.err
+    hops = log.read_text().split()
+    assert "replica1>198.18.9.2" in hops and "fe>host2" in hops and not any(h.startswith("host2>") for h in hops)
+    calls = (tmp_path / "tools" / "via.log.args").read_text().splitlines()
+    push = [c for c in calls if c.startswith("replica1>198.18.9.2 ")]
+    to_replica = [c for c in calls if c.startswith("fe>replica1 ")]
+    assert push and all("-o Compression=no" in c and "IPQoS" not in c for c in push), push
+    assert to_replica and all("Compression=no" not in c for c in to_replica), to_replica
+    assert any("-o IPQoS=throughput" in c for c in to_replica), to_replica
+    # without REPLICA_STORAGE_IP the replica reaches the host by its name
+    log.write_text("")
+    assert tm("clone", "fe:%s" % src, "host3:%s" % (ds / "100" / "8" / "disk.0"), "8", "100", SSH=str(ssh)).rc == 0
+    assert "replica1>host3" in log.read_text().split()
+
+
+def test_a_push_cut_short_leaves_no_disk_on_the_host(tm, ds, tmp_path, via_ssh):
+    ssh, _log = via_ssh
+    src, dst = ds / "1" / "img-a", ds / "100" / "7" / "disk.0"
+    res = tm("clone", "fe:%s" % src, "host2:%s" % dst, "7", "100", SSH="env CUT=replica1 %s" % ssh)
+    assert res.rc != 0 and "ended early" in res.err, res
+    assert not dst.exists()
+    assert sorted(p.name for p in dst.parent.iterdir()) == []  # no temp directory left either
