@@ -1,5 +1,5 @@
 """ansible-playbook runs against the lab machines: bad variables fail with a clear message and leave
-every file untouched; oned (the test double) accepts a gfs2clvm datastore; a VG on a loop device."""
+every file untouched; real oned 7.4 (lab/oned) accepts a gfs2clvm datastore; a VG on a loop device."""
 import base64
 import os
 import subprocess
@@ -21,7 +21,7 @@ INVENTORY = textwrap.dedent("""\
       vars:
         ansible_connection: containers.podman.podman
         ansible_python_interpreter: /usr/bin/python3
-        gfs2_clvm_oned_service: oned-double
+        gfs2_clvm_oned_service: opennebula
         gfs2_clvm_manage_services: false
         gfs2_clvm_vg_name: vg-one-san
         gfs2_clvm_gfs2_lv: lv-gfs2
@@ -109,14 +109,14 @@ def test_check_mode_of_a_converged_lab_changes_nothing(tmp_path):
 
 def test_the_role_restarted_oned_after_editing_oned_conf():
     fe = testinfra.get_host("podman://gfs-fe")
-    started = int(fe.check_output("date -d \"$(systemctl show -p ActiveEnterTimestamp --value oned-double)\" +%s"))
+    started = int(fe.check_output("date -d \"$(systemctl show -p ActiveEnterTimestamp --value opennebula)\" +%s"))
     edited = int(fe.check_output("stat -c %Y /etc/one/oned.conf"))
     assert started >= edited
 
 
 def test_oned_accepts_a_gfs2clvm_datastore(tmp_path):
-    # The role restarted oned (the lab's oned TEST DOUBLE) after its oned.conf edit; oned, and the
-    # double, read TM_MAD_CONF/DS_MAD_CONF at start, so the new drivers must be known now.
+    # The role restarted oned (real oned 7.4) after its oned.conf edit; oned reads TM_MAD_CONF/DS_MAD_CONF at
+    # start, so the new drivers must be known now (oned refuses a datastore whose TM_MAD has no TM_MAD_CONF).
     fe = testinfra.get_host("podman://gfs-fe")
     play = """\
         - name: Datastore with the gfs2clvm drivers

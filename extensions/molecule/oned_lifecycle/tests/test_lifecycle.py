@@ -14,14 +14,11 @@ import json
 
 import pytest
 
-from conftest import (ACTIVE, DATASTORES, DONE, FE, HOSTS, PENDING, POWEROFF, RUNNING, STOPPED, UNDEPLOYED,
+from conftest import (ACTIVE, CLI, DATASTORES, DONE, FE, HOSTS, POWEROFF, RUNNING, STOPPED, UNDEPLOYED,
                       one, remove_stale, wait, wait_vm, xml)
 
 SRC = "/var/tmp/olc/base.qcow2"
-
-
-def ds_id(name):
-    return int(xml("onedatastore", "show", name).findtext("ID"))
+ds_id, vm_host = CLI.ds_id, CLI.vm_host
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +54,6 @@ def template(image):
 
 def vm_dir(vmid):
     return "%s/%d/%d" % (DATASTORES, ds_id("nfs_system"), vmid)
-
-
-def vm_host(vmid):
-    return xml("onevm", "show", str(vmid)).findtext("HISTORY_RECORDS/HISTORY[last()]/HOSTNAME")
 
 
 def qemu_info(node, path):
@@ -126,16 +119,7 @@ def test_disk_saveas_in_poweroff(image, template):
 
 
 def _resume_on(vmid, host):
-    """resume of an undeployed or stopped VM makes it PENDING. oned's scheduler places it when it gets to it
-    (seconds, or minutes on a busy lab), so the test deploys it to ``host`` itself unless the scheduler was
-    first. Returns the host it runs on."""
-    one("onevm", "resume", str(vmid))
-    wait("VM %d pending or placed" % vmid,
-         lambda: int(xml("onevm", "show", str(vmid)).findtext("STATE")) in (PENDING, ACTIVE))
-    res = one("onevm", "deploy", str(vmid), host, str(ds_id("nfs_system")), check=False)
-    assert res.rc == 0 or "not available for state" in res.stderr, res.stderr
-    wait_vm(vmid, ACTIVE, RUNNING)
-    return vm_host(vmid)
+    return CLI.resume_on(vmid, host, ds_id("nfs_system"))
 
 
 def _undeploy_resume(image, template):

@@ -1,9 +1,11 @@
 """Verify onestor_replica in the lab: real ssh between containers as oneadmin, real files.
 
-The front-end (ost-fe) runs the installed onestor TM actions exactly as oned
-would (as oneadmin, with OpenNebula 7.x arguments). REPLICA_HOST and
-REPLICA_STORAGE_IP come from the oned TEST DOUBLE (tests/oned_double), which
-the role filled with the datastores and host attributes.
+The front-end (ost-fe) runs the installed onestor TM actions by hand, as oned
+would (as oneadmin, with OpenNebula 7.x arguments), for what oned cannot be
+made to do on demand (a given VM id, a killed sshd mid-copy, a held lock).
+REPLICA_HOST and REPLICA_STORAGE_IP come from real oned 7.4 (lab/oned), which
+the role filled with the datastores and host attributes. test_onestor_lifecycle.py
+drives VMs through oned itself.
 """
 import json
 import os
@@ -13,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 import testinfra
@@ -59,8 +62,19 @@ def one_call(method, *args):
 
 
 def datastore_ids():
-    body = one_call("one.datastorepool.info", -2, -1, -1)
-    return {name: int(ds_id) for ds_id, name in re.findall(r"<DATASTORE><ID>(\d+)</ID>.*?<NAME>([^<]*)</NAME>", body, re.S)}
+    pool = ET.fromstring(one_call("one.datastorepool.info", -2, -1, -1))
+    return {ds.findtext("NAME"): int(ds.findtext("ID")) for ds in pool.findall("DATASTORE")}
+
+
+def oned_objects():
+    """What the role may change in oned: each datastore's template and clusters, each host's REPLICA_STORAGE_IP
+    (monitoring values left out: they change on their own)."""
+    pool = ET.fromstring(one_call("one.datastorepool.info", -2, -1, -1))
+    datastores = {ds.findtext("NAME"): (sorted((a.tag, a.text) for a in ds.find("TEMPLATE")),
+                                        sorted(c.text for c in ds.findall("CLUSTERS/ID")))
+                  for ds in pool.findall("DATASTORE")}
+    hosts = ET.fromstring(one_call("one.hostpool.info", -2, -1, -1))
+    return datastores, {h.findtext("NAME"): h.findtext("TEMPLATE/REPLICA_STORAGE_IP") for h in hosts.findall("HOST")}
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +109,16 @@ def cache_of(src, top=CACHE):
     return "%s/%s/%s" % (top, os.path.basename(os.path.dirname(src)), os.path.basename(src))
 
 
+def h2_address():
+    return ok(FE.run("getent hosts ost-h2")).stdout.split()[0]
+
+
 def tx_bytes():
     return int(ok(FE.run("cat /sys/class/net/eth0/statistics/tx_bytes")).stdout)
 
 
 def leftovers(node, directory):
-    out = node.run("find %s -name '.*tmcopy-*' -o -name '.*tmpull-*' -o -name '.sum-*'", directory)
+    out = node.run("find %s -name '.*tmcopy-*' -o -name '.*tmmv-*' -o -name '.sum-*'", directory)
     return out.stdout.split()
 
 
@@ -152,9 +170,8 @@ def test_datastores_and_replica_host_attributes(ds):
     assert re.search(r"<DS_MAD>(<!\[CDATA\[)?fs", image)
     plain = one_call("one.datastore.info", ds["plain"])
     assert "REPLICA_HOST" not in plain
-    rep_ip = ok(FE.run("getent hosts ost-rep")).stdout.split()[0]
-    hosts = one_call("one.hostpool.info", -2, -1, -1)
-    assert re.search(r"<NAME>ost-rep</NAME>.*?<REPLICA_STORAGE_IP>(<!\[CDATA\[)?%s" % re.escape(rep_ip), hosts, re.S)
+    # REPLICA_STORAGE_IP on the destination host, where stock 7.4's clone.replica reads it
+    assert oned_objects()[1] == {"ost-rep": None, "ost-h2": h2_address()}
     assert REP.file(CACHE).user == "oneadmin"
 
 
@@ -165,8 +182,8 @@ def test_clone_goes_through_the_replica_once_and_refreshes_when_the_image_change
     first = clone(ds, src, "ost-h2", 201)
     ok(first)
     assert "Copying %s to the replica ost-rep:%s" % (src, cache_of(src)) in first.stderr
-    rep_ip = ok(FE.run("getent hosts ost-rep")).stdout.split()[0]
-    assert "Copying %s:%s to ost-h2:" % (rep_ip, cache_of(src)) in first.stderr  # REPLICA_STORAGE_IP
+    # the replica pushes to ost-h2's REPLICA_STORAGE_IP
+    assert "Copying ost-rep:%s to %s:" % (cache_of(src), h2_address()) in first.stderr
     assert md5(H2, vm_disk(ds, 201)) == md5(REP, cache_of(src)) == md5(FE, src)
     assert int(H2.run("stat -c %%b %s", vm_disk(ds, 201)).stdout) * 512 < 20 * MiB  # holes kept
     inode = ok(REP.run("stat -c %%i %s", cache_of(src))).stdout.strip()
@@ -336,7 +353,7 @@ def test_lock_timeout_gives_a_clear_error(ds, fault_driver):
 # --------------------------------------------------------------------------- negative cases
 
 WATCHED = {
-    "ost-fe": ["/etc/one/oned.conf", "/var/lib/one/remotes/etc/tm/ssh/sshrc", "/var/lib/oned-double/state.json",
+    "ost-fe": ["/etc/one/oned.conf", "/var/lib/one/remotes/etc/tm/ssh/sshrc",
                "/var/lib/one/.ssh/known_hosts", "/var/lib/one/.ssh/authorized_keys", ACTIONS + "/onestorrc"],
     "ost-rep": ["/var/lib/one/.ssh/known_hosts", "/var/lib/one/.ssh/authorized_keys"],
     "ost-h2": ["/var/lib/one/.ssh/known_hosts", "/var/lib/one/.ssh/authorized_keys"],
@@ -344,14 +361,15 @@ WATCHED = {
 
 
 def snapshot():
-    return {(name, path): machine(name).file(path).sha256sum for name, paths in WATCHED.items() for path in paths}
+    files = {(name, path): machine(name).file(path).sha256sum for name, paths in WATCHED.items() for path in paths}
+    return files, oned_objects()
 
 
 def run_role(clusters):
     inventory = {
         "all": {
             "vars": {"ansible_connection": "containers.podman.podman", "ansible_python_interpreter": "/usr/bin/python3",
-                     "onestor_replica_oned_service": "oned-double", "onestor_replica_clusters": clusters},
+                     "onestor_replica_oned_service": "opennebula", "onestor_replica_clusters": clusters},
             "children": {
                 "frontend": {"hosts": {"ost-fe": {}}},
                 "hosts": {"hosts": {"ost-rep": {}, "ost-h2": {}},
@@ -380,7 +398,9 @@ def run_role(clusters):
      "the replica host ost-h2 of cluster 200 is not a host of that cluster (its onestor_replica_cluster_id is 100)"),
     ([{"cluster_id": 100, "replica_host": "ost-fe"}],
      "the replica host ost-fe of cluster 100 is not a host of that cluster (not in the hosts group)"),
-], ids=["two-replicas-in-one-cluster", "replica-of-another-cluster", "replica-not-a-host"])
+    ([{"cluster_id": 100, "replica_host": "ost-rep", "storage_ip": "198.18.2.250"}],
+     "onestor_replica_clusters[].storage_ip is no longer used (cluster(s) 100)"),
+], ids=["two-replicas-in-one-cluster", "replica-of-another-cluster", "replica-not-a-host", "removed-storage-ip"])
 def test_bad_replica_layout_fails_and_changes_nothing(clusters, message):
     before = snapshot()
     result = run_role(clusters)
