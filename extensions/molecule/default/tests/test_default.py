@@ -31,19 +31,29 @@ def test_lab_dns_resolves_peers(host):
         assert out.stdout.startswith("198.18.0."), out.stdout
 
 
-def test_oned_double_answers_on_frontend(host):
-    """The lab's oned TEST DOUBLE serves the XML-RPC API with oneadmin's credentials."""
+def test_real_oned_answers_on_frontend(host):
+    """Real oned 7.4 (lab/oned) serves the XML-RPC API with oneadmin's credentials; both hosts are its
+    (dummy) hypervisors."""
     if host.backend.get_hostname() != "fe":
         pytest.skip("front-end only")
-    assert host.service("oned-double").is_running
+    assert host.service("opennebula").is_running
+    assert not host.service("oned-double").is_running
+    hosts = {h.findtext("NAME"): h for h in one_xml(host, "one.hostpool.info", -2, -1, -1).findall("HOST")}
+    assert sorted(hosts) == ["host1", "host2"]
+    assert hosts["host1"].findtext("CLUSTER_ID") == "0" and hosts["host2"].findtext("CLUSTER_ID") == "100"
+
+
+def one_xml(host, method, *args):
+    """The answer of an XML-RPC call to oned on the front-end, parsed."""
+    import xml.etree.ElementTree as ET
     script = (
         "import xmlrpc.client;"
         "auth=open('/var/lib/one/.one/one_auth').read().strip();"
-        "r=xmlrpc.client.ServerProxy('http://localhost:2633/RPC2').one.hostpool.info(auth,-2,-1,-1);"
-        "print(r[0], 'host1' in r[1], 'host2' in r[1])"
+        "r=xmlrpc.client.ServerProxy('http://localhost:2633/RPC2').%s(auth,%s);"
+        "assert r[0], r[1];"
+        "print(r[1])" % (method, ",".join(repr(a) for a in args))
     )
-    out = host.check_output("python3 -c \"%s\"" % script)
-    assert out == "True True True"
+    return ET.fromstring(host.check_output("python3 -c \"%s\"" % script))
 
 
 def _frontend_only(host):
@@ -61,19 +71,42 @@ def test_oned_conf_knows_both_backends_once(host):
     assert ",nfs_shared" in tm_mad and ",onestor" in tm_mad
 
 
-def test_datastores_exist_in_oned(host):
-    """Through the oned TEST DOUBLE's API, as the CLI would list them."""
+def datastore_pool(host):
+    return {d.findtext("NAME"): d for d in one_xml(host, "one.datastorepool.info", -2, -1, -1).findall("DATASTORE")}
+
+
+def test_datastores_as_oned_sees_them(host):
+    """After site.yml, oned's own datastore pool (what `onedatastore list` shows) has each role's datastores with
+    their drivers, clusters and REPLICA_HOST."""
     _frontend_only(host)
-    script = (
-        "import xmlrpc.client;"
-        "auth=open('/var/lib/one/.one/one_auth').read().strip();"
-        "r=xmlrpc.client.ServerProxy('http://localhost:2633/RPC2').one.datastorepool.info(auth,-2,-1,-1);"
-        "print(r[1])"
-    )
-    pool = host.check_output("python3 -c \"%s\"" % script)
-    for name in ("nfs_system", "nfs_images", "onestor_system_100"):
-        assert "<NAME>%s</NAME>" % name in pool, name
-    assert "<REPLICA_HOST><![CDATA[host2]]></REPLICA_HOST>" in pool or "REPLICA_HOST>host2<" in pool
+    pool = datastore_pool(host)
+    want = {  # name: (TYPE, TM_MAD, DS_MAD, clusters, REPLICA_HOST)
+        "nfs_system": ("1", "nfs_shared", "-", ["0"], None),
+        "nfs_images": ("0", "nfs_shared", "fs", ["0"], None),
+        "onestor_system_100": ("1", "onestor", "-", ["100"], "host2"),
+        "onestor_images": ("0", "onestor", "fs", ["100"], None),
+    }
+    for name, (kind, tm_mad, ds_mad, clusters, replica) in want.items():
+        assert name in pool, sorted(pool)
+        ds = pool[name]
+        got = (ds.findtext("TYPE"), ds.findtext("TM_MAD"), ds.findtext("DS_MAD"),
+               [c.text for c in ds.findall("CLUSTERS/ID")], ds.findtext("TEMPLATE/REPLICA_HOST"))
+        assert got == (kind, tm_mad, ds_mad, clusters, replica), (name, got)
+
+
+@pytest.mark.parametrize("name", ["nfs_system", "nfs_images", "onestor_images"])
+def test_oned_monitors_the_datastores(host, name):
+    """oned's own monitoring fills FREE_MB: the image datastores through DS_MAD fs, the shared system datastore
+    through our nfs_shared driver's monitor (the role puts it in DATASTORE_MAD's -s list). onestor_system_100 is
+    not shared: oned expects its hosts' KVM probes to report it, and the lab's hosts are dummy hypervisors."""
+    _frontend_only(host)
+    import time
+    for _attempt in range(150):
+        free = int(datastore_pool(host)[name].findtext("FREE_MB") or 0)
+        if free > 0:
+            return
+        time.sleep(2)
+    raise AssertionError("oned reports no FREE_MB for %s" % name)
 
 
 def test_nfs_export_and_fstab(host):
