@@ -35,8 +35,8 @@ EXTRAVARS = {
     "nfs_shared_server_backend": "ganesha",
     # The lab has no kernel NFS client: mounts are recorded in fstab only.
     "nfs_shared_mount_state": "present",
-    # The lab's oned is the oned TEST DOUBLE service.
-    "nfs_shared_oned_service": "oned-double",
+    # Real oned in the lab (lab/oned): the stock service name.
+    "nfs_shared_oned_service": "opennebula",
 }
 
 
@@ -100,3 +100,13 @@ def test_job_left_the_exports_in_place(host):
         pytest.skip("front-end only")
     conf = host.file("/etc/ganesha/opennebula.conf")
     assert conf.exists and "198.18.7.0/24" in conf.content_string
+
+
+def test_real_oned_runs_with_the_jobs_oned_conf(host):
+    """The job's role edited oned.conf and restarted real oned, which accepted it and runs."""
+    if host.backend.get_hostname() != "awx-fe":
+        pytest.skip("front-end only")
+    assert host.service("opennebula").is_running
+    started = int(host.check_output("date -d \"$(systemctl show -P ActiveEnterTimestamp opennebula)\" +%s"))
+    assert started >= int(host.check_output("stat -c %Y /etc/one/oned.conf"))
+    assert "nfs_shared" in host.check_output("grep -E '^ *ARGUMENTS.*-d .*nfs_shared' /etc/one/oned.conf")
