@@ -13,7 +13,7 @@ The world
   directory ``<base>/nfs/<id>`` bind-mounted at ``MNT/datastores/<id>`` on every
   machine (the stand-in for NFS). The ``ssh`` TM's system datastore 0 is local
   to each machine, its image datastore 1 lives on the front-end.
-* ``onevm`` and ``onedatastore`` on PATH are *recording test doubles* of
+* ``onevm``, ``onedatastore`` and ``onehost`` on PATH are *recording test doubles* of
   OpenNebula's CLI: they log their argv and print the VM / datastore XML that
   the case wrote (``show -x``). ``virsh`` is a recording test double too.
 
@@ -58,11 +58,16 @@ MOUNT_POINTS = ("datastores",) + tuple("datastores/%s" % ds for ds in SHARED_DS)
 FAKE_ONE_CLI = """#!/bin/sh
 # Recording test double of OpenNebula's CLI (%(name)s): logs its argv, prints the case's XML.
 printf '%%s\\n' "%(name)s $*" >>"$DT_FAKE/calls.log"
-case "$1 $2" in
-  "show -x") f="$DT_FAKE/%(name)s-$3.xml"
-    if [ -f "$f" ]; then cat "$f"; exit 0; fi
-    echo "[one.%(kind)s.info] Error getting %(kind)s [$3]." >&2; exit 255 ;;
+case "$1 $2 $3" in
+  "show -x "*) id=$3 ;;
+  "show "*" -x") id=$2 ;;   # stock's get_replica_host: onedatastore show ID -x
+  *) id="" ;;
 esac
+if [ -n "$id" ]; then
+  f="$DT_FAKE/%(name)s-$id.xml"
+  if [ -f "$f" ]; then cat "$f"; exit 0; fi
+  echo "[one.%(kind)s.info] Error getting %(kind)s [$id]." >&2; exit 255
+fi
 echo "%(name)s test double: unsupported call: $*" >&2
 exit 255
 """
@@ -117,6 +122,8 @@ class StockTree:
         shutil.copytree(top / "tm_mad", remotes / "tm", symlinks=True)
         shutil.copytree(top / "datastore_mad" / "remotes", remotes / "datastore", symlinks=True)
         shutil.copytree(top / "mad" / "sh", self.location / "lib" / "sh", symlinks=True)
+        # install.sh also puts scripts_common.sh in remotes (ssh_utils.sh sources it from there)
+        shutil.copy(top / "mad" / "sh" / "scripts_common.sh", remotes / "scripts_common.sh")
         shutil.copytree(top / "mad" / "ruby", self.location / "lib" / "ruby", symlinks=True)
         (remotes / "etc" / "tm" / "ssh").mkdir(parents=True)
         # the rc files install.sh puts under remotes/etc
@@ -172,9 +179,12 @@ class World:
         self.bin = base / "bin"
         _write(self.bin / "onevm", FAKE_ONE_CLI % {"name": "onevm", "kind": "vm"}, 0o755)
         _write(self.bin / "onedatastore", FAKE_ONE_CLI % {"name": "onedatastore", "kind": "datastore"}, 0o755)
+        _write(self.bin / "onehost", FAKE_ONE_CLI % {"name": "onehost", "kind": "host"}, 0o755)
         _write(self.bin / "virsh", FAKE_VIRSH % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
         self.locks = base / "locks"
         self.locks.mkdir()
+        self.varlock = base / "varlock"
+        (self.varlock / "one").mkdir(parents=True)
         self.hosts = {}
         for machine in MACHINES:
             disk = self.disk(machine)
@@ -210,6 +220,9 @@ class World:
         # the recording virsh (and the CLI doubles) on the hosts' default PATH
         script += 'mount --bind "$%d" /usr/local/bin || exit 97\n' % (len(args) + 1)
         args.append(str(self.bin))
+        # stock's `exclusive` locks in the fixed /var/lock/one: a private one per world
+        script += 'mount --bind "$%d" /var/lock || exit 97\n' % (len(args) + 1)
+        args.append(str(self.varlock))
         script += 'shift %d\nexec "$@"\n' % len(args)
         return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"] + args
 

@@ -29,6 +29,7 @@ FAULT = "/tmp/onestor-fault"
 FAULT_CACHE = "/var/lib/one/datastores/replica_cache_fault"
 EVICT = "/tmp/onestor-evict"
 EVICT_CACHE = "/var/lib/one/datastores/replica_cache_evict"
+STOCK = "/tmp/onestor-stock"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 MiB = 1 << 20
 
@@ -153,6 +154,7 @@ def test_driver_oned_conf_and_rc_files():
     for pair in ('LN_TARGET = "SYSTEM"', 'CLONE_TARGET = "SYSTEM"', 'SHARED = "NO"', 'DS_MIGRATE = "YES"',
                  'DRIVER = "raw"', 'ALLOW_ORPHANS = "YES"'):
         assert pair in block
+    assert re.search(r"^REPLICA_CACHE_LAYOUT=['\"]?own['\"]?$", FE.file(ACTIONS + "/onestorrc").content_string, re.M)
     sshrc = FE.file("/var/lib/one/remotes/etc/tm/ssh/sshrc").content_string
     assert "REPLICA_COPY_LOCK_TIMEOUT=600" in sshrc and "REPLICA_MAX_USED_PERC=90" in sshrc
     dsconf = FE.file("/var/lib/one/remotes/etc/datastore/datastore.conf").content_string
@@ -261,6 +263,21 @@ def test_least_recently_used_image_is_evicted(ds):
     assert not REP.file(cache_of(b, EVICT_CACHE)).exists
     assert REP.file(cache_of(a, EVICT_CACHE)).exists and REP.file(cache_of(c, EVICT_CACHE)).exists
     assert md5(H2, vm_disk(ds, 244)) == md5(FE, c)
+
+
+def test_stock_cache_layout_mirrors_the_image_path(ds):
+    """REPLICA_CACHE_LAYOUT=stock over real ssh: the replica keeps the image at its front-end path with .md5sum and
+    the directory's .monitor marker, as stock 7.4's clone.replica does; the second clone finds it current."""
+    driver = private_driver(STOCK, {"REPLICA_CACHE_LAYOUT": "stock"})
+    src = make_image(ds, 4)
+    first = ok(clone(ds, src, "ost-h2", 261, actions=driver))
+    assert "Copying %s to the replica ost-rep:%s" % (src, src) in first.stderr
+    assert md5(REP, src) == md5(FE, src) == md5(H2, vm_disk(ds, 261))
+    assert ok(REP.run("cat %s.md5sum", src)).stdout.strip() == md5(FE, src)
+    assert ok(REP.run("cat %s/.monitor", os.path.dirname(src))).stdout.strip() == "replica"
+    second = ok(clone(ds, src, "ost-h2", 262, actions=driver))
+    assert "is current" in second.stderr and "to the replica" not in second.stderr
+    ok(REP.run("rm -rf %s", os.path.dirname(src)))
 
 
 # --------------------------------------------------------------------------- faults

@@ -71,13 +71,17 @@ DEFAULT_RC = [
     ("TUNING_RC", "/var/lib/one/remotes/etc/tm/ssh/sshrc"),
     ("ONE_LOOKUP", "yes"),
     ("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache"),
+    ("REPLICA_CACHE_LAYOUT", "own"),
     ("LIBVIRT_URI", "qemu:///system"),
 ]
 
 RC_HEADER = """onestor TM driver settings (KEY=value), managed by nebula.storage.tm_driver.
 SSH, SSH_OPTS: ssh client and options for every host command and copy.
 TUNING_RC: rc file whose REPLICA_* keys apply when this file does not set them (the stock sshrc).
-REPLICA_CACHE_DIR: the image cache directory on replica hosts.
+REPLICA_CACHE_DIR: the image cache directory on replica hosts (REPLICA_CACHE_LAYOUT=own).
+REPLICA_CACHE_LAYOUT: own (REPLICA_CACHE_DIR/<datastore>/<image>, sha256 in <image>.sum) or stock (the image's
+  front-end path on the replica, md5 in <image>.md5sum, the directory marked .monitor=replica: a stock cache is
+  reused, and stock reuses ours).
 ONE_LOOKUP=yes: read REPLICA_HOST / REPLICA_STORAGE_IP with onedatastore / onehost show -x, as stock.
 DS_<ID>_REPLICA_HOST, HOST_<NAME>_REPLICA_STORAGE_IP: overrides of those lookups.
 LIBVIRT_URI: virsh's connection for live snapshots (stock: kvmrc)."""
@@ -85,20 +89,22 @@ LIBVIRT_URI: virsh's connection for live snapshots (stock: kvmrc)."""
 TUNING_KEYS = ("REPLICA_COPY_LOCK_TIMEOUT", "REPLICA_RECOVERY_SNAPS_DIR", "REPLICA_SSH_OPTS", "REPLICA_SSH_FE_OPTS",
                "REPLICA_MAX_SIZE_MB", "REPLICA_MAX_USED_PERC")
 
-SUM_SUFFIX = ".sum"
 FE_SUM_TAG = ".onestor-sum"
 
 # ---------------------------------------------------------------------------
 # Constant remote programs (data only as arguments)
 # ---------------------------------------------------------------------------
 
-# python3 -c REPLICA_PY <command> ARGS... on the replica.
-#   check PATH SUM SIZE: exit 0 (and touch PATH.sum) when the copy is current;
-#                        exit 1 (the stale .sum removed) otherwise.
-#   setsum PATH SUM:     write PATH.sum atomically.
-#   list DIR:            JSON {"total", "used"} of the filesystem and "entries":
+# python3 -c REPLICA_PY <command> ARGS... on the replica. SUFFIX names the checksum file next to a cached
+# image: ".sum" (our layout, sha256) or ".md5sum" (stock's layout, md5).
+#   check PATH SUM SIZE SUFFIX MARK: exit 0 (and touch PATH+SUFFIX) when the copy is current; exit 1 (the stale
+#                        checksum file removed) otherwise. In stock's layout a copy without its .md5sum gets one
+#                        computed there, as stock's md5sum_with_snaps does; MARK "replica" writes the directory's
+#                        .monitor marker (stock: the host probes report the cache).
+#   setsum PATH SUM SUFFIX: write PATH+SUFFIX atomically.
+#   list DIR SUFFIX:     JSON {"total", "used"} of the filesystem and "entries":
 #                        [path, bytes] of the cached images, least recently used first.
-#   remove PATH...:      remove images and their .sum; prints "evicted PATH" lines.
+#   remove SUFFIX PATH...: remove images and their checksum files; prints "evicted PATH" lines.
 REPLICA_PY = r'''
 import os, sys, tempfile
 def rd(p):
@@ -107,12 +113,27 @@ def rd(p):
             return f.read().strip()
     except (IOError, OSError):
         return None
-def check(path, total, size):
-    s = path + ".sum"
+def md5(p):
+    import hashlib
+    h = hashlib.md5()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+def check(path, total, size, suffix, mark):
+    s = path + suffix
+    if mark:
+        d = os.path.dirname(path)
+        os.makedirs(d, exist_ok=True)
+        if rd(os.path.join(d, ".monitor")) != mark:
+            with open(os.path.join(d, ".monitor"), "w") as f:
+                f.write(mark + "\n")
     try:
         st = os.stat(path)
     except OSError:
         st = None
+    if st is not None and suffix == ".md5sum" and rd(s) is None:
+        setsum(path, md5(path), suffix)
     if st is not None and st.st_size == int(size) and rd(s) == total:
         os.utime(s)
         return 0
@@ -121,19 +142,20 @@ def check(path, total, size):
     except OSError:
         pass
     return 1
-def setsum(path, total):
+def setsum(path, total, suffix):
     d = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".sum-")
     with os.fdopen(fd, "w") as f:
         f.write(total + "\n")
     os.chmod(tmp, 0o644)
-    os.rename(tmp, path + ".sum")
+    os.rename(tmp, path + suffix)
     return 0
-def entries(top):
+def entries(top, suffix):
     out = []
     for root, dirs, files in os.walk(top):
+        dirs[:] = [n for n in dirs if not n.endswith(".snap")]
         for n in files:
-            if n.startswith(".") or n.endswith(".sum"):
+            if n.startswith(".") or n.endswith(suffix):
                 continue
             p = os.path.join(root, n)
             try:
@@ -141,22 +163,22 @@ def entries(top):
             except OSError:
                 continue
             try:
-                used = os.stat(p + ".sum").st_mtime
+                used = os.stat(p + suffix).st_mtime
             except OSError:
                 used = st.st_mtime
             out.append((used, p, st.st_blocks * 512))
     return sorted(out)
-def listing(top):
+def listing(top, suffix):
     import json
     os.makedirs(top, exist_ok=True)
     v = os.statvfs(top)
     total = v.f_blocks * v.f_frsize
     print(json.dumps({"total": total, "used": total - v.f_bavail * v.f_frsize,
-                      "entries": [[p, size] for _t, p, size in entries(top)]}))
+                      "entries": [[p, size] for _t, p, size in entries(top, suffix)]}))
     return 0
-def remove(*paths):
+def remove(suffix, *paths):
     for p in paths:
-        for q in (p + ".sum", p):
+        for q in (p + suffix, p):
             try:
                 os.unlink(q)
             except OSError:
@@ -280,29 +302,40 @@ def _fe_sum_path(src):
     return os.path.join(os.path.dirname(src), "." + os.path.basename(src) + FE_SUM_TAG)
 
 
-def image_checksum(src):
-    """``(sha256, size)`` of ``src``; read from the cached sum file when it still matches."""
+def image_checksum(src, algorithm="sha256"):
+    """``(hex digest, size)`` of ``src`` (``sha256`` or ``md5``); read from the cached sum file while the image's
+    size, mtime and inode still match."""
     import hashlib
     import json
     info = os.stat(src)
     stamp = {"size": info.st_size, "mtime_ns": getattr(info, "st_mtime_ns", int(info.st_mtime * 1e9)),
              "ino": info.st_ino}
     cache = _fe_sum_path(src)
+    saved = {}
     try:
         with open(cache) as handle:
             saved = json.load(handle)
-        if all(saved.get(k) == v for k, v in stamp.items()) and saved.get("sha256"):
-            return saved["sha256"], info.st_size
-    except (IOError, OSError, ValueError):
-        pass
-    digest = hashlib.sha256()
+        if not all(saved.get(k) == v for k, v in stamp.items()):
+            saved = {}
+        elif saved.get(algorithm):
+            return saved[algorithm], info.st_size
+    except (IOError, OSError, ValueError, AttributeError):
+        saved = {}
+    if algorithm == "md5":  # only to recognise stock's .md5sum files, never for security
+        try:
+            digest = hashlib.md5(usedforsecurity=False)  # nosec
+        except TypeError:  # Python < 3.9
+            digest = hashlib.md5()  # nosec
+    else:
+        digest = hashlib.sha256()
     with open(src, "rb") as handle:
         while True:
             chunk = handle.read(1 << 20)
             if not chunk:
                 break
             digest.update(chunk)
-    stamp["sha256"] = digest.hexdigest()
+    stamp.update({k: v for k, v in saved.items() if k in ("sha256", "md5")})
+    stamp[algorithm] = digest.hexdigest()
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(src), prefix=".onestor-sum-")
         with os.fdopen(fd, "w") as handle:
@@ -310,14 +343,37 @@ def image_checksum(src):
         os.rename(tmp, cache)
     except (IOError, OSError):
         pass  # a read-only datastore: the checksum is computed on every clone
-    return stamp["sha256"], info.st_size
+    return stamp[algorithm], info.st_size
+
+
+def stock_layout(ctx):
+    """REPLICA_CACHE_LAYOUT=stock: the replica keeps an image at its front-end path with ``.md5sum``, as stock."""
+    layout = (ctx.setting("REPLICA_CACHE_LAYOUT", "") or "own").strip().lower()
+    if layout not in ("own", "stock"):
+        fail("REPLICA_CACHE_LAYOUT=%r: use own or stock" % layout)
+    return layout == "stock"
+
+
+def sum_suffix(ctx):
+    return ".md5sum" if stock_layout(ctx) else ".sum"
 
 
 def cache_path(ctx, src):
-    """Where replica hosts keep ``src``: ``<REPLICA_CACHE_DIR>/<datastore dir>/<image name>``."""
+    """Where replica hosts keep ``src``: ``<REPLICA_CACHE_DIR>/<datastore dir>/<image name>``, or in stock's
+    layout ``src`` itself (the front-end's path, mirrored on the replica)."""
+    if stock_layout(ctx):
+        return src
     base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache").rstrip("/")
     parent = os.path.basename(os.path.dirname(src)) or "root"
     return "%s/%s/%s" % (base, parent, os.path.basename(src))
+
+
+def cache_top(ctx, cached):
+    """The directory whose least recently used images are evicted: REPLICA_CACHE_DIR, or in stock's layout the
+    image's datastore directory on the replica (stock's clean_cache)."""
+    if stock_layout(ctx):
+        return os.path.dirname(cached)
+    return ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
 
 
 # ---------------------------------------------------------------------------
@@ -363,12 +419,13 @@ def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
     is never evicted; its pin lock is held exclusively while it is removed.
     """
     import json
-    base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
+    base = cache_top(ctx, keep)
+    suffix = sum_suffix(ctx)
     cap = tuning_number(ctx, "REPLICA_MAX_SIZE_MB", 0) * 1048576  # 0 or empty: REPLICA_MAX_USED_PERC instead
     max_perc = tuning_number(ctx, "REPLICA_MAX_USED_PERC", 90)
     evict_lock = os.path.join(lock_dir(ctx), "onestor-evict-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", replica))
     with flock(evict_lock, timeout=timeout), ExitStack() as held:
-        rc, out, err = _replica_py(fe_ctx, replica, ["list", base])
+        rc, out, err = _replica_py(fe_ctx, replica, ["list", base, suffix])
         try:
             state = json.loads(out)
             entries = [(str(p), int(n)) for p, n in state["entries"] if p != keep]
@@ -396,7 +453,7 @@ def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
             cached_bytes -= size
             used -= size
         if victims:
-            rc, out, err = _replica_py(fe_ctx, replica, ["remove"] + victims)
+            rc, out, err = _replica_py(fe_ctx, replica, ["remove", suffix] + victims)
             if rc != 0:
                 fail("Error making room in the replica cache %s:%s: %s" % (replica, base, err.strip() or "rc=%d" % rc))
             for line in out.splitlines():
@@ -412,8 +469,10 @@ def ensure_replica_copy(ctx, src, replica):
     timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
     try:
         with flock(copy_lock_path(ctx, replica, src), timeout=timeout):
-            total, size = image_checksum(src)
-            rc, _out, err = _replica_py(fe_ctx, replica, ["check", cached, total, size])
+            stock = stock_layout(ctx)
+            total, size = image_checksum(src, "md5" if stock else "sha256")
+            rc, _out, err = _replica_py(fe_ctx, replica, ["check", cached, total, size, sum_suffix(ctx),
+                                                          "replica" if stock else ""])
             if rc == 0:
                 log(ctx, "Replica copy %s:%s of %s is current" % (replica, cached, src))
                 return cached, False
@@ -428,7 +487,7 @@ def ensure_replica_copy(ctx, src, replica):
                 copy_remote(fe_ctx, src, replica, cached, mode=0o644)
             except TMError as exc:
                 raise TMError("Error copying %s to the replica %s: %s" % (src, replica, exc.msg), exc.rc)
-            rc, _out, err = _replica_py(fe_ctx, replica, ["setsum", cached, total])
+            rc, _out, err = _replica_py(fe_ctx, replica, ["setsum", cached, total, sum_suffix(ctx)])
             if rc != 0:
                 fail("Error recording the checksum of %s:%s: %s" % (replica, cached, err.strip()))
             return cached, True
@@ -463,6 +522,10 @@ def do_clone(ctx, src, host, dst, dsid):
         fail("Error copying %s to %s: source does not exist or is not a file" % (src, label))
     checked_image(ctx, "", src)
     replica = replica_host(ctx, dsid) if dsid is not None else ""
+    if replica and stock_layout(ctx) and runs_local(ctx, replica):
+        # stock's layout mirrors the image's own path: on this machine that is the image itself
+        log(ctx, "The replica %s is this machine: the image is not cached (REPLICA_CACHE_LAYOUT=stock)" % replica)
+        replica = ""
     if replica:
         check_host(replica)
         # pinned from the check until the pull ends: no eviction removes it in between

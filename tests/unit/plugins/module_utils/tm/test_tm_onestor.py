@@ -425,3 +425,24 @@ def test_a_push_cut_short_leaves_no_disk_on_the_host(tm, ds, tmp_path, via_ssh):
     assert res.rc != 0 and "ended early" in res.err, res
     assert not dst.exists()
     assert sorted(p.name for p in dst.parent.iterdir()) == []  # no temp directory left either
+
+
+def test_cache_layout_setting_is_checked(tm, ds):
+    src, dst = ds / "1" / "img-b", ds / "100" / "7" / "disk.0"
+    res = tm("clone", "fe:%s" % src, "host2:%s" % dst, "7", "100", REPLICA_CACHE_LAYOUT="mirror")
+    assert res.rc != 0 and "REPLICA_CACHE_LAYOUT='mirror': use own or stock" in res.err, res
+    assert not dst.exists()
+
+
+def test_stock_layout_never_caches_onto_the_front_end_itself(tm, ds, tmp_path):
+    """In stock's layout the replica's copy sits at the image's own path: a replica that is this machine would
+    hold the image itself (and evict it). It is copied straight to the host instead, the image untouched."""
+    src, dst = ds / "1" / "img-b", ds / "100" / "7" / "disk.0"
+    before = src.read_bytes()
+    res = tm("clone", "fe:%s" % src, "host2:%s" % dst, "7", "100", REPLICA_CACHE_LAYOUT="stock",
+             LOCAL_SHORTCUT="yes", DS_100_REPLICA_HOST="localhost")
+    assert res.rc == 0, res
+    assert "The replica localhost is this machine: the image is not cached" in res.err
+    assert filecmp.cmp(src, dst, shallow=False) and src.read_bytes() == before
+    # no checksum file, no .monitor marker written into the image datastore
+    assert [p.name for p in src.parent.iterdir() if p.name.endswith(".md5sum") or p.name == ".monitor"] == []
