@@ -353,16 +353,14 @@ def transfer_tree(ctx, src_host, src, dst_host, dst, msg=None, direct=False, dst
     """
     msg = msg or "Error copying %s:%s to %s:%s" % (src_host, src, dst_host, dst)
     send_args = [os.path.dirname(src) or "/", os.path.basename(src)]
-    receiver = remote_argv(ctx, dst_host, ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
+    recv_argv = ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)]
     if direct and src_host != dst_host and not runs_local(ctx, src_host) and not runs_local(ctx, dst_host):
-        receiver = remote_argv(dst_ctx or ctx, dst_address or dst_host,
-                               ["sh", "-c", SCRIPT_RECV_TREE, "sh", dst, os.path.basename(src)])
-    if direct and src_host != dst_host and not runs_local(ctx, src_host) and not runs_local(ctx, dst_host):
+        receiver = remote_argv(dst_ctx or ctx, dst_address or dst_host, recv_argv)
         exec_and_log(ctx, remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_PIPE_TREE, "sh", SCRIPT_SEND_TREE]
                                       + send_args + receiver), msg)
         return
     sender = remote_argv(ctx, src_host, ["sh", "-c", SCRIPT_SEND_TREE, "sh"] + send_args)
-    pipe(sender, receiver, msg)
+    pipe(sender, remote_argv(ctx, dst_host, recv_argv), msg)
 
 
 # ---------------------------------------------------------------------------

@@ -11,3 +11,10 @@ from lab_oned import (ACTIVE, DONE, POWEROFF, RUNNING, STOPPED, UNDEPLOYED,  # n
 
 NODES = {name: testinfra.get_host("podman://" + name) for name in ("ost-fe", "ost-rep", "ost-h2")}
 CLI = OneCLI(NODES["ost-fe"])
+
+
+def md5(node, path):
+    """md5sum of ``path`` on ``node`` (a testinfra host); fails naming the machine and the path."""
+    res = node.run("md5sum %s", path)
+    assert res.rc == 0, (node.backend.hostname, path, res.stderr)
+    return res.stdout.split()[0]

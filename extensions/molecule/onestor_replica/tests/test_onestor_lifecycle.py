@@ -14,7 +14,7 @@ from the VM's system datastore).
 """
 import pytest
 
-from conftest import ACTIVE, CLI, DONE, NODES, POWEROFF, RUNNING, STOPPED, UNDEPLOYED, wait
+from conftest import ACTIVE, CLI, DONE, NODES, POWEROFF, RUNNING, STOPPED, UNDEPLOYED, md5, wait
 
 FE, REP, H2 = NODES["ost-fe"], NODES["ost-rep"], NODES["ost-h2"]
 DATASTORES = "/var/lib/one/datastores"
@@ -22,12 +22,6 @@ CACHE = DATASTORES + "/replica_cache"
 MiB = 1 << 20
 one, xml, wait_vm = CLI.one, CLI.xml, CLI.wait_vm
 USED = []  # every VM id, for the final check
-
-
-def md5(node, path):
-    res = node.run("md5sum %s", path)
-    assert res.rc == 0, (node.backend.hostname, path, res.stderr)
-    return res.stdout.split()[0]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import testinfra
 
+from conftest import md5
+
 testinfra_hosts = ["podman://ost-fe"]
 
 MACHINES = ["ost-fe", "ost-rep", "ost-h2"]
@@ -100,10 +102,6 @@ def vm_disk(ds, vmid, key="system"):
 def clone(ds, src, host, vmid, key="system", actions=ACTIONS):
     dst = vm_disk(ds, vmid, key)
     return as_oneadmin(FE, "%s/clone ost-fe:%s %s:%s %d %d" % (actions, src, host, dst, vmid, ds[key]))
-
-
-def md5(node, path):
-    return ok(node.run("md5sum %s", path)).stdout.split()[0]
 
 
 def cache_of(src, top=CACHE):

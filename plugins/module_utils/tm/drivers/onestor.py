@@ -58,6 +58,8 @@ from ..rc import RcError, read_rc
 
 NAME = "onestor"
 
+DEFAULT_CACHE_DIR = "/var/lib/one/datastores/replica_cache"
+
 DEFAULT_RC = [
     ("SSH", "ssh"),
     ("SSH_OPTS", "-o BatchMode=yes -o ConnectTimeout=15"),
@@ -70,7 +72,7 @@ DEFAULT_RC = [
     ("DOWNLOAD_TIMEOUT", "60"),
     ("TUNING_RC", "/var/lib/one/remotes/etc/tm/ssh/sshrc"),
     ("ONE_LOOKUP", "yes"),
-    ("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache"),
+    ("REPLICA_CACHE_DIR", DEFAULT_CACHE_DIR),
     ("REPLICA_CACHE_LAYOUT", "own"),
     ("LIBVIRT_URI", "qemu:///system"),
 ]
@@ -354,6 +356,11 @@ def stock_layout(ctx):
     return layout == "stock"
 
 
+def cache_dir(ctx):
+    """REPLICA_CACHE_DIR: the cache directory of our own layout on the replicas."""
+    return ctx.setting("REPLICA_CACHE_DIR", DEFAULT_CACHE_DIR)
+
+
 def sum_suffix(ctx):
     return ".md5sum" if stock_layout(ctx) else ".sum"
 
@@ -363,7 +370,7 @@ def cache_path(ctx, src):
     layout ``src`` itself (the front-end's path, mirrored on the replica)."""
     if stock_layout(ctx):
         return src
-    base = ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache").rstrip("/")
+    base = cache_dir(ctx).rstrip("/")
     parent = os.path.basename(os.path.dirname(src)) or "root"
     return "%s/%s/%s" % (base, parent, os.path.basename(src))
 
@@ -373,7 +380,7 @@ def cache_top(ctx, cached):
     image's datastore directory on the replica (stock's clean_cache)."""
     if stock_layout(ctx):
         return os.path.dirname(cached)
-    return ctx.setting("REPLICA_CACHE_DIR", "/var/lib/one/datastores/replica_cache")
+    return cache_dir(ctx)
 
 
 # ---------------------------------------------------------------------------
@@ -469,9 +476,9 @@ def ensure_replica_copy(ctx, src, replica):
     timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
     try:
         with flock(copy_lock_path(ctx, replica, src), timeout=timeout):
-            stock = stock_layout(ctx)
+            stock, suffix = stock_layout(ctx), sum_suffix(ctx)
             total, size = image_checksum(src, "md5" if stock else "sha256")
-            rc, _out, err = _replica_py(fe_ctx, replica, ["check", cached, total, size, sum_suffix(ctx),
+            rc, _out, err = _replica_py(fe_ctx, replica, ["check", cached, total, size, suffix,
                                                           "replica" if stock else ""])
             if rc == 0:
                 log(ctx, "Replica copy %s:%s of %s is current" % (replica, cached, src))
@@ -487,7 +494,7 @@ def ensure_replica_copy(ctx, src, replica):
                 copy_remote(fe_ctx, src, replica, cached, mode=0o644)
             except TMError as exc:
                 raise TMError("Error copying %s to the replica %s: %s" % (src, replica, exc.msg), exc.rc)
-            rc, _out, err = _replica_py(fe_ctx, replica, ["setsum", cached, total, sum_suffix(ctx)])
+            rc, _out, err = _replica_py(fe_ctx, replica, ["setsum", cached, total, suffix])
             if rc != 0:
                 fail("Error recording the checksum of %s:%s: %s" % (replica, cached, err.strip()))
             return cached, True
