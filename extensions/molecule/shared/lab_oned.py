@@ -69,6 +69,10 @@ class OneCLI:
     def vm_host(self, vmid):
         return self.xml("onevm", "show", str(vmid)).findtext("HISTORY_RECORDS/HISTORY[last()]/HOSTNAME")
 
+    def vm_ds(self, vmid):
+        """The system datastore the VM is on (its last history record's DS_ID)."""
+        return int(self.xml("onevm", "show", str(vmid)).findtext("HISTORY_RECORDS/HISTORY[last()]/DS_ID"))
+
     def wait_vm(self, vmid, state, lcm=None, timeout=300):
         """Wait for a VM state; a FAILURE LCM state fails at once, with the error oned recorded."""
         def probe():
