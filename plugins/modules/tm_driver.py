@@ -145,6 +145,7 @@ from ansible_collections.nebula.storage.plugins.module_utils._file_update import
 )
 from ansible_collections.nebula.storage.plugins.module_utils import tm as tm_package
 from ansible_collections.nebula.storage.plugins.module_utils.tm import actions as tm_actions
+from ansible_collections.nebula.storage.plugins.module_utils.tm import backup as tm_backup
 from ansible_collections.nebula.storage.plugins.module_utils.tm import common as tm_common
 from ansible_collections.nebula.storage.plugins.module_utils.tm import copy as tm_copy
 from ansible_collections.nebula.storage.plugins.module_utils.tm import rc as tm_rc
@@ -159,6 +160,7 @@ DRIVER_MODULES = {"nfs_shared": drv_nfs_shared, "gfs2clvm": drv_gfs2clvm, "onest
 RUNTIME_MODULES = [
     ("__init__.py", tm_package),
     ("actions.py", tm_actions),
+    ("backup.py", tm_backup),
     ("common.py", tm_common),
     ("copy.py", tm_copy),
     ("rc.py", tm_rc),

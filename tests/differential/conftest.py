@@ -25,7 +25,9 @@ def runner(tmp_path_factory):
     ours = OursTree(base, {"SSH": world.ssh, "LOCK_DIR": str(world.locks), "ONE_LOOKUP": "no",
                            "REPLICA_CACHE_DIR": "%s/datastores/replica_cache" % world.mnt,
                            "DATASTORE_LOCATION": "%s/datastores" % world.mnt,
-                           "TUNING_RC": str(stock.location / "var/remotes/etc/tm/ssh/sshrc")})
+                           "TUNING_RC": str(stock.location / "var/remotes/etc/tm/ssh/sshrc")}, stock)
+    world.remotes = stock.location / "var" / "remotes"
+    world.ruby_lib = str(stock.location / "lib" / "ruby")
     world.start()
     yield Runner(world, stock, ours)
     world.stop()

@@ -16,6 +16,11 @@ The world
 * ``onevm``, ``onedatastore`` and ``onehost`` on PATH are *recording test doubles* of
   OpenNebula's CLI: they log their argv and print the VM / datastore XML that
   the case wrote (``show -x``). ``virsh`` is a recording test double too.
+* ``OnedXmlRpc`` is a *test double* of oned's XML-RPC API for the stock Ruby actions that call it through
+  OpenNebula's own Ruby API (``one.vm.info``, ``one.image.info``, ``one.datastore.info``): it answers with the
+  same documents the CLI doubles print, and logs the calls.
+* The hosts see the stock remotes at ``/var/tmp/one`` (where oned copies them), with ``RUBYLIB`` set for the
+  stock Ruby that runs there (``tm/lib/backup_qcow2.rb``).
 
 The stock scripts are extracted unmodified from
 ``../shared/fixtures/opennebula/opennebula-7.4.0-drivers.tar.gz`` into an
@@ -44,7 +49,11 @@ sys.path.insert(0, str(ROOT / "tests" / "functional" / "tm"))
 
 from tm_functional import LoopbackSshd  # noqa: E402  pylint: disable=wrong-import-position
 
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "opennebula" / "opennebula-7.4.0-drivers.tar.gz"
+sys.path.insert(0, str(ROOT))
+from tests.conftest import FIXTURES  # noqa: E402  pylint: disable=wrong-import-position
+
+FIXTURE = FIXTURES / "opennebula" / "opennebula-7.4.0-drivers.tar.gz"
+SOURCE = FIXTURES / "opennebula" / "opennebula-7.4.0-src.tar.gz"   # for OpenNebula's Ruby API (src/oca/ruby)
 MACHINES = ("fe", "host-a", "host-b")
 SHARED_DS = ("100", "101")      # shared TM: system 100, images 101 (NFS on every machine)
 LOCAL_DS = ("0", "1")           # ssh TM: system 0 (each machine's own), images 1 (front-end)
@@ -97,6 +106,51 @@ $LOAD_PATH << RUBY_LIB_LOCATION
 """
 
 
+class OnedXmlRpc:
+    """Test double of oned's XML-RPC API: ``one.<kind>.info`` answers with ``DT_FAKE/one<kind>-ID.xml``.
+
+    The calls are logged to ``calls.log`` as ``xmlrpc one.vm.info 7``. Anything else is a fault, as oned
+    answers an unknown call.
+    """
+
+    FILES = {"one.vm.info": "onevm", "one.image.info": "oneimage", "one.datastore.info": "onedatastore"}
+
+    def __init__(self, fake: Path):
+        import threading  # pylint: disable=import-outside-toplevel
+        from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer  # pylint: disable=import-outside-toplevel
+
+        class Quiet(SimpleXMLRPCRequestHandler):
+            rpc_paths = ("/RPC2",)
+
+            def log_message(self, *args):   # pylint: disable=arguments-differ
+                pass
+
+        self.fake = fake
+        self.server = SimpleXMLRPCServer(("127.0.0.1", 0), requestHandler=Quiet, allow_none=True, logRequests=False)
+        self.server.register_instance(self, allow_dotted_names=False)
+        self.url = "http://127.0.0.1:%d/RPC2" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _dispatch(self, method, params):
+        with open(self.fake / "calls.log", "a") as log:
+            log.write("xmlrpc %s %s\n" % (method, params[1] if len(params) > 1 else ""))
+        name = self.FILES.get(method)
+        if name is None:
+            return [False, "[%s] test double: unsupported call" % method, 0x0100, -1]
+        path = self.fake / ("%s-%s.xml" % (name, params[1]))
+        if not path.exists():
+            return [False, "[%s] Error getting object [%s]." % (method, params[1]), 0x0400, -1]
+        return [True, path.read_text(), 0, -1]
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _write(path: Path, text: str, mode: int = 0o644) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -133,6 +187,13 @@ class StockTree:
         (remotes / "etc" / "vmm" / "kvm").mkdir(parents=True)
         shutil.copy(top / "vmm_mad" / "remotes" / "kvm" / "kvmrc", remotes / "etc" / "vmm" / "kvm")
         _write(self.location / "lib" / "ruby" / "load_opennebula_paths.rb", LOAD_PATHS_RB)
+        # OpenNebula's Ruby API, which the stock Ruby actions (backups, restore, rsync) load
+        with tarfile.open(SOURCE) as tar:
+            members = [m for m in tar.getmembers() if "/src/oca/ruby/" in m.name]
+            tar.extractall(src, members=members, filter="tar")
+        oca = src / "opennebula-7.4.0" / "src" / "oca" / "ruby"
+        shutil.copy(oca / "opennebula.rb", self.location / "lib" / "ruby")
+        shutil.copytree(oca / "opennebula", self.location / "lib" / "ruby" / "opennebula")
         (self.location / "share" / "gems").mkdir(parents=True)
 
     def action(self, driver: str, action: str) -> Path:
@@ -142,8 +203,7 @@ class StockTree:
 class OursTree:
     """Our drivers as nebula.storage.tm_driver installs them (layout ``remotes``)."""
 
-    def __init__(self, base: Path, rc: dict):
-        sys.path.insert(0, str(ROOT))
+    def __init__(self, base: Path, rc: dict, stock=None):
         import tests.conftest  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
         from ansible_collections.nebula.storage.plugins.modules import tm_driver  # pylint: disable=import-outside-toplevel
         self.base = base / "ours"
@@ -158,6 +218,8 @@ class OursTree:
                 target.write_bytes(inst.executable(action))
                 target.chmod(0o755)
             _write(Path(inst.rc_path), "".join("%s=%s\n" % (k, shlex.quote(str(v))) for k, v in rc.items()))
+        if stock is not None:   # one remotes tree, as on a front-end: the datastore drivers are stock's
+            (self.base / "datastore").symlink_to(stock.location / "var" / "remotes" / "datastore")
 
     def action(self, driver: str, action: str) -> Path:
         return self.base / "tm" / driver / action
@@ -180,6 +242,13 @@ class World:
         _write(self.bin / "onevm", FAKE_ONE_CLI % {"name": "onevm", "kind": "vm"}, 0o755)
         _write(self.bin / "onedatastore", FAKE_ONE_CLI % {"name": "onedatastore", "kind": "datastore"}, 0o755)
         _write(self.bin / "onehost", FAKE_ONE_CLI % {"name": "onehost", "kind": "host"}, 0o755)
+        _write(self.bin / "oneimage", FAKE_ONE_CLI % {"name": "oneimage", "kind": "image"}, 0o755)
+        _write(base / "one_auth", "oneadmin:test-double\n", 0o600)
+        self.oned = OnedXmlRpc(self.fake)
+        self.remotes = None       # the stock remotes the hosts see at /var/tmp/one (set before start)
+        self.ruby_lib = None      # RUBYLIB of the hosts' ssh sessions
+        self.vartmp = base / "vartmp"
+        (self.vartmp / "one").mkdir(parents=True)
         _write(self.bin / "virsh", FAKE_VIRSH % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
         self.locks = base / "locks"
         self.locks.mkdir()
@@ -208,21 +277,26 @@ class World:
         script = 'mount --bind "$1" "$2" || exit 97\n'
         args = [str(self.disk(machine)), str(self.mnt)]
         for i, ds in enumerate(SHARED_DS):
-            script += 'mount --bind "$%d" "$2/datastores/%s" || exit 97\n' % (i + 3, ds)
+            script += 'mount --bind "${%d}" "$2/datastores/%s" || exit 97\n' % (i + 3, ds)
             args.append(str(self.base / "nfs" / ds))
         # stock ssh/mv calls plain `ssh HOST`: its config is the world's, in the namespace only
         # (ssh reads the passwd entry's home, not $HOME; a machine that never used ssh has no ~/.ssh yet: made
         # here, empty and 0700 as ssh-keygen would make it, because a bind mount needs a directory to cover)
         home_ssh = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
         os.makedirs(home_ssh, mode=0o700, exist_ok=True)
-        script += 'mount --bind "$%d" "$%d" || exit 97\n' % (len(args) + 1, len(args) + 2)
+        script += 'mount --bind "${%d}" "${%d}" || exit 97\n' % (len(args) + 1, len(args) + 2)
         args += [str(self.dotssh), home_ssh]
         # the recording virsh (and the CLI doubles) on the hosts' default PATH
-        script += 'mount --bind "$%d" /usr/local/bin || exit 97\n' % (len(args) + 1)
+        script += 'mount --bind "${%d}" /usr/local/bin || exit 97\n' % (len(args) + 1)
         args.append(str(self.bin))
         # stock's `exclusive` locks in the fixed /var/lock/one: a private one per world
-        script += 'mount --bind "$%d" /var/lock || exit 97\n' % (len(args) + 1)
+        script += 'mount --bind "${%d}" /var/lock || exit 97\n' % (len(args) + 1)
         args.append(str(self.varlock))
+        # oned copies the remotes to the hosts' /var/tmp/one: stock's, over a private /var/tmp
+        if self.remotes is not None:
+            script += 'mount --bind "${%d}" /var/tmp || exit 97\n' % (len(args) + 1)
+            script += 'mount --bind "${%d}" /var/tmp/one || exit 97\n' % (len(args) + 2)
+            args += [str(self.vartmp), str(self.remotes)]
         script += 'shift %d\nexec "$@"\n' % len(args)
         return ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"] + args
 
@@ -230,7 +304,8 @@ class World:
         lines = []
         for machine in MACHINES:
             (self.base / "sshd" / machine).mkdir(parents=True, exist_ok=True)
-            server = LoopbackSshd(self.base / "sshd" / machine, prefix=self.mount_prefix(machine))
+            server = LoopbackSshd(self.base / "sshd" / machine, prefix=self.mount_prefix(machine),
+                                  environment={"RUBYLIB": self.ruby_lib} if self.ruby_lib else None)
             server.start()
             self.hosts[machine] = server
             lines += ["Host %s" % machine, "  HostName 127.0.0.1", "  Port %d" % server.port, "  User root",
@@ -238,11 +313,13 @@ class World:
                       "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", ""]
         self.ssh_config.write_text("\n".join(lines))
         self.ssh_config.chmod(0o600)
+        self.oned.start()
         return self
 
     def stop(self):
         for server in self.hosts.values():
             server.stop()
+        self.oned.stop()
 
     @property
     def ssh(self) -> str:
@@ -383,6 +460,7 @@ class Runner:
             "ONE_LOCATION": str(self.stock.location), "RUBYLIB": str(self.stock.location / "lib" / "ruby"),
             "SSH": world.ssh, "SSH_FWD": world.ssh + " -o ForwardAgent=yes",
             "DT_FAKE": str(world.fake),
+            "ONE_XMLRPC": world.oned.url, "ONE_AUTH": str(world.base / "one_auth"),
         }
 
     def run(self, side: str, driver: str, action: str, args, stdin: bytes = b"") -> subprocess.CompletedProcess:

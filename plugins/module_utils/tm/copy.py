@@ -31,6 +31,7 @@ from .common import Interrupted, TMError, forget, log, remote_argv, signals_rais
 
 FICLONE = 0x40049409
 CHUNK = 1 << 20
+SPARSE_BLOCK = 1 << 12   # a hole for every 4 KiB block of zeros (a filesystem block)
 TEMP_TAG = ".tmcopy-"
 URL_PREFIXES = ("http://", "https://", "ftp://")
 MAGIC = b"TMS1"
@@ -391,6 +392,66 @@ def copy_remote(ctx, src, host, dst, mode=None):
             stream.finish(size)
     finally:
         os.close(src_fd)
+
+
+def _send_nonzero(stream, view, offset, zero):
+    """Send the blocks of ``view`` (at ``offset``) that are not all zeros, runs of them as one record."""
+    if view == bytes(len(view)):
+        return
+    start = None
+    for pos in range(0, len(view), SPARSE_BLOCK):
+        empty = view[pos:pos + SPARSE_BLOCK] == zero[:min(SPARSE_BLOCK, len(view) - pos)]
+        if not empty and start is None:
+            start = pos
+        elif empty and start is not None:
+            stream.record(offset + start, pos - start)
+            stream.write(view[start:pos])
+            start = None
+    if start is not None:
+        stream.record(offset + start, len(view) - start)
+        stream.write(view[start:])
+
+
+def fetch_command(ctx, argv, host, dst, mode=0o644):
+    """Stream the stdout of ``argv`` (run here, e.g. the stock ``downloader.sh URL -``) to ``host:dst``.
+
+    Every 4 KiB block of zeros becomes a hole, so the file arrives sparse (stock pipes into ``dd bs=64k
+    conv=sparse``, which leaves holes only where a whole read from the pipe is zeros). ``dst``
+    appears only when the command succeeded and all of its output arrived.
+    """
+    import subprocess
+    import tempfile
+    zero = bytes(SPARSE_BLOCK)
+    err = tempfile.TemporaryFile()
+    try:
+        try:
+            proc = spawn(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise TMError("Error running %s: %s" % (argv[0], exc.strerror or exc))
+        try:
+            with _stream_to(ctx, host, dst, mode) as stream:
+                stream.write(MAGIC)
+                offset = 0
+                while True:
+                    chunk = proc.stdout.read(CHUNK)
+                    if not chunk:
+                        break
+                    _send_nonzero(stream, memoryview(chunk), offset, zero)
+                    offset += len(chunk)
+                rc = proc.wait()
+                if rc != 0:
+                    err.seek(0)
+                    raise TMError("Error downloading to %s:%s: %s failed (rc=%d): %s" % (
+                        host, dst, os.path.basename(argv[0]), rc, err.read().decode("utf-8", "replace").strip()))
+                stream.finish(offset)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            forget(proc)
+    finally:
+        err.close()
 
 
 def _open_url(url, timeout):

@@ -33,11 +33,13 @@ class LoopbackSshd:
     """A private sshd on 127.0.0.1 with temp host keys and one authorized key for root.
 
     ``prefix``: an argv that runs sshd (e.g. ``unshare -m ...`` for a machine with its own disk).
+    ``environment``: variables every session gets (sshd's ``SetEnv``).
     """
 
-    def __init__(self, workdir: Path, prefix=None):
+    def __init__(self, workdir: Path, prefix=None, environment=None):
         self.dir = workdir
         self.prefix = list(prefix or [])
+        self.environment = dict(environment or {})
         self.port = _free_port()
         self.key = workdir / "client_key"
         self.proc = None
@@ -63,8 +65,7 @@ class LoopbackSshd:
             "MaxStartups 100",
             "MaxSessions 100",
             "LogLevel ERROR",
-            "",
-        ]))
+        ] + ["SetEnv %s=%s" % kv for kv in sorted(self.environment.items())] + [""]))
         os.makedirs("/run/sshd", exist_ok=True)
         self.proc = subprocess.Popen([*self.prefix, sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "sshd.log", "w"))

@@ -27,6 +27,7 @@ from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP,
                        mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
+from .. import backup
 from ..copy import copy_local, copy_remote, is_url
 
 NAME = "nfs_shared"
@@ -173,8 +174,6 @@ SCRIPT_SNAP_REVERT_RAW = SH_PRELUDE + (
 SCRIPT_ACTIVE = _SH_SNAP + 'echo "$active"\nls -1 -- "$snap"\n'
 
 SCRIPT_IN_DIR = 'cd -- "$1"\nshift\nexec "$@"\n'
-
-NOT_SUPPORTED = ("prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore")
 
 
 # ---------------------------------------------------------------------------
@@ -747,10 +746,6 @@ def mvds_ssh(ctx, args):
                "Error moving disk %s to %s on %s" % (src_path, dst_path, host))
 
 
-def _not_supported(ctx, args):
-    fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
-
-
 ACTIONS = {
     "clone": clone,
     "ln": ln,
@@ -780,8 +775,7 @@ ACTIONS = {
     "snap_create_live": snap_create_live,
     "snap_create_live.ssh": snap_create_live_ssh,
 }
-for _name in NOT_SUPPORTED:
-    ACTIONS[_name] = _not_supported
+ACTIONS.update(backup.ACTIONS)   # restore: stock shared's layout (disk.N -> disk.N.snap/0; persistent: the image)
 
 
 # ---------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, need_args)
+from .. import backup
 from ..copy import copy_local, copy_remote, is_url
 from ..rc import RcError, read_rc
 
@@ -806,10 +807,6 @@ def _stdout_write(text):
     sys.stdout.flush()
 
 
-def _not_supported(ctx, args):
-    fail("%s: Operation not supported by the %s driver" % (ctx.action, NAME))
-
-
 ACTIONS = {
     "clone": clone,
     "ln": ln,
@@ -831,8 +828,8 @@ ACTIONS = {
     "monitor": monitor,
     "monitor_ds": monitor_ds,
 }
-for _name in ("prebackup", "prebackup_live", "postbackup", "postbackup_live", "restore"):
-    ACTIONS[_name] = _not_supported
+ACTIONS.update(backup.ACTIONS)
+ACTIONS["restore"] = backup.restore_local   # stock ssh's restore: the disk replaces disk.N, its snapshots go
 
 # OpenNebula 3.x had no replica; the driver only speaks the 7.x protocol.
 LEGACY_ACTIONS = {}

@@ -10,7 +10,6 @@ import pytest
 from xml.sax.saxutils import escape
 
 from ansible_collections.nebula.storage.plugins.module_utils.tm import registry
-from ansible_collections.nebula.storage.plugins.module_utils.tm.drivers import nfs_shared
 from tm_helpers import allocated, make_sparse, qemu_info, ssh_hosts
 
 MiB = 1 << 20
@@ -276,12 +275,6 @@ def test_migrate_hooks_are_no_ops(tm):
     for action in ("premigrate", "postmigrate", "failmigrate"):
         res = tm(action, "node1", "node2", "/var/lib/one/datastores/0/5", "5", "0", "template")
         assert res.rc == 0 and res.err.startswith("INFO: %s:" % action)
-
-
-@pytest.mark.parametrize("action", nfs_shared.NOT_SUPPORTED)
-def test_not_supported_actions(tm, action):
-    res = tm(action, "node1:/var/lib/one/datastores/0/5/disk.0", "0", "5")
-    assert res.rc == 1 and res.err == "%s: Operation not supported by the nfs_shared driver\n" % action
 
 
 # --------------------------------------------------------------------------- context

@@ -1,0 +1,532 @@
+# -*- coding: utf-8 -*-
+# Copyright: nebula.storage contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backups and restores of VM disks that are files on the hosts, as OpenNebula 7.4's stock ``shared`` and ``ssh``.
+
+oned's KVM driver runs a backup as three steps (``one_vmm_exec.rb``), the VM's XML on the TM actions' stdin:
+
+* ``prebackup`` (``prebackup_live`` for a running VM) ``host:VM_DIR DISK_ID:..:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID``
+  leaves in the backup directory (``VM_DIR/backup``, or ``BACKUP_BASE_PATH/VM_ID/backup`` when datastore.conf
+  sets it) ``vm.xml`` (the VM's XML, base64), ``disk.N.0`` (each disk, flattened to qcow2) and ``disk.tpm.0``;
+* the backup datastore's ``backup`` action uploads that directory;
+* ``postbackup`` (``postbackup_live``) removes it; for a live backup it first merges the writes the VM made
+  meanwhile back into its disks (``virsh blockcommit --pivot``).
+
+``restore host:VM_DIR VM_ID IMAGE_ID INCREMENT_ID DISK_ID`` asks the backup datastore's own ``ls -i`` for the
+backup's disk URLs, downloads them with the stock ``downloader.sh`` and puts them in place of the VM's disks.
+
+Where these differ from stock, on purpose:
+
+* every disk is read with an explicit format (convert's ``-f``) after its chain was checked: the
+  template's raw disks as raw, a qcow2 disk only when each file it reads (backing files) lies in a datastore.
+  Stock lets qemu-img probe the format, so a guest that writes a qcow2 header with a backing file such as
+  ``/var/lib/one/.one/one_auth`` into its raw disk gets that file into its backup;
+* a downloaded backup disk that reads other files is refused before it replaces a disk;
+* incremental (``MODE=INCREMENT``) and interactive backups are refused with an error that says so;
+* the confinement of the backup datastore is its ``<DS_MAD>_NICE`` and ``<DS_MAD>_IONICE``; the systemd
+  slice limits (``_CPU_QUOTA``, ``_MAX_RIOPS``...) are not applied;
+* a ``postbackup_live`` whose block commit fails keeps the overlays (the running VM writes to them), where
+  stock stops there too but reports success without saying which disk is left on its overlay.
+"""
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import base64
+import json
+import os
+import re
+import sys
+
+from .actions import DATASTORE_LOCATION, SH_PRELUDE, _outside_files, checked_image, id_arg, vm_disk
+from .common import (Interrupted, TMError, fail, host_path, log_error, need_args, run_command, ssh_capture, ssh_exec_and_log)
+from .copy import fetch_command
+
+DATASTORE_CONF = "/var/lib/one/remotes/etc/datastore/datastore.conf"
+_MAD = re.compile(r"^[A-Za-z0-9_-]+$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9_.:+-]+$")
+
+# ---------------------------------------------------------------------------
+# Host scripts (data only as "$1", "$2"...)
+# ---------------------------------------------------------------------------
+
+# Shared by the backup scripts: $bck (backup dir), $dir (VM dir), $tpm (yes: save the TPM state), $dom,
+# the confinement $nice and $ionice (numbers or empty). The VM's XML (base64) comes on stdin. The process
+# group is written to $bck/.pgid so that a cancelled backup (SIGTERM to the action) can stop it.
+_SH_BACKUP_DIR = (
+    'rm -rf -- "$bck"; mkdir -p -- "$bck"\n'
+    'ps -o pgid= -p $$ | tr -d " " >"$bck/.pgid"\n'
+    'cat >"$bck/vm.xml"\n'
+    'if [ "$tpm" = yes ]; then\n'
+    '  if sudo -n -l 2>/dev/null | grep -q vtpm_setup; then sudo -n /var/tmp/one/vtpm_setup backup "$dom" "$dir"; fi\n'
+    '  tar zcf "$bck/disk.tpm.0" -C "$dir" tpm\n'
+    'fi\n'
+    'c=\n'
+    'if [ -n "$nice" ]; then c="nice -n $nice"; fi\n'
+    'if [ -n "$ionice" ]; then c="$c ionice -c2 -n$ionice"; fi\n'
+)
+
+# prebackup: $1 bck, $2 dir, $3 tpm, $4 dom, $5 nice, $6 ionice, then pairs DISK_ID FORMAT.
+SCRIPT_PREBACKUP = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; shift 6\n' + _SH_BACKUP_DIR + (
+    'while [ $# -gt 0 ]; do\n'
+    '  $c qemu-img convert -m 4 -f "$2" -O qcow2 -U "$dir/disk.$1" "$bck/disk.$1.0"\n'
+    '  shift 2\n'
+    'done\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+# prebackup_live: as SCRIPT_PREBACKUP, then $7 LIBVIRT_URI, $8 the domain snapshot name, $9 FS_FREEZE (AGENT,
+# SUSPEND or NONE), ${10} the checkpoint document stock leaves in $dir/tmp (unused by a full backup), then, for
+# every disk of the VM in template order, TARGET DISK_ID FORMAT (DISK_ID "-": the disk is not in the backup).
+# The domain gets an external disk-only snapshot on empty overlays in $dir/tmp (the guest frozen meanwhile,
+# thawed on any exit), then each backed-up disk's file, which the domain no longer writes, is converted. postbackup_live merges the overlays back.
+SCRIPT_PREBACKUP_LIVE = SH_PRELUDE + (
+    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
+    'tmp="$dir/tmp"\n'
+    'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
+) + _SH_BACKUP_DIR + (
+    'set -- "$@" -END-\n'
+    'spec=; srcs=\n'
+    'while [ "$1" != -END- ]; do\n'
+    '  tgt=$1; id=$2; fmt=$3; shift 3\n'
+    '  if [ "$id" = - ]; then set -- "$@" --diskspec "$tgt,snapshot=no"; continue; fi\n'
+    '  : >"$tmp/overlay_$id.qcow2"\n'
+    '  src=$(readlink -f -- "$dir/disk.$id")\n'
+    '  srcs="$srcs$id $fmt $src\n"\n'
+    '  set -- "$@" --diskspec "$tgt,file=$tmp/overlay_$id.qcow2"\n'
+    'done\n'
+    'shift\n'
+    'printf "%s" "$ckpt" >"$tmp/checkpoint.xml"\n'
+    'thaw=\n'
+    "trap 'if [ -n \"$thaw\" ]; then virsh --connect \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
+    'case "$freeze" in\n'
+    '  AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
+    '  SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
+    'esac\n'
+    'virsh --connect "$uri" snapshot-create-as --name "$name" --disk-only --atomic "$@" "$dom"\n'
+    'if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+    'printf "%s" "$srcs" | while read -r id fmt src; do\n'
+    '  $c qemu-img convert -m 4 -f "$fmt" -O qcow2 -U "$src" "$bck/disk.$id.0"\n'
+    'done\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+# postbackup: $1 the backup dir, $2 a directory to remove too (BACKUP_BASE_PATH/VM_ID) or "".
+SCRIPT_POSTBACKUP = 'rm -rf -- "$1"\nif [ -n "$2" ]; then rm -rf -- "$2"; fi\n'
+
+# postbackup_live: $1 bck, $2 dir, $3 extra dir or "", $4 LIBVIRT_URI, $5 dom, $6 snapshot name, then pairs
+# TARGET DISK_ID. Each disk's overlay is committed into it and the domain pivots back; only when all
+# succeeded are the snapshot's metadata and the overlays removed.
+SCRIPT_POSTBACKUP_LIVE = SH_PRELUDE + (
+    'bck=$1; dir=$2; extra=$3; uri=$4; dom=$5; name=$6; shift 6\n'
+    'while [ $# -gt 0 ]; do\n'
+    '  virsh --connect "$uri" blockcommit --base "$dir/disk.$2" --active --pivot --keep-relative "$dom" "$1"\n'
+    '  shift 2\n'
+    'done\n'
+    'virsh --connect "$uri" snapshot-delete --snapshotname "$name" --metadata "$dom"\n'
+    'rm -rf -- "$dir/tmp" "$bck"\n'
+    'if [ -n "$extra" ]; then rm -rf -- "$extra"; fi\n'
+)
+
+# A cancelled backup: stop the process group recorded in $1/.pgid.
+SCRIPT_CANCEL = 'p=$(cat -- "$1/.pgid" 2>/dev/null) || exit 0\ncase "$p" in ""|*[!0-9]*) exit 0 ;; esac\n' \
+    'kill -TERM "-$p" 2>/dev/null || :\n'   # no "--": dash's kill does not take it
+
+# restore, shared layout (stock shared/restore's replace_np): $1 the downloaded file, $2 the VM dir, $3 DISK_ID.
+# The disk becomes disk.N -> disk.N.snap/0, the backup.
+SCRIPT_RESTORE_SHARED = SH_PRELUDE + (
+    'new=$1; dir=$2; id=$3; sd="$dir/disk.$id.snap"\n'
+    'rm -rf -- "$sd"; mkdir -p -- "$sd"\n'
+    'mv -fT -- "$new" "$sd/0"\n'
+    'rm -f -- "$dir/disk.$id"\n'
+    'ln -sfT -- "disk.$id.snap/0" "$dir/disk.$id"\n'
+    'ln -sfnT -- . "$sd/disk.$id.snap"\n'
+)
+
+# restore, shared layout, a persistent disk (stock replace_p): $1 the downloaded file, $2 the VM dir, $3 DISK_ID,
+# $4 the image's SOURCE. The image itself is replaced; its snapshots go.
+SCRIPT_RESTORE_PERSISTENT = SH_PRELUDE + (
+    'new=$1; dir=$2; id=$3; src=$4; sd="$src.snap"\n'
+    'rm -rf -- "$sd"; mkdir -p -- "$sd"\n'
+    'mv -fT -- "$new" "$src"\n'
+    'ln -sfT -- "$src" "$sd/0"\n'
+    'ln -sfnT -- . "$sd/$(basename -- "$sd")"\n'
+    'rm -f -- "$dir/disk.$id"\n'
+    'ln -sfT -- "$sd/0" "$dir/disk.$id"\n'
+    'rm -rf -- "$dir/disk.$id.snap"\n'
+)
+
+# restore, ssh layout (stock ssh/restore): $1 the downloaded file, $2 the VM dir, $3 DISK_ID.
+SCRIPT_RESTORE_LOCAL = SH_PRELUDE + (
+    'new=$1; dir=$2; id=$3\n'
+    'rm -rf -- "$dir/disk.$id.snap"\n'
+    'mv -fT -- "$new" "$dir/disk.$id"\n'
+)
+
+# restore of the TPM state (stock restore_tpm_sh): $1 the downloaded tar, $2 the VM dir.
+SCRIPT_RESTORE_TPM = SH_PRELUDE + 'rm -rf -- "$2/tpm"\ntar zxf "$1" -C "$2" tpm\nrm -f -- "$1"\n'
+
+
+# ---------------------------------------------------------------------------
+# oned's data
+# ---------------------------------------------------------------------------
+
+def ruby_base64(text):
+    """``Base64.encode64(text)`` as Ruby writes it (60 characters a line), then the newline of stock's ``echo``:
+    the backup's vm.xml is byte for byte the one stock writes."""
+    data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return "".join(data[i:i + 60] + "\n" for i in range(0, len(data), 60)) + "\n"
+
+
+def read_vm_xml(ctx):
+    """``(text as read, document)`` of the VM's XML on stdin (as oned's KVM driver sends it; base64 accepted)."""
+    import xml.etree.ElementTree as ET
+    raw = sys.stdin.read()
+    text = raw.strip()
+    if text and not text.startswith("<"):
+        try:
+            text = base64.b64decode(text).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            pass
+    try:
+        doc = ET.fromstring(text)
+    except ET.ParseError as exc:
+        fail("%s: cannot read the VM's XML on stdin: %s" % (ctx.action, exc))
+    if doc.tag != "VM":
+        fail("%s: expected the VM's XML on stdin, got <%s>" % (ctx.action, doc.tag))
+    return (raw if raw.strip().startswith("<") else text), doc
+
+
+def _show(ctx, kind, ident):
+    """The XML document of ``one<kind> show -x ID``; fails with oned's error."""
+    import xml.etree.ElementTree as ET
+    rc, out, err = run_command(["one%s" % kind, "show", "-x", str(ident)], timeout=60)
+    if rc != 0:
+        fail("%s: cannot read %s %s: %s" % (ctx.action, kind, ident, err.strip() or "rc=%d" % rc))
+    try:
+        return out, ET.fromstring(out)
+    except ET.ParseError as exc:
+        fail("%s: cannot read %s %s: bad XML: %s" % (ctx.action, kind, ident, exc))
+
+
+def remotes_dir(ctx):
+    """The remotes tree the action runs from (``.../remotes``, whose ``tm/<driver>`` holds the action)."""
+    if ctx.driver_dir:
+        return os.path.dirname(os.path.dirname(os.path.abspath(ctx.driver_dir)))
+    return os.path.dirname(os.path.dirname(DATASTORE_CONF))
+
+
+def backup_base_path(ctx):
+    """BACKUP_BASE_PATH as stock's ``Datastore.load_env`` sets it: datastore.conf, else the environment."""
+    value = None
+    conf = os.path.join(remotes_dir(ctx), "etc", "datastore", "datastore.conf")
+    try:
+        with open(conf) as handle:
+            for line in handle:
+                match = re.match(r'^\s*(?:export\s+)?BACKUP_BASE_PATH\s*=\s*"?([^"\n]*)"?\s*$', line)
+                if match:
+                    value = match.group(1)
+    except (IOError, OSError):
+        pass
+    if value is None:
+        value = os.environ.get("BACKUP_BASE_PATH")
+    if not value:
+        return None
+    if not value.startswith("/") or ".." in value.split("/"):
+        fail("BACKUP_BASE_PATH %r must be an absolute path without '..'" % value)
+    return os.path.normpath(value)
+
+
+def backup_dirs(ctx, vm_dir, vmid):
+    """``(backup dir, directory postbackup removes too or "")``."""
+    base = backup_base_path(ctx)
+    if base:
+        return os.path.join(base, str(vmid), "backup"), os.path.join(base, str(vmid))
+    return os.path.join(vm_dir, "backup"), ""
+
+
+def _config(doc, name):
+    return (doc.findtext("./BACKUPS/BACKUP_CONFIG/%s" % name) or "").strip()
+
+
+def check_backup_mode(ctx, doc):
+    """Only full, non-interactive backups: anything else fails here, before a file is touched."""
+    if _config(doc, "MODE").upper() == "INCREMENT":
+        fail("%s: incremental backups (BACKUP_CONFIG MODE=INCREMENT) are not supported by this driver; "
+             "use MODE=FULL" % ctx.action)
+    if _config(doc, "INTERACTIVE").upper() == "YES":
+        fail("%s: interactive backups (BACKUP_CONFIG INTERACTIVE=YES) are not supported by this driver" % ctx.action)
+
+
+def confinement(ctx, doc):
+    """``(nice, ionice)`` ("" when unset) from the backup datastore's ``<DS_MAD>_NICE``/``_IONICE``."""
+    dsid = _config(doc, "LAST_DATASTORE_ID")
+    if not dsid or not dsid.isdigit():
+        return "", ""
+    _text, ds = _show(ctx, "datastore", dsid)
+    mad = (ds.findtext("./DS_MAD") or "").strip().upper()
+    values = []
+    for key, low, high in (("NICE", -20, 19), ("IONICE", 0, 7)):
+        value = (ds.findtext("./TEMPLATE/%s_%s" % (mad, key)) or "").strip() if mad else ""
+        if value in ("", "-1"):
+            values.append("")
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            fail("%s: datastore %s: %s_%s=%r is not a number from %d to %d"
+                 % (ctx.action, dsid, mad, key, value, low, high))
+        values.append(str(number))
+    return values[0], values[1]
+
+
+# ---------------------------------------------------------------------------
+# The disks' formats, checked
+# ---------------------------------------------------------------------------
+
+SCRIPT_CHAIN_INFO = 'exec qemu-img info -U --output=json --backing-chain "$1"\n'
+
+
+def _inside(path, locations):
+    path = os.path.normpath(path)
+    return any(path.startswith(os.path.normpath(loc).rstrip("/") + "/") for loc in locations)
+
+
+def disk_format(ctx, host, vm_dir, disk_id, info):
+    """The format to read ``vm_dir/disk.N`` with: raw when the template says so; else what qemu-img finds,
+    provided every file the chain reads is in a datastore (the VM dir's own datastore included)."""
+    driver = (info.get("DRIVER") or info.get("FORMAT") or "").lower()
+    if driver == "raw":
+        return "raw"
+    path = os.path.join(vm_dir, "disk.%s" % disk_id)
+    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_CHAIN_INFO, "sh", path])
+    if rc != 0:
+        fail("%s: cannot read disk %s: %s" % (ctx.action, path, err.strip() or "qemu-img info failed"))
+    try:
+        chain = json.loads(out)
+        chain = chain if isinstance(chain, list) else [chain]
+        fmt = chain[0]["format"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        fail("%s: cannot read disk %s: bad qemu-img info output" % (ctx.action, path))
+    locations = [os.path.dirname(os.path.dirname(vm_dir)), ctx.setting("DATASTORE_LOCATION", DATASTORE_LOCATION)]
+    for item in chain:
+        for what, name in _outside_files(item):
+            if what != "a backing file":
+                fail("%s: refusing disk %s: it has %s (%s)" % (ctx.action, path, what, name))
+            if not _inside(name, locations):
+                fail("%s: refusing disk %s: its chain reads %s, which is outside the datastores (%s)"
+                     % (ctx.action, path, name, ", ".join(locations)))
+    if fmt not in ("raw", "qcow2"):
+        fail("%s: disk %s is %s; backups take raw and qcow2 disks" % (ctx.action, path, fmt))
+    return fmt
+
+
+def _disk_ids(ctx, text):
+    ids = text.split(":")
+    for item in ids:
+        if not item.isdigit():
+            fail("%s: bad disk id list %r (expected DISK_ID:...:DISK_ID)" % (ctx.action, text))
+    return ids
+
+
+# ---------------------------------------------------------------------------
+# Actions
+# ---------------------------------------------------------------------------
+
+USAGE = "host:VM_DIR DISK_ID:...:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID"
+
+
+def _backup_args(ctx, args):
+    loc, disks, deploy_id, _bjid, vmid, _dsid = need_args(ctx, args, 6, USAGE)
+    host, vm_dir = host_path(loc)
+    vmid = id_arg(ctx, vmid, "VM id")
+    return host, vm_dir, _disk_ids(ctx, disks), deploy_id, vmid
+
+
+def _run_backup(ctx, host, bck, script, argv, data, msg):
+    try:
+        ssh_exec_and_log(ctx, host, ["sh", "-c", script, "sh"] + argv, msg, data=data)
+    except Interrupted:
+        ssh_capture(ctx, host, ["sh", "-c", SCRIPT_CANCEL, "sh", bck], timeout=30)
+        log_error(ctx, "Backup cancelled: %s" % bck)
+        raise
+
+
+def prebackup(ctx, args, live=False):
+    """prebackup(_live) host:VM_DIR DISK_ID:..:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID, the VM's XML on stdin."""
+    host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
+    raw, doc = read_vm_xml(ctx)
+    check_backup_mode(ctx, doc)
+    bck, _extra = backup_dirs(ctx, vm_dir, vmid)
+    dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
+    if live and not _DOMAIN.match(dom):
+        fail("%s: the VM has no usable DEPLOY_ID (%r)" % (ctx.action, dom))
+    formats = {}
+    for disk_id in ids:
+        info = vm_disk(doc, disk_id)
+        if not info:
+            fail("%s: disk %s is not in the VM's template" % (ctx.action, disk_id))
+        formats[disk_id] = disk_format(ctx, host, vm_dir, disk_id, info)
+    nice, ionice = confinement(ctx, doc)
+    tpm = "yes" if (doc.findtext("./TEMPLATE/TPM/MODEL") or "").strip() else "no"
+    head = [bck, vm_dir, tpm, dom, nice, ionice]
+    data = ruby_base64(raw)
+    msg = "Error preparing disk files"
+    if not live:
+        pairs = [x for disk_id in ids for x in (disk_id, formats[disk_id])]
+        _run_backup(ctx, host, bck, SCRIPT_PREBACKUP, head + pairs, data, msg)
+        return
+    freeze = _config(doc, "FS_FREEZE").upper() or "NONE"
+    disks = []
+    for item in doc.findall("./TEMPLATE/DISK"):
+        disk_id = (item.findtext("DISK_ID") or "").strip()
+        target = (item.findtext("TARGET") or "").strip()
+        if not re.match(r"^[A-Za-z0-9]+$", target):
+            fail("%s: disk %s has no usable TARGET (%r)" % (ctx.action, disk_id, target))
+        disks += [target, disk_id, formats[disk_id]] if disk_id in formats else [target, "-", "-"]
+    checkpoint = "<domaincheckpoint>\n   <name>one-%d-0</name>\n   <disks>%s</disks>\n </domaincheckpoint>\n" % (
+        vmid, "".join("<disk name='%s'/>" % disks[i] for i in range(0, len(disks), 3) if disks[i + 1] != "-"))
+    argv = head + [ctx.setting("LIBVIRT_URI", "qemu:///system"), "one-%d-backup" % vmid, freeze, checkpoint] + disks
+    _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_LIVE, argv, data, msg)
+
+
+def prebackup_live(ctx, args):
+    prebackup(ctx, args, live=True)
+
+
+def postbackup(ctx, args, live=False):
+    """postbackup(_live): the backup files removed (a live backup's overlays merged back first).
+
+    As in stock, a failure is logged and the action succeeds (the files go with the next backup or the VM).
+    """
+    host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
+    _text, doc = read_vm_xml(ctx)
+    bck, extra = backup_dirs(ctx, vm_dir, vmid)
+    if not live:
+        argv = ["sh", "-c", SCRIPT_POSTBACKUP, "sh", bck, extra]
+    else:
+        dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
+        pairs = []
+        for disk_id in ids:
+            target = vm_disk(doc, disk_id).get("TARGET", "")
+            if not re.match(r"^[A-Za-z0-9]+$", target) or not _DOMAIN.match(dom):
+                fail("%s: disk %s: no usable TARGET/DEPLOY_ID; the overlays in %s/tmp are kept"
+                     % (ctx.action, disk_id, vm_dir))
+            pairs += [target, disk_id]
+        argv = ["sh", "-c", SCRIPT_POSTBACKUP_LIVE, "sh", bck, vm_dir, extra,
+                ctx.setting("LIBVIRT_URI", "qemu:///system"), dom, "one-%d-backup" % vmid] + pairs
+    try:
+        ssh_exec_and_log(ctx, host, argv, "Error cleaning backup temporal files")
+    except TMError as exc:
+        if live:
+            raise
+        log_error(ctx, exc.msg)
+
+
+def postbackup_live(ctx, args):
+    postbackup(ctx, args, live=True)
+
+
+def _ls_increment(ctx, ds_text, ds, vm_text, image_text, inc_id, disk_id):
+    """The backup's ``{disk id: url}`` from the backup datastore's own ``ls -i`` (as stock's ``ls_increment``)."""
+    mad = (ds.findtext("./DS_MAD") or "").strip().lower()
+    if not _MAD.match(mad):
+        fail("restore: the backup datastore has no usable DS_MAD (%r)" % mad)
+    script = os.path.join(remotes_dir(ctx), "datastore", mad, "ls")
+    data = "<DS_DRIVER_ACTION_DATA>\n%s\n%s\n%s\n</DS_DRIVER_ACTION_DATA>\n" % (ds_text, vm_text, image_text)
+    rc, out, err = run_command([script, "-i", str(inc_id)], data=data, timeout=ctx.number("COMMAND_TIMEOUT", 0) or 600)
+    if rc != 0:
+        fail("restore: cannot list backup contents: %s" % (err.strip() or "rc=%d" % rc))
+    try:
+        disks = json.loads(out)
+        if not isinstance(disks, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        fail("restore: cannot list backup contents: bad output of %s (%s)" % (script, exc))
+    if disk_id != -1:
+        disks = {k: v for k, v in disks.items() if k == "tpm" or k == str(disk_id)}
+    if "0" not in disks:
+        disks.pop("tpm", None)
+    for key in disks:
+        if key != "tpm" and not key.isdigit():
+            fail("restore: bad disk id %r in the backup's list" % key)
+    return disks
+
+
+def restore(ctx, args, layout="shared"):
+    """restore host:VM_DIR VM_ID IMAGE_ID INCREMENT_ID DISK_ID (``layout``: shared or local, the stock driver)."""
+    loc, vmid, img_id, inc_id, disk_id = need_args(ctx, args, 5, "host:VM_DIR VM_ID IMAGE_ID INCREMENT_ID DISK_ID")
+    host, vm_dir = host_path(loc)
+    vmid = id_arg(ctx, vmid, "VM id")
+    img_id = id_arg(ctx, img_id, "image id")
+    try:
+        inc_id, disk_id = int(inc_id), int(disk_id)
+    except ValueError:
+        fail("restore: INCREMENT_ID and DISK_ID must be numbers (got %r, %r)" % (inc_id, disk_id))
+    vm_text, vm = _show(ctx, "vm", vmid)
+    image_text, image = _show(ctx, "image", img_id)
+    ds_text, ds = _show(ctx, "datastore", (image.findtext("./DATASTORE_ID") or "").strip() or "-1")
+    disks = _ls_increment(ctx, ds_text, ds, vm_text, image_text, inc_id, disk_id)
+    if not [k for k in disks if k != "tpm"]:
+        fail("restore: disk %d not found in the backup" % disk_id)
+    downloader = os.path.join(remotes_dir(ctx), "datastore", "downloader.sh")
+    placed = {}
+    for key, url in sorted(disks.items()):
+        info = vm_disk(vm, key) if key != "tpm" else {}
+        persistent = layout == "shared" and info.get("SAVE", "").upper() == "YES"
+        if persistent:
+            source = info.get("SOURCE", "")
+            if not source.startswith("/") or ".." in source.split("/"):
+                fail("restore: disk %s has no usable SOURCE (%r)" % (key, source))
+            dst = source + ".backup"
+        else:
+            source, dst = "", os.path.join(vm_dir, "disk.%s.backup" % key)
+        fetch_command(ctx, [downloader, "--nodecomp", url, "-"], host, dst)
+        if key != "tpm":
+            try:
+                checked_image(ctx, host, dst)
+            except TMError:
+                ssh_capture(ctx, host, ["rm", "-f", "--", dst])
+                raise
+        placed[key] = (dst, source)
+    for key, (dst, source) in sorted(placed.items()):
+        if key == "tpm":
+            argv = [SCRIPT_RESTORE_TPM, dst, vm_dir]
+        elif source:
+            argv = [SCRIPT_RESTORE_PERSISTENT, dst, vm_dir, key, source]
+        elif layout == "shared":
+            argv = [SCRIPT_RESTORE_SHARED, dst, vm_dir, key]
+        else:
+            argv = [SCRIPT_RESTORE_LOCAL, dst, vm_dir, key]
+        ssh_exec_and_log(ctx, host, ["sh", "-c", argv[0], "sh"] + argv[1:], "restore: cannot copy disk backup")
+    for key in sorted(k for k in placed if k != "tpm"):
+        _remove_bitmaps(ctx, host, os.path.join(vm_dir, "disk.%s" % key))
+
+
+def _remove_bitmaps(ctx, host, path):
+    """The qcow2 bitmaps of a restored disk go (its increment chain starts again), as in stock."""
+    rc, out, err = ssh_capture(ctx, host, ["qemu-img", "info", "-U", "--output=json", path])
+    if rc != 0:
+        fail("restore: cannot clean bitmaps of %s: %s" % (path, err.strip()))
+    try:
+        names = [b["name"] for b in ((json.loads(out).get("format-specific") or {}).get("data") or {})
+                 .get("bitmaps") or []]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        fail("restore: cannot clean bitmaps of %s: bad qemu-img info output" % path)
+    for name in names:
+        ssh_exec_and_log(ctx, host, ["qemu-img", "bitmap", "--remove", path, name],
+                         "restore: cannot clean bitmaps of %s" % path)
+
+
+def restore_local(ctx, args):
+    restore(ctx, args, layout="local")
+
+
+ACTIONS = {
+    "prebackup": prebackup,
+    "prebackup_live": prebackup_live,
+    "postbackup": postbackup,
+    "postbackup_live": postbackup_live,
+    "restore": restore,
+}

@@ -1,0 +1,287 @@
+"""The backup actions (module_utils/tm/backup.py) on temp dirs: what they refuse before a file is touched, what a
+failure leaves, the confinement, cancelling. Host commands go through the fake ssh test double; ``virsh`` and the
+OpenNebula CLI are recording test doubles on PATH. Agreement with stock's backups is in tests/differential."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ansible_collections.nebula.storage.plugins.module_utils.tm import copy, registry
+from ansible_collections.nebula.storage.plugins.module_utils.tm.common import Context, TMError
+from tm_helpers import Result
+
+VMID = 5
+
+
+def vm_xml(mode="FULL", disks=(("0", "vda", "raw"), ("1", "vdb", "qcow2")), extra="", config=""):
+    disk_xml = "".join("<DISK><DISK_ID>%s</DISK_ID><TARGET>%s</TARGET><DRIVER>%s</DRIVER></DISK>" % d for d in disks)
+    return ("<VM><ID>%d</ID><DEPLOY_ID>one-%d</DEPLOY_ID><TEMPLATE>%s%s</TEMPLATE><BACKUPS><BACKUP_CONFIG>"
+            "<MODE>%s</MODE>%s</BACKUP_CONFIG></BACKUPS></VM>" % (VMID, VMID, disk_xml, extra, mode, config))
+
+
+@pytest.fixture
+def vm_dir(tmp_path):
+    path = tmp_path / "datastores" / "0" / str(VMID)
+    path.mkdir(parents=True)
+    (path / "disk.0").write_bytes(b"raw disk" + bytes((1 << 20) - 8))
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path / "disk.1"), "4M"], check=True)
+    return path
+
+
+@pytest.fixture
+def doubles(tmp_path, monkeypatch):
+    """Recording test doubles of virsh and onedatastore on PATH; ``virsh`` fails when $VIRSH_FAIL matches."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    (bin_dir / "virsh").write_text('#!/bin/sh\necho "virsh $*" >>%s\ncase "$*" in *"$VIRSH_FAIL"*) '
+                                   '[ -n "$VIRSH_FAIL" ] && { echo "error: failed" >&2; exit 1; } ;; esac\nexit 0\n' % log)
+    (bin_dir / "onedatastore").write_text('#!/bin/sh\necho "onedatastore $*" >>%s\ncat %s/ds-$3.xml\n' % (log, tmp_path))
+    for name in ("virsh", "onedatastore"):
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    monkeypatch.setenv("VIRSH_FAIL", "")
+    monkeypatch.delenv("BACKUP_BASE_PATH", raising=False)
+    return log
+
+
+@pytest.fixture
+def run(rc, monkeypatch, tmp_path):
+    """``run(action, *args, stdin=...)`` of the nfs_shared driver in-process (remotes: tmp_path/remotes)."""
+    driver_dir = tmp_path / "remotes" / "tm" / "nfs_shared"
+    driver_dir.mkdir(parents=True)
+
+    def go(action, *args, stdin="", **overrides):
+        settings = dict(rc, **overrides)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        err = io.StringIO()
+        ctx = Context(action, settings, stderr=err, driver_dir=str(driver_dir))
+        code = registry.run_action(ctx, registry.load_driver("nfs_shared").ACTIONS[action], [str(a) for a in args])
+        return Result(code, err.getvalue())
+    return go
+
+
+def args_for(vm_dir, disks="0:1"):
+    return ["node1:%s" % vm_dir, disks, "one-%d" % VMID, "-", VMID, 0]
+
+
+@pytest.mark.parametrize("stdin, message", [
+    (vm_xml(mode="INCREMENT"), "incremental backups (BACKUP_CONFIG MODE=INCREMENT) are not supported"),
+    (vm_xml(config="<INTERACTIVE>YES</INTERACTIVE>"), "interactive backups (BACKUP_CONFIG INTERACTIVE=YES)"),
+    ("not xml", "cannot read the VM's XML on stdin"),
+    ("<IMAGE/>", "expected the VM's XML on stdin, got <IMAGE>"),
+    (vm_xml(disks=(("0", "vda", "raw"),)), "disk 1 is not in the VM's template"),
+])
+def test_refusals_touch_nothing(run, vm_dir, doubles, stdin, message):
+    before = sorted(os.listdir(vm_dir))
+    res = run("prebackup", *args_for(vm_dir), stdin=stdin)
+    assert res.rc == 1 and message in res.err, res
+    assert sorted(os.listdir(vm_dir)) == before
+
+
+def test_a_bad_disk_list_is_refused(run, vm_dir, doubles):
+    res = run("prebackup", *args_for(vm_dir, "0:;rm"), stdin=vm_xml())
+    assert res.rc == 1 and "bad disk id list '0:;rm'" in res.err
+
+
+def test_prebackup_writes_what_the_backup_datastore_uploads(run, vm_dir, doubles):
+    res = run("prebackup", *args_for(vm_dir), stdin=vm_xml())
+    assert res.rc == 0, res
+    bck = vm_dir / "backup"
+    assert sorted(os.listdir(bck)) == ["disk.0.0", "disk.1.0", "vm.xml"]
+    text = (bck / "vm.xml").read_text()
+    assert base64.b64decode(text) == vm_xml().encode()
+    assert all(len(line) <= 60 for line in text.splitlines()) and text.endswith("\n\n")   # Ruby's encode64 + echo
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(bck / "disk.0.0")], capture_output=True,
+                          text=True, check=True).stdout
+    assert '"format": "qcow2"' in info
+    converted = subprocess.run(["qemu-img", "convert", "-O", "raw", str(bck / "disk.0.0"), str(vm_dir / "check")],
+                               check=True)
+    assert converted.returncode == 0 and (vm_dir / "check").read_bytes() == (vm_dir / "disk.0").read_bytes()
+    assert run("postbackup", *args_for(vm_dir), stdin=vm_xml()).rc == 0
+    assert not bck.exists()
+
+
+def test_backup_base_path_from_datastore_conf(run, vm_dir, doubles, tmp_path):
+    conf = tmp_path / "remotes" / "etc" / "datastore" / "datastore.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text('# stock datastore.conf\nexport BACKUP_BASE_PATH="%s/bk"\n' % tmp_path)
+    assert run("prebackup", *args_for(vm_dir), stdin=vm_xml()).rc == 0
+    assert (tmp_path / "bk" / str(VMID) / "backup" / "disk.1.0").exists() and not (vm_dir / "backup").exists()
+    assert run("postbackup", *args_for(vm_dir), stdin=vm_xml()).rc == 0
+    assert not (tmp_path / "bk" / str(VMID)).exists()
+    conf.write_text('BACKUP_BASE_PATH="../bk"\n')
+    res = run("prebackup", *args_for(vm_dir), stdin=vm_xml())
+    assert res.rc == 1 and "BACKUP_BASE_PATH '../bk' must be an absolute path" in res.err
+
+
+def test_a_qcow2_chain_that_reads_a_file_outside_the_datastores_is_refused(run, vm_dir, doubles, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"one_auth: oneadmin:secret")
+    os.unlink(vm_dir / "disk.1")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(secret), str(vm_dir / "disk.1"),
+                    "4M"], check=True)
+    res = run("prebackup", *args_for(vm_dir), stdin=vm_xml())
+    assert res.rc == 1 and "its chain reads %s, which is outside the datastores" % secret in res.err
+    assert not (vm_dir / "backup").exists()
+
+
+def test_a_raw_disk_is_read_as_raw_whatever_its_guest_wrote(run, vm_dir, doubles, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"host secret")
+    os.unlink(vm_dir / "disk.0")   # the guest of a raw disk wrote a qcow2 header naming a host file
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(secret), str(vm_dir / "disk.0"),
+                    "4M"], check=True)
+    assert run("prebackup", *args_for(vm_dir), stdin=vm_xml()).rc == 0
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(vm_dir / "backup" / "disk.0.0"), str(vm_dir / "check")],
+                   check=True)
+    data, disk = (vm_dir / "check").read_bytes(), (vm_dir / "disk.0").read_bytes()
+    assert data[:len(disk)] == disk and not data[len(disk):].strip(b"\0") and b"host secret" not in data
+
+
+def test_confinement_comes_from_the_backup_datastore(run, vm_dir, doubles, tmp_path, fake_ssh):
+    """The backup datastore's RSYNC_NICE/RSYNC_IONICE reach the host (its PATH puts the system's nice first, so the
+    test reads the command line the host got, and the niceness the conversion ran with)."""
+    (tmp_path / "ds-100.xml").write_text("<DATASTORE><ID>100</ID><DS_MAD>rsync</DS_MAD><TEMPLATE><RSYNC_NICE>7"
+                                         "</RSYNC_NICE><RSYNC_IONICE>3</RSYNC_IONICE></TEMPLATE></DATASTORE>")
+    wrapper = tmp_path / "bin" / "logging_ssh"
+    wrapper.write_text('#!/bin/sh\nprintf "%%s\\n" "$*" >>%s/remote.log\nexec %s "$@"\n' % (tmp_path, fake_ssh))
+    wrapper.chmod(0o755)
+    config = "<LAST_DATASTORE_ID>100</LAST_DATASTORE_ID>"
+    res = run("prebackup", *args_for(vm_dir), stdin=vm_xml(config=config), SSH=str(wrapper))
+    assert res.rc == 0, res
+    assert doubles.read_text().splitlines()[0] == "onedatastore show -x 100"
+    remote = (tmp_path / "remote.log").read_text()
+    assert "qemu-img convert" in remote and "%s/backup %s no one-5 7 3 0 raw 1 qcow2\n" % (vm_dir, vm_dir) in remote
+    (tmp_path / "ds-100.xml").write_text("<DATASTORE><ID>100</ID><DS_MAD>rsync</DS_MAD><TEMPLATE><RSYNC_NICE>x; rm"
+                                         "</RSYNC_NICE></TEMPLATE></DATASTORE>")
+    res = run("prebackup", *args_for(vm_dir), stdin=vm_xml(config=config))
+    assert res.rc == 1 and "RSYNC_NICE='x; rm' is not a number from -20 to 19" in res.err
+
+
+def test_live_backup_and_its_virsh_calls(run, vm_dir, doubles):
+    disks = (("0", "vda", "raw"), ("1", "vdb", "qcow2"), ("2", "vdc", "raw"))
+    stdin = vm_xml(config="<FS_FREEZE>SUSPEND</FS_FREEZE>", disks=disks)
+    (vm_dir / "disk.2").write_bytes(b"not in the backup")
+    assert run("prebackup_live", *args_for(vm_dir), stdin=stdin).rc == 0
+    tmp = vm_dir / "tmp"
+    assert sorted(os.listdir(tmp)) == ["checkpoint.xml", "overlay_0.qcow2", "overlay_1.qcow2"]
+    assert sorted(os.listdir(vm_dir / "backup")) == ["disk.0.0", "disk.1.0", "vm.xml"]
+    assert run("postbackup_live", *args_for(vm_dir), stdin=stdin).rc == 0
+    uri = "--connect qemu:///system"
+    assert doubles.read_text().splitlines() == [
+        "virsh %s suspend one-5" % uri,
+        "virsh %s snapshot-create-as --name one-5-backup --disk-only --atomic --diskspec vda,file=%s/overlay_0.qcow2 "
+        "--diskspec vdb,file=%s/overlay_1.qcow2 --diskspec vdc,snapshot=no one-5" % (uri, tmp, tmp),
+        "virsh %s resume one-5" % uri,
+        "virsh %s blockcommit --base %s/disk.0 --active --pivot --keep-relative one-5 vda" % (uri, vm_dir),
+        "virsh %s blockcommit --base %s/disk.1 --active --pivot --keep-relative one-5 vdb" % (uri, vm_dir),
+        "virsh %s snapshot-delete --snapshotname one-5-backup --metadata one-5" % uri,
+    ]
+    assert not tmp.exists() and not (vm_dir / "backup").exists()
+
+
+def test_a_failed_snapshot_thaws_the_guest(run, vm_dir, doubles, monkeypatch):
+    monkeypatch.setenv("VIRSH_FAIL", "snapshot-create-as")
+    res = run("prebackup_live", *args_for(vm_dir), stdin=vm_xml(config="<FS_FREEZE>AGENT</FS_FREEZE>"))
+    assert res.rc == 1 and "Error preparing disk files" in res.err
+    calls = doubles.read_text().splitlines()
+    assert [c.split()[3] for c in calls] == ["domfsfreeze", "snapshot-create-as", "domfsthaw"]
+
+
+def test_a_failed_block_commit_keeps_the_overlays(run, vm_dir, doubles, monkeypatch):
+    """The running VM writes to the overlays until blockcommit pivots it back: they must stay when it fails."""
+    assert run("prebackup_live", *args_for(vm_dir), stdin=vm_xml()).rc == 0
+    monkeypatch.setenv("VIRSH_FAIL", "blockcommit")
+    res = run("postbackup_live", *args_for(vm_dir), stdin=vm_xml())
+    assert res.rc != 0 and "Error cleaning backup temporal files" in res.err
+    assert (vm_dir / "tmp" / "overlay_0.qcow2").exists()
+
+
+def test_a_failed_cleanup_is_logged_not_failed(run, vm_dir, doubles, tmp_path):
+    """As stock: postbackup (not live) logs the error; the next backup or the VM's removal cleans up."""
+    res = run("postbackup", *args_for(vm_dir), stdin=vm_xml(), SSH=str(tmp_path / "missing-ssh"))
+    assert res.rc == 0 and "ERROR" in res.err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace for the slow qemu-img)")
+def test_a_cancelled_backup_stops_on_the_host(run, vm_dir, doubles, tmp_path, fake_ssh):
+    """SIGTERM to the action (oned's backup cancel) stops the conversion on the host, not only the ssh client.
+
+    The host side runs in its own session, as under sshd (so stopping the local ssh client does not reach it), with
+    a slow qemu-img test double bound over /usr/bin/qemu-img in a private mount namespace.
+    """
+    marker = tmp_path / "converting"
+    slow = tmp_path / "slow-qemu-img"
+    slow.write_text('#!/bin/sh\n[ "$1" = convert ] || exit 99\necho $$ >%s\nexec sleep 60\n' % marker)
+    slow.chmod(0o755)
+    wrapper = tmp_path / "bin" / "session_ssh"
+    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
+                       '\'mount --bind "$0" /usr/bin/qemu-img && exec "$@"\' %s %s "$@"\n' % (slow, fake_ssh))
+    wrapper.chmod(0o755)
+    timer = threading.Thread(target=_term_when, args=(marker,))
+    timer.start()
+    res = run("prebackup", *args_for(vm_dir, "0"), stdin=vm_xml(disks=(("0", "vda", "raw"),)), SSH=str(wrapper))
+    timer.join()
+    assert res.rc == 128 + signal.SIGTERM and "Backup cancelled" in res.err, res
+    pid = int(marker.read_text())
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists("/proc/%d" % pid):
+        time.sleep(0.1)
+    assert not os.path.exists("/proc/%d" % pid), "the conversion goes on on the host"
+
+
+def _term_when(marker):
+    deadline = time.time() + 20
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.05)
+    if marker.exists():   # else the action is over: the test fails on its result, pytest is not signalled
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_fetch_command_keeps_holes_and_leaves_nothing_on_failure(rc, tmp_path):
+    ctx = Context("restore", rc)
+    src = tmp_path / "src"
+    with open(src, "wb") as handle:
+        handle.write(b"a" * 4096)
+        handle.seek(1 << 20)
+        handle.write(b"b" * 100)
+        handle.truncate(3 << 20)
+    dst = tmp_path / "out" / "disk.0.backup"
+    copy.fetch_command(ctx, ["cat", str(src)], "node1", str(dst))
+    assert dst.read_bytes() == src.read_bytes() and os.stat(dst).st_blocks * 512 <= 16384
+    with pytest.raises(TMError) as err:
+        copy.fetch_command(ctx, ["sh", "-c", "cat \"$1\"; echo gone >&2; exit 3", "sh", str(src)], "node1",
+                           str(tmp_path / "out" / "other"))
+    assert "failed (rc=3): gone" in err.value.msg
+    assert sorted(os.listdir(tmp_path / "out")) == ["disk.0.backup"]
+
+
+def test_restore_refuses_a_backup_disk_that_reads_other_files(run, vm_dir, doubles, tmp_path):
+    """A backup datastore is another machine: what comes from it is checked before it replaces a disk."""
+    remotes = tmp_path / "remotes" / "datastore"
+    (remotes / "fake").mkdir(parents=True)
+    evil = tmp_path / "evil.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", str(evil), "1M"],
+                   check=True)
+    (remotes / "fake" / "ls").write_text('#!/bin/sh\ncat >/dev/null\necho \'{"0": "file://%s"}\'\n' % evil)
+    (remotes / "downloader.sh").write_text('#!/bin/sh\n[ "$1 $3" = "--nodecomp -" ] && cat "${2#file://}"\n')
+    for path in (remotes / "fake" / "ls", remotes / "downloader.sh"):
+        path.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    for kind, xml in (("onevm", vm_xml()), ("oneimage", "<IMAGE><ID>9</ID><DATASTORE_ID>100</DATASTORE_ID></IMAGE>")):
+        (bin_dir / kind).write_text("#!/bin/sh\ncat <<'EOF'\n%s\nEOF\n" % xml)
+        (bin_dir / kind).chmod(0o755)
+    (tmp_path / "ds-100.xml").write_text("<DATASTORE><ID>100</ID><DS_MAD>fake</DS_MAD><TEMPLATE/></DATASTORE>")
+    before = (vm_dir / "disk.0").read_bytes()
+    res = run("restore", "node1:%s" % vm_dir, VMID, 9, -1, -1)
+    assert res.rc == 1 and "Refusing image" in res.err and "a backing file (/etc/hostname)" in res.err, res
+    assert (vm_dir / "disk.0").read_bytes() == before and not (vm_dir / "disk.0.backup").exists()
