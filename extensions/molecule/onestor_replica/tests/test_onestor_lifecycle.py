@@ -9,8 +9,9 @@ the end no VM directory is left on any machine (the replica's cache stays, by
 design).
 
 Issue 13 items checked here: 9 (undeploy, stop and cold migration move each
-disk, then the VM directory, without losing a disk) and 14 (REPLICA_HOST read
-from the VM's system datastore).
+disk, then the VM directory, without losing a disk), 14 (REPLICA_HOST read
+from the VM's system datastore) and the backups (a full backup through the
+stock rsync backup datastore, restored by ``onevm restore``).
 """
 import pytest
 
@@ -178,6 +179,99 @@ def test_disk_snapshots_resize_and_saveas_in_poweroff(image, template, system_ds
     terminate(system_ds, vmid)
     one("oneimage", "delete", str(iid))
     wait("saved image gone", lambda: not FE.file(saved).exists)
+
+
+@pytest.fixture(scope="module")
+def backup_ds():
+    """A backup datastore of OpenNebula's stock rsync driver whose rsync host is ost-rep."""
+    CLI.remove_stale("onedatastore", "ost-backups")
+    FE.check_output("install -d -o oneadmin -g oneadmin /var/tmp/ost-bk && printf %s > /var/tmp/ost-bk/ds.tmpl && "
+                    "chown oneadmin: /var/tmp/ost-bk/ds.tmpl",
+                    'NAME="ost-backups"\nTYPE="BACKUP_DS"\nDS_MAD="rsync"\nTM_MAD="-"\n'
+                    'RSYNC_HOST="ost-rep"\nRSYNC_USER="oneadmin"\n')
+    dsid = CLI.new_id("onedatastore", "create", "/var/tmp/ost-bk/ds.tmpl")
+    yield dsid
+    one("onedatastore", "delete", str(dsid))
+    FE.check_output("rm -rf /var/tmp/ost-bk")
+    REP.check_output("rm -rf %s", "%s/%d" % (DATASTORES, dsid))
+
+
+# the environment opennebula.service gives oned and its drivers (lab/oned/opennebula.service)
+ONED_ENV = ("HOME=/var/lib/one ONE_LOCATION=/opt/one ONE_AUTH=/var/lib/one/.one/one_auth RUBYLIB=/opt/one/lib/ruby "
+            "PATH=/opt/one/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def as_oneadmin(node, command, *args, stdin=None):
+    """Run ``command`` (a format with %s for ``args``) as oneadmin on ``node``, in oned's environment, ``stdin``
+    from a file."""
+    res = node.run("runuser -u oneadmin -- env " + ONED_ENV + " sh -c %s" + (" < %s" % stdin if stdin else ""),
+                   command % tuple(args) if args else command)
+    assert res.rc == 0, (command, res.stdout, res.stderr)
+    return res.stdout
+
+
+def test_backup_and_restore(image, template, system_ds, backup_ds):
+    """A full backup of a powered-off VM by our prebackup/postbackup and the stock rsync datastore, then oned's
+    ``onevm restore`` through our restore.
+
+    The lab's oned runs the dummy VM driver, whose backup answers at once without the three steps of the KVM
+    driver (one_vmm_exec.rb: TM prebackup, the datastore's backup, TM postbackup). So the test runs those steps as
+    the KVM driver does (its argv, the VM's XML on stdin) on the front-end, then ``onevm backup`` registers the
+    backup image, whose id (``dummy-backup-id``, the dummy driver's answer) is given to the backup on ost-rep.
+    ``onevm restore`` is oned's own: our restore reads the backup through the rsync driver's ``ls`` and
+    ``downloader.sh`` and replaces the VM's disk on its host.
+    """
+    vmid = deploy(template, system_ds)
+    try:
+        _backup_and_restore(image, system_ds, backup_ds, vmid)
+    finally:
+        if CLI.vm_state(vmid)[0] != DONE:
+            terminate(system_ds, vmid)
+
+
+def _backup_and_restore(image, system_ds, backup_ds, vmid):
+    poweroff(vmid)
+    d = vm_dir(system_ds, vmid)
+    deploy_id = xml("onevm", "show", str(vmid)).findtext("DEPLOY_ID")
+    FE.check_output("runuser -u oneadmin -- env HOME=/var/lib/one onevm show -x %s > /var/tmp/ost-bk/vm.xml",
+                    str(vmid))
+    ds_text = one("onedatastore", "show", "-x", str(backup_ds)).stdout
+    vm_text = FE.file("/var/tmp/ost-bk/vm.xml").content_string
+    FE.check_output("printf %s > /var/tmp/ost-bk/action.xml",
+                    "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (ds_text, vm_text))
+    # TM_COMMAND of oned's backup: BACKUP onestor host:VM_DIR DISK_IDS DEPLOY_ID BJ_ID VM_ID DS_ID (the image disk)
+    args = "ost-h2:%s 0 %s - %d %d" % (d, deploy_id, vmid, system_ds)
+    remotes = "/var/lib/one/remotes"
+    as_oneadmin(FE, "%s/tm/onestor/prebackup %s", remotes, args, stdin="/var/tmp/ost-bk/vm.xml")
+    assert H2.file(d + "/backup/disk.0.0").exists
+    out = as_oneadmin(FE, "%s/datastore/rsync/backup %s", remotes, args, stdin="/var/tmp/ost-bk/action.xml")
+    backup_id = out.split()[0]
+    as_oneadmin(FE, "%s/tm/onestor/postbackup %s", remotes, args, stdin="/var/tmp/ost-bk/vm.xml")
+    assert not H2.file(d + "/backup").exists
+    stored = "%s/%d/%d" % (DATASTORES, backup_ds, vmid)
+    assert REP.file("%s/%s/disk.0.0" % (stored, backup_id)).exists
+    # oned registers the backup image (the dummy driver's id)
+    one("onevm", "backup", "-d", str(backup_ds), str(vmid))
+    iid = wait("backup image", lambda: xml("onevm", "show", str(vmid)).findtext("BACKUPS/BACKUP_IDS/ID"), 120)
+    wait("backup image READY", lambda: xml("oneimage", "show", iid).findtext("STATE") == "1", 120)
+    wait_vm(vmid, POWEROFF)
+    source = xml("oneimage", "show", iid).findtext("SOURCE")
+    as_oneadmin(REP, "mv %s/%s %s/%s", stored, backup_id, stored, source)
+    # the disk changes, then oned restores the backup through our restore
+    H2.check_output("runuser -u oneadmin -- sh -c 'printf changed | dd of=%s conv=notrunc status=none'", d + "/disk.0")
+    one("onevm", "restore", str(vmid), iid)
+    wait("disk.0 restored", lambda: H2.run("qemu-img convert -U -O raw %s /tmp/ost-restored && md5sum "
+                                           "/tmp/ost-restored", d + "/disk.0").stdout.split()[:1] == [image["md5"]],
+         180)
+    wait_vm(vmid, POWEROFF)
+    assert not H2.file(d + "/disk.0.backup").exists
+    H2.check_output("rm -f /tmp/ost-restored")
+    one("onevm", "resume", str(vmid))
+    wait_vm(vmid, ACTIVE, RUNNING)
+    terminate(system_ds, vmid)
+    one("oneimage", "delete", iid)   # the rsync driver's rm removes the backup from ost-rep
+    wait("backup image gone", lambda: one("oneimage", "show", iid, check=False).rc != 0, 120)
+    assert not REP.file("%s/%s" % (stored, source)).exists
 
 
 def test_oned_monitors_the_image_datastore():
