@@ -202,12 +202,19 @@ def _check(driver, sequence, steps, stock, ours):
     return problems
 
 
+def compare(runner, driver, sequence, **options):
+    """Play the sequence with stock's driver, then ours, from the same start; fail on any unexplained difference.
+    Returns both sides' records."""
+    steps, stock = play(runner, driver, "stock", **options)
+    _steps, ours = play(runner, driver, "ours", **options)
+    problems = _check(driver, sequence, steps, stock, ours)
+    assert not problems, "\n".join(problems)
+    return stock, ours
+
+
 @pytest.mark.parametrize("driver", sorted(LAYOUTS))
 def test_full_backup_and_restore_agree(runner, driver):
-    steps, stock = play(runner, driver, "stock", live=False)
-    _steps, ours = play(runner, driver, "ours", live=False)
-    problems = _check(driver, "backup-restore", steps, stock, ours)
-    assert not problems, "\n".join(problems)
+    _stock, ours = compare(runner, driver, "backup-restore", live=False)
     # what the comparison stands on: the backup holds the disks as they were, the restore brought them back
     after = ours[-1]["files"]
     vm_dir = "datastores/%d/%d" % (LAYOUTS[driver][1], VMID)
@@ -223,10 +230,7 @@ def test_full_backup_and_restore_agree(runner, driver):
 
 @pytest.mark.parametrize("driver", sorted(LAYOUTS))
 def test_live_full_backup_agrees(runner, driver):
-    steps, stock = play(runner, driver, "stock", live=True)
-    _steps, ours = play(runner, driver, "ours", live=True)
-    problems = _check(driver, "backup-live", steps, stock, ours)
-    assert not problems, "\n".join(problems)
+    _stock, ours = compare(runner, driver, "backup-live", live=True)
     calls = ours[0]["virsh"] + ours[2]["virsh"]
     assert any(" snapshot-create-as " in c and "--diskspec vdc,snapshot=no" in c for c in calls), calls
     assert sum(" blockcommit " in c for c in calls) == 2 and calls[0].endswith("domfsfreeze one-%d" % VMID), calls
@@ -234,10 +238,7 @@ def test_live_full_backup_agrees(runner, driver):
 
 def test_restore_of_one_disk_agrees(runner):
     """``onevm restore --disk-id 1``: only that disk comes back (the other keeps its changes)."""
-    steps, stock = play(runner, "ssh", "stock", restore_disk=1)
-    _steps, ours = play(runner, "ssh", "ours", restore_disk=1)
-    problems = _check("ssh", "backup-restore-disk1", steps, stock, ours)
-    assert not problems, "\n".join(problems)
+    _stock, ours = compare(runner, "ssh", "backup-restore-disk1", restore_disk=1)
     after, before = ours[-1]["files"], ours[0]["files"]
     disk0 = "host-a:datastores/0/%d/disk.0" % VMID
     assert after[disk0]["sha256"] != before[disk0]["sha256"], "disk.0 was restored too"
@@ -245,10 +246,7 @@ def test_restore_of_one_disk_agrees(runner):
 
 def test_restore_of_a_persistent_disk_agrees(runner):
     """A persistent disk (disk.0 a link to the image): restore replaces the image itself (stock's replace_p)."""
-    steps, stock = play(runner, "shared", "stock", persistent=True)
-    _steps, ours = play(runner, "shared", "ours", persistent=True)
-    problems = _check("shared", "backup-restore-persistent", steps, stock, ours)
-    assert not problems, "\n".join(problems)
+    _stock, ours = compare(runner, "shared", "backup-restore-persistent", persistent=True)
     after = ours[-1]["files"]
     assert after["nfs:100/%d/disk.0" % VMID] == {"type": "link", "target": "%s/datastores/101/img0.snap/0" % (
         runner.world.mnt), "uid": 0}
@@ -257,9 +255,6 @@ def test_restore_of_a_persistent_disk_agrees(runner):
 
 def test_a_guest_written_qcow2_header_does_not_leak_a_host_file(runner):
     """The intended difference: stock's backup of such a raw disk holds the host file, ours the disk's bytes."""
-    steps, stock = play(runner, "shared", "stock", guest_header=True)
-    _steps, ours = play(runner, "shared", "ours", guest_header=True)
-    problems = _check("shared", "guest-qcow2-header", steps, stock, ours)
-    assert not problems, "\n".join(problems)
+    stock, ours = compare(runner, "shared", "guest-qcow2-header", guest_header=True)
     assert stock[1]["disk0"][:11] == b"host secret", "stock no longer leaks: the intended difference is gone"
     assert ours[1]["disk0"][:4] == b"QFI\xfb" and b"host secret" not in ours[1]["disk0"]
