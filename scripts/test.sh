@@ -81,9 +81,9 @@ queue() { names+=("$1"); shift; cmds+=("$(printf '%q ' "$@")"); }
 queue_scenario() { queue "molecule $1" step "molecule $1" "$root/lab/molecule" test -s "$1"; }
 scenario_cost() {  # seconds of each scenario run alone (TEST_JOBS=1, 2026-12-02); unknown ones count as long
   case $1 in
-    storpool_addon) echo 470 ;; default) echo 300 ;; nfs_shared) echo 285 ;; gfs2_clvm) echo 400 ;;
+    storpool_addon) echo 470 ;; default) echo 300 ;; nfs_shared) echo 700 ;; gfs2_clvm) echo 400 ;;
     oned_lifecycle) echo 1000 ;;  # real oned (lab/oned): 1007 s alone at a load of 25-40 (other helpers' work)
-    onestor_replica) echo 470 ;; awx) echo 175 ;; *) echo 600 ;;  # onestor_replica: real oned, 2026-12-03
+    onestor_replica) echo 560 ;; awx) echo 175 ;; *) echo 600 ;;  # onestor_replica, nfs_shared: real oned, 2026-12-03
   esac
 }
 declare -a molecule_steps=()

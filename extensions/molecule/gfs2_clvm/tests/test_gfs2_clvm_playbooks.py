@@ -1,5 +1,6 @@
 """ansible-playbook runs against the lab machines: bad variables fail with a clear message and leave
-every file untouched; real oned 7.4 (lab/oned) accepts a gfs2clvm datastore; a VG on a loop device."""
+every file untouched; real oned 7.4 (lab/oned) accepts a gfs2clvm datastore, registers, monitors and deletes an
+image in it through our datastore driver (down to a recording fake of LVM); a VG on a loop device."""
 import base64
 import os
 import subprocess
@@ -205,3 +206,91 @@ def test_volume_group_on_a_loop_device(tmp_path):
         h1.run("pvremove -f --config global/use_lvmlockd=0 %s", dev)
         h1.run("losetup -d %s", dev)
         h1.run("rm -f %s", image)
+
+
+# A RECORDING FAKE of the four LVM commands the wrapper runs (this kernel has no device-mapper, so lvcreate
+# cannot run): a logical volume is a plain file /dev/<vg>/<lv>; every call is logged with its argv.
+FAKE_LVM = """#!/bin/sh
+# TEST DOUBLE (recording fake of LVM, installed by test_gfs2_clvm_playbooks.py): not LVM.
+echo "$(basename "$0") $*" >> /var/log/lvm-fake.log
+case "$(basename "$0") $1" in
+  "vgs "*) echo "  1024.00 1008.00" ;;
+  "lvs --noheadings")
+    if [ "$2" = -o ]; then ls "/dev/$4" 2>/dev/null | sed 's/^/  /'
+    else echo "  $(( $(stat -c %s "$7") / 1048576 )).00"; fi ;;
+  "lvcreate -L") mkdir -p "/dev/$5" && truncate -s "${2%M}M" "/dev/$5/$4" ;;
+  "lvremove -f") rm -f "/dev/$2" ;;
+  *) echo "lvm fake: unexpected call" >&2; exit 3 ;;
+esac
+"""
+FAKE_DIR = "/usr/local/lib/one-lvm-fake"
+
+
+def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_path):
+    """Real oned 7.4 registers a datablock in a gfs2clvm datastore: oned runs our datastore ``mkfs`` on the
+    BRIDGE_LIST host, which goes through sudo and the role's wrapper to LVM (the recording fake: no
+    device-mapper here), once it has monitored the datastore through our ``monitor`` (the fake's vgs);
+    ``oneimage delete`` runs our ``rm`` (lvs, lvremove)."""
+    fe, h1 = testinfra.get_host("podman://gfs-fe"), testinfra.get_host("podman://gfs-h1")
+    hosts = (h1, testinfra.get_host("podman://gfs-h2"))
+    for node in hosts:   # the role points both hosts' wrappers at the fake
+        node.check_output("install -d -o root -g root -m 0755 %s && rm -f /var/log/lvm-fake.log", FAKE_DIR)
+        for name in ("lvcreate", "lvremove", "lvs", "vgs"):
+            node.check_output("printf '%%s' %s > %s/%s && chmod 0755 %s/%s", FAKE_LVM, FAKE_DIR, name, FAKE_DIR, name)
+    one = "runuser -u oneadmin -- env HOME=/var/lib/one ONE_XMLRPC_TIMEOUT=600 "
+    play = """\
+        - name: The role with the recording fake of LVM on gfs-h1, and a datastore whose bridge is gfs-h1
+          hosts: gfs2_clvm
+          gather_facts: false
+          roles:
+            - role: nebula.storage.gfs2_clvm
+          post_tasks:
+            - name: Image datastore on the SAN
+              nebula.storage.one_datastore:
+                name: san_fake
+                type: image
+                template: {DS_MAD: gfs2clvm, TM_MAD: gfs2clvm, VG_NAME: vg-one-san, BRIDGE_LIST: gfs-h1}
+              become: true
+              become_user: oneadmin
+              when: inventory_hostname == 'gfs-fe'
+        """
+    res = run_playbook(tmp_path, play, "-e", "gfs2_clvm_lvm_bin_dir=%s" % FAKE_DIR)
+    assert res.returncode == 0, res.stdout[-3000:]
+    try:
+        # oned allocates an image only in a datastore it has monitored (FREE_MB, here from the fake's vgs)
+        _wait(lambda: _xml(fe, one + "onedatastore show san_fake -x").findtext("FREE_MB") == "1008",
+              "FREE_MB from the datastore monitor", 240)
+        out = fe.check_output(one + "oneimage create -d san_fake --name g-fake --type DATABLOCK --size 16 "
+                                    "--format raw")
+        iid = out.split(":")[1].strip()
+        _wait(lambda: _xml(fe, one + "oneimage show %s -x" % iid).findtext("STATE") == "1", "image READY")
+        source = _xml(fe, one + "oneimage show %s -x" % iid).findtext("SOURCE")
+        lv = os.path.basename(source)
+        assert source == "/dev/vg-one-san/" + lv and lv.startswith("lv-oneimg-"), source
+        assert h1.file(source).size == 16 << 20
+        assert "lvcreate -L 16M -n %s vg-one-san" % lv in h1.file("/var/log/lvm-fake.log").content_string
+        fe.check_output(one + "oneimage delete %s", iid)
+        _wait(lambda: fe.run(one + "oneimage show %s", iid).rc != 0, "image deleted")
+        assert not h1.file(source).exists
+        assert "lvremove -f vg-one-san/%s" % lv in h1.file("/var/log/lvm-fake.log").content_string
+    finally:
+        fe.run(one + "onedatastore delete san_fake")
+        res = run_playbook(tmp_path, ROLE_PLAY)   # the real LVM again
+        assert res.returncode == 0, res.stdout[-3000:]
+        for node in hosts:
+            node.run("rm -rf %s /dev/vg-one-san /var/log/lvm-fake.log", FAKE_DIR)
+
+
+def _xml(node, command):
+    import xml.etree.ElementTree as ET
+    return ET.fromstring(node.check_output(command))
+
+
+def _wait(probe, what, timeout=120):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if probe():
+            return
+        time.sleep(1)
+    raise AssertionError("timed out waiting for %s" % what)

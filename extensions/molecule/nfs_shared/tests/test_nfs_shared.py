@@ -213,7 +213,7 @@ def test_driver_installed(host):
 
 
 def test_datastores_use_the_driver(host):
-    """The oned TEST DOUBLE accepted both datastores with TM_MAD nfs_shared."""
+    """Real oned accepted both datastores with TM_MAD nfs_shared."""
     script = (
         "import xmlrpc.client, json, xml.etree.ElementTree as E;"
         "auth=open('/var/lib/one/.one/one_auth').read().strip();"
@@ -315,14 +315,13 @@ def test_networks_mode_prints_the_networks_it_exports_to():
 # OpenNebula's own sudoers (share/pkgs/sudoers of the 7.4.0 source fixture:
 # debian/opennebula with the Cmnd_Alias lines, opennebula-node-kvm and
 # opennebula-server with the grants) are installed by these tests, as the
-# opennebula packages would. The oned TEST DOUBLE stores NFS_AUTO_* and
-# refuses their change on a datastore holding images, as oned does.
+# opennebula packages would. Real oned stores NFS_AUTO_* and refuses their
+# change on a datastore holding images (Datastore::post_update_template).
 
 ONE_SRC = os.path.join(os.environ.get("NEBULA_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures"),
                        "opennebula", "opennebula-7.4.0-src.tar.gz")
 LAYOUT = ("nfs-fe",) + HOSTS
 AUTO = ("NFS_AUTO_ENABLE", "NFS_AUTO_HOST", "NFS_AUTO_PATH", "NFS_AUTO_OPTS")
-STATE = "/var/lib/oned-double/state.json"
 
 
 def stock_sudoers():
@@ -364,22 +363,33 @@ def datastores():
     return json.loads(machine("nfs-fe").check_output("python3 -c \"%s\"" % script))
 
 
-def set_images(name, images):
-    """Give a datastore of the double images: stop it, edit its state file, start it (it loads the file at start)."""
-    fe = machine("nfs-fe")
-    fe.check_output("systemctl stop oned-double")
-    state = json.loads(fe.file(STATE).content_string)
-    for ds in state["datastores"].values():
-        if ds["name"] == name:
-            ds["images"] = list(images)
-    fe.check_output("printf '%%s' %s > %s", json.dumps(state), STATE)
-    fe.check_output("systemctl start oned-double")
-    for unused in range(50):
-        if fe.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 2633), 1)\"").rc == 0:
+def one(*argv):
+    """The OpenNebula CLI as oneadmin on nfs-fe."""
+    return machine("nfs-fe").check_output("runuser -u oneadmin -- env HOME=/var/lib/one ONE_XMLRPC_TIMEOUT=600 "
+                                          + " ".join(["%s"] * len(argv)), *argv)
+
+
+def hold_image(name):
+    """Register an image in datastore ``name`` without a copy (a SOURCE, as for volumes that exist already: oned
+    calls no driver and the image is READY at once); returns its id. The NFS_AUTO_* datastore needs no mount."""
+    if machine("nfs-fe").run("runuser -u oneadmin -- env HOME=/var/lib/one oneimage show nfs-held").rc == 0:
+        drop_image("nfs-held")   # left by an interrupted run
+    out = one("oneimage", "create", "-d", name, "--name", "nfs-held", "--type", "DATABLOCK", "--size", "1",
+              "--format", "raw", "--source", "%s/%d/held-by-test" % (DATASTORES, datastores()[name]["id"]))
+    return int(out.split(":")[1])
+
+
+def drop_image(iid):
+    """``oneimage delete --force``: the fs driver's rm first mounts an NFS_AUTO datastore on the front-end (its
+    autonfs_tmpsetup_command), which this kernel cannot; with --force oned drops the image whatever the driver
+    answers. There is no file to remove: the image was registered by SOURCE only."""
+    one("oneimage", "delete", "--force", str(iid))
+    for unused in range(120):
+        if machine("nfs-fe").run("runuser -u oneadmin -- env HOME=/var/lib/one oneimage show %s", str(iid)).rc != 0:
             return
         import time
-        time.sleep(0.2)
-    raise AssertionError("oned-double did not come back")
+        time.sleep(1)
+    raise AssertionError("image %s was not deleted" % iid)
 
 
 def fstab(name):
@@ -451,20 +461,29 @@ def test_mount_by_opennebula_sets_nfs_auto_and_writes_no_fstab_line():
 
 def test_datastore_holding_images_keeps_nfs_auto():
     """As oned: no NFS_AUTO_* change on a datastore with images, in either direction; nothing changes."""
-    set_images("nfs_images", [42])
+    iid = hold_image("nfs_images")
     try:
         before, pool = checksums(), datastores()
+        assert pool["nfs_images"]["images"] == [str(iid)]
         rc, out = run_play({})  # back to role: would remove NFS_AUTO_*
         assert rc != 0, out
-        assert "datastore nfs_images (ID %d) holds images (42), and OpenNebula refuses to change NFS_AUTO_ENABLE" \
-               % pool["nfs_images"]["id"] in out, out
+        assert "datastore nfs_images (ID %d) holds images (%d), and OpenNebula refuses to change NFS_AUTO_ENABLE" \
+               % (pool["nfs_images"]["id"], iid) in out, out
         assert "nfs_shared_mount_by=role would change NFS_AUTO_ENABLE" in out
         rc, out = run_play({"nfs_shared_mount_by": "opennebula", "nfs_shared_mount_options": "rw,soft"})
         assert rc != 0, out
         assert 'NFS_AUTO_OPTS ("rw,hard,_netdev" -> "rw,soft")' in out, out
         assert checksums() == before and datastores() == pool
+        # what the role's check stands in for: oned itself refuses the change
+        ds = pool["nfs_images"]["id"]
+        fe = machine("nfs-fe")
+        fe.check_output("printf 'NFS_AUTO_OPTS=\"rw,soft\"\\n' > /tmp/nfs-auto.tmpl && chmod 644 /tmp/nfs-auto.tmpl")
+        res = fe.run("runuser -u oneadmin -- env HOME=/var/lib/one onedatastore update %s /tmp/nfs-auto.tmpl --append",
+                     str(ds))
+        assert res.rc != 0 and "NFS_AUTO_OPTS" in res.stdout + res.stderr, res
+        assert datastores() == pool
     finally:
-        set_images("nfs_images", [])
+        drop_image(iid)
 
 
 def test_mount_by_role_removes_nfs_auto_and_restores_the_mounts():
