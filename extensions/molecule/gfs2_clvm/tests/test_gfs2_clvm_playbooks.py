@@ -258,8 +258,14 @@ def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_pa
     assert res.returncode == 0, res.stdout[-3000:]
     try:
         # oned allocates an image only in a datastore it has monitored (FREE_MB, here from the fake's vgs)
-        _wait(lambda: _xml(fe, one + "onedatastore show san_fake -x").findtext("FREE_MB") == "1008",
-              "FREE_MB from the datastore monitor", 240)
+        try:
+            _wait(lambda: _xml(fe, one + "onedatastore show san_fake -x").findtext("FREE_MB") == "1008",
+                  "FREE_MB from the datastore monitor", 240)
+        except AssertionError as exc:
+            raise AssertionError("%s; FREE_MB %s; oned.log: %s; lvm-fake.log: %s" % (
+                exc, _xml(fe, one + "onedatastore show san_fake -x").findtext("FREE_MB"),
+                fe.run("grep -i -e datastore -e monitor /var/log/one/oned.log | tail -15").stdout,
+                h1.run("cat /var/log/lvm-fake.log").stdout)) from None
         out = fe.check_output(one + "oneimage create -d san_fake --name g-fake --type DATABLOCK --size 16 "
                                     "--format raw")
         iid = out.split(":")[1].strip()

@@ -559,9 +559,16 @@ class DriverAction(object):
         return default if node is None or node.text is None else node.text.strip()
 
 
-def _ds(ctx, args, usage="DRV_ACTION ID"):
+def _ds(ctx, args, usage="ID, the driver action on stdin (or DRV_ACTION ID)"):
+    """The driver action: OpenNebula 7's one_datastore.rb runs ``<action> ID`` with the base64 action on stdin
+    (as the stock fs scripts read it, ``DRV_ACTION=$(cat -)``); ``<action> DRV_ACTION ID`` is accepted too."""
     need_args(ctx, args, 1, usage, at_least=True)
-    return DriverAction(args[0])
+    if len(args) >= 2:
+        return DriverAction(args[0])
+    data = sys.stdin.read().strip()
+    if not data:
+        fail("%s: no driver action on stdin (expected %s)" % (ctx.action, usage))
+    return DriverAction(data)
 
 
 def _ds_host(ctx, action):

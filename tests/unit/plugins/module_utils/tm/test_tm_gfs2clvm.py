@@ -214,18 +214,22 @@ def tm(lab):
 
 
 @pytest.fixture
-def ds(lab, tmp_path, capsys):
+def ds(lab, tmp_path, capsys, monkeypatch):
+    """Run a datastore action as OpenNebula 7's one_datastore.rb does: ``<action> ID``, the action on stdin
+    (``legacy=True``: ``<action> DRV_ACTION ID``)."""
     rc_path = tmp_path / "gfs2clvmrc"
     rc_path.write_text("".join("%s=%s\n" % (k, json.dumps(v)) for k, v in lab.rc.items()))
 
-    def run(action, image=None, datastore=None):
+    def run(action, image=None, datastore=None, legacy=False):
         xml = "<DS_DRIVER_ACTION_DATA><IMAGE>%s</IMAGE><DATASTORE><TEMPLATE>%s</TEMPLATE></DATASTORE>" \
               "</DS_DRIVER_ACTION_DATA>" % (
                   "".join("<%s>%s</%s>" % (k, v, k) for k, v in (image or {}).items()),
                   "".join("<%s>%s</%s>" % (k, v, k) for k, v in (datastore or {}).items()))
         err = io.StringIO()
         capsys.readouterr()
-        code = gfs2clvm.datastore_main(action, [base64.b64encode(xml.encode()).decode(), "7"], rc_path=str(rc_path),
+        encoded = base64.b64encode(xml.encode()).decode()
+        monkeypatch.setattr(sys, "stdin", io.StringIO("" if legacy else encoded + "\n"))
+        code = gfs2clvm.datastore_main(action, [encoded, "7"] if legacy else ["7"], rc_path=str(rc_path),
                                        stderr=err)
         return Result(code, err.getvalue(), capsys.readouterr().out)
     return run
@@ -691,6 +695,20 @@ def test_ds_monitor(ds, lab, monkeypatch):
     assert res.rc == 0, res
     assert res.out.split() == ["USED_MB=300", "TOTAL_MB=1000", "FREE_MB=700"]
     assert lab.lvm_calls() == [["vgs", "--noheadings", "--nosuffix", "--units", "m", "-o", "vg_size,vg_free", "vg-one"]]
+
+
+def test_ds_monitor_in_the_older_argument_form(ds, lab):
+    """``monitor DRV_ACTION ID`` (the action as the first argument) still works."""
+    lab.set("vg_size_mb", 1000)
+    res = ds("monitor", legacy=True)
+    assert res.rc == 0 and res.out.split() == ["USED_MB=0", "TOTAL_MB=1000", "FREE_MB=1000"], res
+
+
+def test_ds_action_without_its_driver_action(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    err = io.StringIO()
+    assert gfs2clvm.datastore_main("monitor", ["100"], stderr=err) == 1
+    assert "monitor: no driver action on stdin" in err.getvalue()
 
 
 def test_ds_monitor_without_a_host(ds, lab, tmp_path):
