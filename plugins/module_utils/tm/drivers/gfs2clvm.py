@@ -611,7 +611,9 @@ def ds_cp(ctx, args):
 
 
 def ds_mkfs(ctx, args):
-    """mkfs: a new lv-oneimg-<hash> of IMAGE/SIZE MiB with IMAGE/FSTYPE; prints ``SOURCE FORMAT``."""
+    """mkfs: a new lv-oneimg-<hash> of IMAGE/SIZE MiB with IMAGE/FSTYPE; prints ``SOURCE`` only: oned takes mkfs's
+    whole answer as the image's SOURCE (ImageManager::_mkfs; stock fs/mkfs echoes the path alone), where cp's
+    answer is ``SOURCE FORMAT``."""
     action = _ds(ctx, args)
     size = _number(ctx, action.get("IMAGE/SIZE"), "IMAGE/SIZE")
     fstype = action.get("IMAGE/FSTYPE") or action.get("IMAGE/FS") or "raw"
@@ -628,7 +630,7 @@ def ds_mkfs(ctx, args):
     except TMError:
         _undo_lv(ctx, host, vg, lv)
         raise
-    _out("%s raw" % device)
+    _out(device)
 
 
 def ds_rm(ctx, args):
