@@ -254,6 +254,9 @@ def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_pa
               become_user: oneadmin
               when: inventory_hostname == 'gfs-fe'
         """
+    if fe.run(one + "oneimage show g-fake").rc == 0:   # left by an interrupted run
+        fe.check_output(one + "oneimage delete --force g-fake")
+        _wait(lambda: fe.run(one + "oneimage show g-fake").rc != 0, "stale image deleted")
     res = run_playbook(tmp_path, play, "-e", "gfs2_clvm_lvm_bin_dir=%s" % FAKE_DIR)
     assert res.returncode == 0, res.stdout[-3000:]
     try:
@@ -280,6 +283,9 @@ def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_pa
         assert not h1.file(source).exists
         assert "lvremove -f vg-one-san/%s" % lv in h1.file("/var/log/lvm-fake.log").content_string
     finally:
+        if fe.run(one + "oneimage show g-fake").rc == 0:
+            fe.run(one + "oneimage delete --force g-fake")
+            _wait(lambda: fe.run(one + "oneimage show g-fake").rc != 0, "image deleted")
         fe.run(one + "onedatastore delete san_fake")
         res = run_playbook(tmp_path, ROLE_PLAY)   # the real LVM again
         assert res.returncode == 0, res.stdout[-3000:]
