@@ -299,6 +299,13 @@ SSH_CASES = [
                 ("delete", [LA7 + "/disk.0", VMID, 1]),
                 ("delete", [LA7 + "/disk.1", VMID, 0]),
                 ("delete", [LA7, VMID, 0])]),
+    # a disk bigger than its image grows (stock ssh/clone: qemu-img resize, falloc when SPARSE=NO)
+    Case("ssh", "clone-grow",
+         files=[("fe", L_IMG + "/img0", "raw", 16), ("fe", L_IMG + "/img1", "qcow2", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh", SIZE=32),
+                                 disk(1, ds=1, tm="ssh", SIZE=24, FORMAT="qcow2")], sys_ds=0)}, ds=SSH_DS,
+         steps=[("clone", ["fe:" + L_IMG + "/img0", LA7 + "/disk.0", VMID, 1]),
+                ("clone", ["fe:" + L_IMG + "/img1", LA7 + "/disk.1", VMID, 1])]),
     Case("ssh", "undeploy-resume",
          files=_vm_dir("host-a", (0, 1)),
          vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh"), disk(1, ds=1, tm="ssh")], sys_ds=0, lcm_state=31)},

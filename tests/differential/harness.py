@@ -83,10 +83,18 @@ exit 255
 
 # Recording test double of virsh, on the front-end's PATH and in every machine's /usr/local/bin (the
 # hosts' ssh sessions get neither the harness's PATH nor DT_FAKE, so its log path is written in):
-# logs its argv and, for --xmlfile, the file's XML with the blanks between tags removed; exits 0.
+# logs its argv and, for --xmlfile, the file's XML with the blanks between tags removed; prints the case's answer
+# for the subcommand (DT_FAKE/virsh-<subcommand>.out, next to the log) when there is one; exits 0.
 FAKE_VIRSH = """#!/bin/sh
 log=%(log)s
 printf '%%s\\n' "virsh $*" >>"$log"
+sub=; skip=
+for a in "$@"; do
+  if [ -n "$skip" ]; then skip=; continue; fi
+  case $a in -c|--connect) skip=1 ;; -*) ;; *) sub=$a; break ;; esac
+done
+answer="$(dirname "$log")/virsh-$sub.out"
+if [ -n "$sub" ] && [ -f "$answer" ]; then cat "$answer"; fi
 prev=
 for a in "$@"; do
   if [ "$prev" = --xmlfile ]; then

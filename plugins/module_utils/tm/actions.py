@@ -510,6 +510,19 @@ def context(ctx, args):
     make_context(ctx, args[:-3], host, dst_path)
 
 
+def grow(ctx, host, path, disk):
+    """A disk whose SIZE is above its image's ORIGINAL_SIZE grows to SIZE MiB (stock clone)."""
+    size, original = disk.get("SIZE", ""), disk.get("ORIGINAL_SIZE", "")
+    if not (size.isdigit() and original.isdigit() and int(size) > int(original)):
+        return
+    fmt = checked_image(ctx, host, path, chain=True)[0]
+    argv = ["qemu-img", "resize", "-q", "-f", fmt]
+    if disk.get("SPARSE", "").lower() == "no":
+        argv.append("--preallocation=falloc")
+    log(ctx, "Growing %s to %sM" % (path, size))
+    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
+
+
 def resize_vm_disk(ctx, args):
     """resize host:DISK SIZE VMID; a running VM's disk (LCM state 62) is resized by the KVM driver."""
     disk, size, vmid = need_args(ctx, args, 3, "host:DISK SIZE VMID", at_least=True)[:3]

@@ -23,7 +23,7 @@ __metaclass__ = type
 import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       disk_id_of, download_image, enable_local_monitoring, id_arg, make_context, make_image,
+                       disk_id_of, download_image, enable_local_monitoring, grow, id_arg, make_context, make_image,
                        mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
@@ -277,19 +277,6 @@ def clone(ctx, args):
     disk = vm_disk(vm_document(ctx, id_arg(ctx, vmid, "VM id")), disk_id_of(dst_path))
     do_clone(ctx, src_path, host, dst_path, disk)
     grow(ctx, host, dst_path, disk)
-
-
-def grow(ctx, host, path, disk):
-    """A disk whose SIZE is above its image's ORIGINAL_SIZE grows to SIZE MiB (stock clone)."""
-    size, original = disk.get("SIZE", ""), disk.get("ORIGINAL_SIZE", "")
-    if not (size.isdigit() and original.isdigit() and int(size) > int(original)):
-        return
-    fmt = checked_image(ctx, host, path, chain=True)[0]
-    argv = ["qemu-img", "resize", "-q", "-f", fmt]
-    if disk.get("SPARSE", "").lower() == "no":
-        argv.append("--preallocation=falloc")
-    log(ctx, "Growing %s to %sM" % (path, size))
-    ssh_exec_and_log(ctx, host, argv + [path, "%sM" % size], "Error resizing image %s" % path)
 
 
 SUPPORTED_FS = ("ext2", "ext3", "ext4", "xfs")   # stock datastore.conf SUPPORTED_FS

@@ -47,9 +47,9 @@ import tempfile
 from contextlib import ExitStack, contextmanager
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       download_image, enable_local_monitoring, id_arg, mkimage, mkswap, mv_local_disks, resize_vm_disk,
-                       transfer_tree, vm_document)
-from ..common import (Context, TMError, arg_path, check_host, fail, flock, lock_dir, run_command,
+                       disk_id_of, download_image, enable_local_monitoring, grow, id_arg, mkimage, mkswap,
+                       mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
+from ..common import (Context, TMError, arg_path, check_host, exec_and_log, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
                       host_path, need_args)
@@ -60,6 +60,7 @@ from ..rc import RcError, read_rc
 NAME = "onestor"
 
 DEFAULT_CACHE_DIR = "/var/lib/one/datastores/replica_cache"
+DEFAULT_RECOVERY_DIR = "/var/lib/one/datastores/replica_snaps"   # stock sshrc REPLICA_RECOVERY_SNAPS_DIR
 
 DEFAULT_RC = [
     ("SSH", "ssh"),
@@ -205,6 +206,59 @@ SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
 ) + SH_COMMIT
 
 
+# Recovery snapshots (a disk's RECOVERY_SNAPSHOT_FREQ, with a REPLICA_HOST): the layout of stock ssh_utils'
+# create_base. $2 becomes a link to $2.snap/base.1, a qcow2 overlay of $2.snap/base, which is $1 copied ($3 cp) or
+# moved ($3 mv); $2.snap/NAME.snap -> . lets the overlay's relative backing file resolve from inside the directory.
+SCRIPT_CREATE_BASE = SH_PRELUDE + (
+    'src=$1; dst=$2; how=$3; name=$(basename -- "$dst")\n'
+    'mkdir -p -- "$dst.snap"\n'
+    'ln -sfn . "$dst.snap/$name.snap"\n'
+    'if [ "$how" = mv ]; then mv -fT -- "$src" "$dst.snap/base"; else cp -- "$src" "$dst.snap/base"; fi\n'
+    'cd -- "$dst.snap"\n'
+    'qemu-img create -q -b "$name.snap/base" -F qcow2 -f qcow2 base.1\n'
+    'ln -sfn -- "$name.snap/base.1" "$dst"\n'
+)
+
+# snap_revert of a recovery-snapshot disk: the snapshot $1, flattened, becomes the new base of $2 (stock removes the
+# base first, which a snapshot taken powered off still reads through its backing file).
+SCRIPT_REVERT_BASE = SH_PRELUDE + 'snap=$1; dst=$2; fmt=$3\n' + (
+    'qemu-img convert -q -f "$fmt" -O qcow2 "$snap" "$dst.snap/.base.new"\n'
+    'rm -f -- "$dst.snap/base.1"\n'
+    'mv -fT -- "$dst.snap/.base.new" "$dst.snap/base"\n'
+    'name=$(basename -- "$dst")\n'
+    'ln -sfn . "$dst.snap/$name.snap"\n'
+    'cd -- "$dst.snap"\n'
+    'qemu-img create -q -b "$name.snap/base" -F qcow2 -f qcow2 base.1\n'
+    'ln -sfn -- "$name.snap/base.1" "$dst"\n'
+)
+
+# On the replica: the recovery directory $2 of a VM gets the disk's base ($1, the replica's copy of the image) and
+# the link NAME -> NAME.snap/base.1 that the hosts' recovery snapshots fill (stock clone.replica).
+SCRIPT_REPLICA_BASE = SH_PRELUDE + (
+    'src=$1; dir=$2; name=$3\n'
+    'mkdir -p -- "$dir/$name.snap"\n'
+    'ln -sfn -- "$name.snap/base.1" "$dir/$name"\n'
+    'cp -- "$src" "$dir/$name.snap/base"\n'
+)
+
+# A recovered disk copied from the replica: its .snap directory gets the NAME.snap -> . link.
+SCRIPT_SELF_LINK = 'if [ -d "$1.snap" ]; then ln -sfn . "$1.snap/$(basename -- "$1").snap"; fi\n'
+
+# mvds of a disk in the recovery layout ($1 a link to its overlay): flattened into a standalone qcow2 ($2 the
+# format of the chain's top), the base, base.1, rs_tmp and the self link removed, as stock ssh/mvds.
+SCRIPT_FLATTEN = SH_PRELUDE + (
+    'src=$1; fmt=$2; name=$(basename -- "$src")\n'
+    '[ -L "$src" ] || exit 0\n'
+    'qemu-img convert -q -f "$fmt" -O qcow2 "$src" "$src.full"\n'
+    'rm -f -- "$src"\n'
+    'if [ -e "$src.snap/base" ]; then\n'
+    '  rm -f -- "$src.snap/base" "$src.snap/base.1" "$src.snap/rs_tmp"\n'
+    '  if [ "$(ls -A -- "$src.snap")" = "$name.snap" ]; then rm -f -- "$src.snap/$name.snap"; fi\n'
+    '  rmdir -- "$src.snap"\n'
+    'elif [ -d "$src.snap" ]; then rm -rf -- "$src.snap"; fi\n'
+    'mv -fT -- "$src.full" "$src"\n'
+)
+
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -269,12 +323,13 @@ def replica_host(ctx, dsid):
         return ""
 
 
-def system_datastore(ctx, vmid, fallback):
+def system_datastore(ctx, vmid, fallback, doc=None):
     """The VM's system datastore (DS_ID of its last history record), where the OneStor guide puts REPLICA_HOST.
 
-    Stock ssh/clone reads it from ``onevm show -x``; when the VM cannot be read, ``fallback``.
+    Stock ssh/clone reads it from ``onevm show -x`` (``doc`` when already read); when the VM cannot be read,
+    ``fallback``.
     """
-    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+    records = (vm_document(ctx, vmid) if doc is None else doc).findall("./HISTORY_RECORDS/HISTORY")
     value = (records[-1].findtext("DS_ID") or "").strip() if records else ""
     return int(value) if value.isdigit() else fallback
 
@@ -512,24 +567,93 @@ def copy_from_replica(ctx, replica, cached, host, dst):
         log(ctx, "Copying %s to %s on the replica itself" % (cached, dst))
         ssh_script(ctx, host, SCRIPT_COPY, [cached, dst], "Error copying %s to %s on %s" % (cached, dst, host))
         return
+    push_tree(ctx, replica, cached, host, dst)
+
+
+def push_tree(ctx, replica, src, host, dst):
+    """``replica:src`` (a file, link or directory) to ``host:dst``, pushed by the replica over its own ssh."""
     address = storage_address(ctx, host)
-    log(ctx, "Copying %s:%s to %s:%s" % (replica, cached, address, dst))
+    log(ctx, "Copying %s:%s to %s:%s" % (replica, src, address, dst))
     # REPLICA_SSH_OPTS on the replica's ssh to the hypervisor (stock); the tree protocol commits only whole copies
     push = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_OPTS", ""))
-    transfer_tree(ctx, replica, cached, host, dst, "Error copying %s:%s to %s:%s" % (replica, cached, address, dst),
+    transfer_tree(ctx, replica, src, host, dst, "Error copying %s:%s to %s:%s" % (replica, src, address, dst),
                   direct=True, dst_ctx=push, dst_address=address)
 
 
-def do_clone(ctx, src, host, dst, dsid):
+# ---------------------------------------------------------------------------
+# Recovery snapshots (stock ssh: clone.replica, recovery_snap_create_live, snap_revert, delete)
+# ---------------------------------------------------------------------------
+
+def recovery_dir(ctx):
+    """REPLICA_RECOVERY_SNAPS_DIR: where replicas keep the VMs' recovery snapshots (``<dir>/<VMID>``)."""
+    path = tuning(ctx, "REPLICA_RECOVERY_SNAPS_DIR", DEFAULT_RECOVERY_DIR).rstrip("/")
+    if not path.startswith("/") or ".." in path.split("/"):
+        fail("REPLICA_RECOVERY_SNAPS_DIR=%r must be an absolute path without '..'" % path)
+    return path
+
+
+def recovery_freq(ctx, disk):
+    """The disk's RECOVERY_SNAPSHOT_FREQ (seconds) as a string, "" when unset."""
+    freq = disk.get("RECOVERY_SNAPSHOT_FREQ", "")
+    if freq:
+        number_arg(ctx, freq, "RECOVERY_SNAPSHOT_FREQ")
+    return freq
+
+
+def recovery_snap_exists(ctx, replica, vmid, name):
+    """Whether the replica holds a recovery snapshot of disk ``name`` of VM ``vmid`` (its base and base.1)."""
+    snap = "%s/%d/%s.snap" % (recovery_dir(ctx), vmid, name)
+    rc, _out, _err = ssh_capture(ctx, replica, ["sh", "-c", 'test -f "$1/base" && test -f "$1/base.1"', "sh", snap])
+    return rc == 0
+
+
+def recover_from_replica(ctx, replica, vmid, host, dst):
+    """A VM recreated (its id reused) gets its disk back from the replica's recovery snapshot (stock)."""
+    src = "%s/%d/%s" % (recovery_dir(ctx), vmid, os.path.basename(dst))
+    log(ctx, "Cloning %s via replica %s in %s:%s (recovery snapshot)" % (src, replica, host, dst))
+    ssh_make_path(ctx, host, os.path.dirname(dst))
+    push_tree(ctx, replica, src, host, dst)
+    push_tree(ctx, replica, src + ".snap", host, dst + ".snap")
+    ssh_script(ctx, host, SCRIPT_SELF_LINK, [dst], "Error linking %s.snap" % dst)
+
+
+def replica_base(ctx, replica, cached, vmid, name):
+    """The replica keeps the disk's base for its recovery snapshots (``<dir>/<VMID>/<disk>.snap/base``)."""
+    folder = "%s/%d" % (recovery_dir(ctx), vmid)
+    ssh_script(ctx, replica, SCRIPT_REPLICA_BASE, [cached, folder, name], "Error uploading base image to replica")
+
+
+def create_base(ctx, host, src, dst, how="cp"):
+    """The recovery layout on the host: ``dst`` -> ``dst.snap/base.1`` over ``dst.snap/base`` (``src``)."""
+    ssh_script(ctx, host, SCRIPT_CREATE_BASE, [src, dst, how], "Error creating the recovery layout of %s" % dst)
+
+
+def do_clone(ctx, src, host, dst, dsid, vmid=None, disk=None):
+    """Clone ``src`` to ``host:dst``, through the replica of system datastore ``dsid`` when it has one.
+
+    ``disk`` (the VM template's DISK) with a RECOVERY_SNAPSHOT_FREQ and a replica: the disk gets the recovery
+    layout, and the replica its base; a recovery snapshot the replica already holds for this VM (it was
+    recreated with its id) is used instead of the image. Returns True when it was.
+    """
     label = "%s:%s" % (host, dst) if host else dst
+    disk = disk or {}
     if is_url(src):
         ssh_make_path(ctx, host, os.path.dirname(dst))
         download_image(ctx, src, None if runs_local(ctx, host) else host, dst)
-        return
+        return False
+    replica = replica_host(ctx, dsid) if dsid is not None else ""
+    freq = recovery_freq(ctx, disk) if replica and vmid is not None else ""
+    if freq:
+        check_host(replica)
+        if (disk.get("FORMAT") or "raw").lower() != "qcow2":
+            fail("Error cloning %s to %s: RECOVERY_SNAPSHOT_FREQ needs a qcow2 image (disk %s has FORMAT=%s)"
+                 % (src, label, disk.get("DISK_ID", "?"), disk.get("FORMAT") or "raw"))
+        if recovery_snap_exists(ctx, replica, vmid, os.path.basename(dst)):
+            recover_from_replica(ctx, replica, vmid, host, dst)
+            return True
     if not os.path.isfile(src):
         fail("Error copying %s to %s: source does not exist or is not a file" % (src, label))
     checked_image(ctx, "", src)
-    replica = replica_host(ctx, dsid) if dsid is not None else ""
     if replica and stock_layout(ctx) and runs_local(ctx, replica):
         # stock's layout mirrors the image's own path: on this machine that is the image itself
         log(ctx, "The replica %s is this machine: the image is not cached (REPLICA_CACHE_LAYOUT=stock)" % replica)
@@ -540,8 +664,12 @@ def do_clone(ctx, src, host, dst, dsid):
         with pinned(ctx, replica, cache_path(ctx, src), tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)):
             cached, _copied = ensure_replica_copy(ctx, src, replica)
             if cached:
+                if freq:
+                    replica_base(ctx, replica, cached, vmid, os.path.basename(dst))
                 copy_from_replica(ctx, replica, cached, host, dst)
-                return
+                if freq:
+                    create_base(ctx, host, dst, dst, "mv")
+                return False
     log(ctx, "Cloning %s in %s" % (src, label))
     with lock_for(ctx, label):
         ssh_make_path(ctx, host, os.path.dirname(dst))
@@ -549,6 +677,9 @@ def do_clone(ctx, src, host, dst, dsid):
             copy_local(src, dst, mode=0o644)
         else:
             copy_remote(ctx, src, host, dst, mode=0o644)
+    if freq:
+        create_base(ctx, host, dst, dst, "mv")
+    return False
 
 
 # ---------------------------------------------------------------------------
@@ -591,9 +722,13 @@ def clone(ctx, args):
     host, dst_path = host_path(dst)
     # the host probes monitor the system datastore only when it holds .monitor (stock ssh/clone)
     enable_local_monitoring(ctx, host, os.path.dirname(dst_path), "ssh")
+    vmid = id_arg(ctx, vmid, "VM id")
+    doc = vm_document(ctx, vmid)
+    disk = vm_disk(doc, disk_id_of(dst_path))
     # DSID is the image datastore for clone and ln; REPLICA_HOST belongs to the VM's system datastore
-    sys_ds = system_datastore(ctx, id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id"))
-    do_clone(ctx, src_path, host, dst_path, sys_ds)
+    sys_ds = system_datastore(ctx, vmid, id_arg(ctx, dsid, "datastore id"), doc)
+    if not do_clone(ctx, src_path, host, dst_path, sys_ds, vmid, disk):
+        grow(ctx, host, dst_path, disk)   # stock: SIZE above ORIGINAL_SIZE, not for a recovered disk
 
 
 ln = clone
@@ -609,7 +744,10 @@ def mvds(ctx, args):
     src, dst = need_args(ctx, args, 4, "host:SRC fe:DST VMID DSID", at_least=True)[:2]
     host, src_path = host_path(src)
     _fe, dst_path = host_path(dst)
-    checked_image(ctx, host, src_path)
+    fmt = checked_image(ctx, host, src_path, chain=True)[0]
+    # a disk in the recovery layout (or any link) goes back as one standalone qcow2, as stock ssh/mvds
+    ssh_script(ctx, host, SCRIPT_FLATTEN, [src_path, fmt], "Error converting %s:%s to standalone image"
+               % (host, src_path))
     log(ctx, "Moving %s:%s to the datastore as %s" % (host, src_path, dst_path))
     transfer_tree(ctx, host, src_path, "", dst_path)
     # as stock ssh/mvds: the host's copy goes with the VM directory; a stale replica checksum goes now
@@ -633,10 +771,24 @@ def cpds(ctx, args):
 
 
 def delete(ctx, args):
-    """delete host:PATH VMID DSID"""
+    """delete host:PATH VMID DSID
+
+    As stock ssh/delete: when datastore DSID has a REPLICA_HOST, the VM's recovery snapshots go from the
+    replica, unless the VM is being recreated (its last history ACTION 14, delete-recreate), whose clone then
+    takes the disks from them.
+    """
     target, vmid, dsid = need_args(ctx, args, 3, "host:PATH VMID DSID", at_least=True)[:3]
     host, path = host_path(target)
-    do_delete(ctx, host, path, id_arg(ctx, dsid, "datastore id"), id_arg(ctx, vmid, "VM id"))
+    vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
+    replica = replica_host(ctx, dsid)
+    if replica:
+        check_host(replica)
+        records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
+        action = (records[-1].findtext("ACTION") or "").strip() if records else ""
+        if action.isdigit() and action != "14":   # stock skips it too when the VM cannot be read
+            folder = "%s/%d" % (recovery_dir(ctx), vmid)
+            ssh_exec_and_log(ctx, replica, ["rm", "-rf", "--", folder], "Error deleting %s" % folder)
+    do_delete(ctx, host, path, dsid, vmid)
 
 
 def premigrate(ctx, args):
@@ -687,11 +839,29 @@ def _snap_paths(ctx, args):
     return host, path, "%s.snap/%d" % (path, id_arg(ctx, snap, "snapshot id"))
 
 
+def push_snapshot(ctx, doc, vmid, host, path, snap):
+    """A new disk snapshot goes to the replica of the VM's system datastore too, as
+    ``<REPLICA_RECOVERY_SNAPS_DIR>/<VMID>/<disk>.replica_snap`` (stock snap_create and snap_create_live)."""
+    sys_ds = system_datastore(ctx, vmid, None, doc)
+    replica = replica_host(ctx, sys_ds) if sys_ds is not None else ""
+    if not replica:
+        return
+    check_host(replica)
+    folder = "%s/%d" % (recovery_dir(ctx), vmid)
+    push = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_OPTS", ""))
+    log(ctx, "Copying snapshot %s:%s to the replica %s" % (host, snap, replica))
+    transfer_tree(ctx, host, snap, replica, "%s/%s.replica_snap" % (folder, os.path.basename(path)),
+                  "Error copying snapshot %s to the replica %s" % (snap, replica), direct=True, dst_ctx=push)
+
+
 def snap_create(ctx, args):
-    """snap_create host:DISK SNAP_ID VMID: a sparse copy of the disk in DISK.snap/ID."""
+    """snap_create host:DISK SNAP_ID VMID: a sparse copy of the disk in DISK.snap/ID (and on the replica)."""
     host, path, snap = _snap_paths(ctx, args)
+    vmid = id_arg(ctx, args[2], "VM id")
+    doc = vm_document(ctx, vmid)
     log(ctx, "Creating snapshot %s of %s" % (snap, path))
     ssh_script(ctx, host, SCRIPT_SNAP_CREATE, [path, snap], "Error creating snapshot %s" % snap)
+    push_snapshot(ctx, doc, vmid, host, path, snap)
 
 
 # A disk snapshot of a running VM, as stock ssh/snap_create_live: libvirt copies the disk the domain
@@ -717,18 +887,28 @@ def snap_create_live(ctx, args):
     """snap_create_live host:DISK SNAP_ID VMID: a copy of a running VM's disk in DISK.snap/ID, made by libvirt."""
     host, path, snap = _snap_paths(ctx, args)
     vmid = id_arg(ctx, args[2], "VM id")
-    deploy_id = (vm_document(ctx, vmid).findtext("DEPLOY_ID") or "").strip()
+    doc = vm_document(ctx, vmid)
+    deploy_id = (doc.findtext("DEPLOY_ID") or "").strip()
     if not deploy_id:
         fail("Error creating snapshot %s: the VM has no DEPLOY_ID (is it running?)" % snap)
     log(ctx, "Creating snapshot %s of %s" % (snap, path))
     ssh_script(ctx, host, SCRIPT_SNAP_CREATE_LIVE, [path, snap, deploy_id, ctx.setting("LIBVIRT_URI", "qemu:///system")],
                "Error creating snapshot %s" % snap)
+    push_snapshot(ctx, doc, vmid, host, path, snap)
 
 
 def snap_revert(ctx, args):
-    """snap_revert host:DISK SNAP_ID VMID: the disk becomes a copy of DISK.snap/ID."""
+    """snap_revert host:DISK SNAP_ID VMID: the disk becomes a copy of DISK.snap/ID.
+
+    A disk with RECOVERY_SNAPSHOT_FREQ keeps the recovery layout: the snapshot becomes its base.
+    """
     host, path, snap = _snap_paths(ctx, args)
+    disk = vm_disk(vm_document(ctx, id_arg(ctx, args[2], "VM id")), disk_id_of(path))
     log(ctx, "Reverting %s to %s" % (path, snap))
+    if recovery_freq(ctx, disk):
+        fmt = checked_image(ctx, host, snap, chain=True)[0]
+        ssh_script(ctx, host, SCRIPT_REVERT_BASE, [snap, path, fmt], "Error reverting snapshot to %s" % snap)
+        return
     ssh_script(ctx, host, SCRIPT_COPY, [snap, path], "Error reverting %s to %s" % (path, snap))
 
 
@@ -801,6 +981,87 @@ def monitor_ds(ctx, args):
     _stdout_write("".join(lines))
 
 
+# recovery_snap_create_live, on the host (the KVM probes' vm/snapshot/recovery.rb runs it): before the snapshot.
+# $1 VMID, $2 the disk (a link to its overlay base.1), $3 RECOVERY_SNAPSHOT_FREQ, $4 LIBVIRT_URI. Prints
+# "FRESH <mtime>" when the last snapshot is younger than FREQ, "SNAP <disk file>" once libvirt moved the domain's
+# writes to DISK.snap/rs_tmp (base.1 is then stable, to be copied); errors on stdout, as the probe reads them.
+SCRIPT_RECOVERY_SNAP = SH_PRELUDE + (
+    'vmid=$1; disk=$2; freq=$3; uri=$4; dom="one-$vmid"; snap="$disk.snap/rs_tmp"\n'
+    'mkdir -p -- "$disk.snap"\n'
+    'real="$(dirname -- "$disk")/$(readlink -- "$disk" || :)"\n'
+    'virsh -c "$uri" domblkinfo "$dom" "$real" >/dev/null 2>&1 || real=$disk\n'
+    'if [ -f "$snap" ]; then\n'
+    '  old=$(stat -c %Y -- "$snap")\n'
+    '  if [ "$(( $(date +%s) - old ))" -lt "$freq" ]; then echo "FRESH $old"; exit 0; fi\n'
+    '  if virsh -c "$uri" domblklist "$dom" | grep "snap/rs_tmp"; then\n'
+    '    virsh -c "$uri" blockcommit "$dom" "$snap" --base "$real" --top "$snap" --active --pivot --wait >/dev/null\n'
+    '    exit 1\n'
+    '  fi\n'
+    '  rm -f -- "$snap"\n'
+    'fi\n'
+    'if [ ! -L "$disk" ]; then echo "$disk not a symlink"; exit 1; fi\n'
+    'if [ "$(virsh -c "$uri" domstate "$dom" 2>/dev/null)" != running ]; then echo "VM $vmid is not running"; exit 1; fi\n'
+    'others=$(virsh -c "$uri" domblklist "$dom" | awk \'/disk/ {print $2}\')\n'
+    'set -f; old_ifs=$IFS; IFS=\'\n\'\n'
+    'set --\n'
+    'for d in $others; do [ "$d" = "$real" ] || set -- "$@" --diskspec "$d,snapshot=no"; done\n'
+    'IFS=$old_ifs; set +f\n'
+    ': >"$snap"\n'
+    'virsh -c "$uri" snapshot-create-as "$dom" recovery_snap --diskspec "$real,file=$snap" "$@" --disk-only --atomic \\\n'
+    '  --no-metadata --quiesce >/dev/null \\\n'
+    '|| virsh -c "$uri" snapshot-create-as "$dom" recovery_snap --diskspec "$real,file=$snap" "$@" --disk-only --atomic \\\n'
+    '  --no-metadata >/dev/null\n'
+    'echo "SNAP $real"\n'
+)
+
+
+def _host_tuning(ctx):
+    """On a host the stock sshrc is in the remotes copy (``<driver dir>/../../etc/tm/ssh/sshrc``)."""
+    configured = ctx.setting("TUNING_RC", "")
+    if configured and os.path.exists(configured):
+        return
+    near = os.path.normpath(os.path.join(ctx.driver_dir or ".", "..", "..", "etc", "tm", "ssh", "sshrc"))
+    ctx.rc["TUNING_RC"] = near if os.path.exists(near) else ""
+    ctx.rc.pop("__tuning__", None)
+
+
+def recovery_snap_create_live(ctx, args):
+    """recovery_snap_create_live VMID DISK_PATH FREQ REPLICA_HOST, on the host, as stock ssh's (run by the KVM
+    probe vm/snapshot/recovery.rb for each disk in the recovery layout).
+
+    At most every FREQ seconds: libvirt moves the running domain's writes to ``DISK.snap/rs_tmp`` (an external
+    snapshot, quiesced when the guest agent answers), ``base.1`` is copied to the replica's recovery directory,
+    and ``rs_tmp`` is committed back into ``base.1``, also when the copy fails. Prints the snapshot's time.
+    """
+    vmid, disk, freq, replica = need_args(ctx, args, 4, "VMID DISK_PATH FREQ REPLICA_HOST")
+    vmid = id_arg(ctx, vmid, "VM id")
+    freq = number_arg(ctx, freq, "FREQ")
+    check_host(replica)
+    if not disk.startswith("/") or ".." in disk.split("/") or disk_id_of(disk) is None:
+        fail("DISK_PATH %r is not an absolute path to a disk.N" % disk)
+    _host_tuning(ctx)
+    folder = "%s/%d/%s.snap" % (recovery_dir(ctx), vmid, os.path.basename(disk))
+    uri = ctx.setting("LIBVIRT_URI", "qemu:///system")
+    rc, out, err = run_command(["sh", "-c", SCRIPT_RECOVERY_SNAP, "sh", str(vmid), disk, str(freq), uri])
+    ctx.stderr.write(err)
+    word, _sep, rest = out.strip().rpartition("\n")[2].partition(" ")
+    if rc != 0 or word not in ("FRESH", "SNAP"):
+        _stdout_write(out)
+        raise TMError(out.strip() or err.strip() or "recovery snapshot of %s failed" % disk, rc or 1)
+    if word == "FRESH":
+        _stdout_write(rest + "\n")
+        return
+    snap = disk + ".snap/rs_tmp"
+    try:
+        ssh_make_path(ctx, replica, folder)
+        transfer_tree(ctx, "", rest, replica, "%s/%s" % (folder, os.path.basename(rest)),
+                      "Error copying %s to the replica %s" % (rest, replica))
+    finally:
+        exec_and_log(ctx, ["virsh", "-c", uri, "blockcommit", "one-%d" % vmid, snap, "--base", rest, "--top", snap,
+                           "--active", "--pivot", "--wait"], "Error committing %s" % snap)
+    _stdout_write("%d\n" % int(os.stat(snap).st_mtime))
+
+
 def _stdout_write(text):
     import sys
     sys.stdout.write(text)
@@ -827,6 +1088,7 @@ ACTIONS = {
     "snap_revert": snap_revert,
     "monitor": monitor,
     "monitor_ds": monitor_ds,
+    "recovery_snap_create_live": recovery_snap_create_live,
 }
 ACTIONS.update(backup.ACTIONS)
 ACTIONS["restore"] = backup.restore_local   # stock ssh's restore: the disk replaces disk.N, its snapshots go

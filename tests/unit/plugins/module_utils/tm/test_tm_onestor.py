@@ -446,3 +446,90 @@ def test_stock_layout_never_caches_onto_the_front_end_itself(tm, ds, tmp_path):
     assert filecmp.cmp(src, dst, shallow=False) and src.read_bytes() == before
     # no checksum file, no .monitor marker written into the image datastore
     assert [p.name for p in src.parent.iterdir() if p.name.endswith(".md5sum") or p.name == ".monitor"] == []
+
+
+# --------------------------------------------------------------------------- recovery snapshots (stock ssh)
+# The layouts and the sequences are compared with stock's own scripts in tests/differential/test_recovery_snapshots.py;
+# these are the failure paths.
+
+RECOVERY_VIRSH = """#!/bin/sh
+# Recording TEST DOUBLE of virsh for the recovery snapshot: the domain runs; logs its argv.
+printf '%s\\n' "$*" >>"$VIRSH_LOG"
+case " $* " in *" domstate "*) printf 'running\\n\\n' ;; esac
+exit 0
+"""
+
+
+@pytest.fixture
+def recovery(tmp_path, monkeypatch, ds):
+    """VM 5's disk.0 in the recovery layout on this machine, a recording virsh on PATH."""
+    tools = tmp_path / "recovery-bin"
+    tools.mkdir()
+    (tools / "virsh").write_text(RECOVERY_VIRSH)
+    (tools / "virsh").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tools, os.environ["PATH"]))
+    log = tmp_path / "virsh.log"
+    log.touch()
+    monkeypatch.setenv("VIRSH_LOG", str(log))
+    vm_dir = ds / "0" / "5"
+    (vm_dir / "disk.0.snap").mkdir(parents=True)
+    make_sparse(str(vm_dir / "disk.0.snap" / "base.1"), 1 * MiB, data_at=(0,))
+    (vm_dir / "disk.0").symlink_to("disk.0.snap/base.1")
+    return vm_dir, log
+
+
+def test_recovery_snapshot_is_committed_back_when_the_copy_to_the_replica_fails(tm, tmp_path, recovery):
+    vm_dir, log = recovery
+    (tmp_path / "not-a-dir").write_text("")
+    res = tm("recovery_snap_create_live", "5", "%s/disk.0" % vm_dir, "600", "replica1",
+             REPLICA_RECOVERY_SNAPS_DIR=str(tmp_path / "not-a-dir" / "snaps"))
+    assert res.rc != 0, res
+    calls = log.read_text().splitlines()
+    assert any(c.startswith("-c qemu:///system snapshot-create-as one-5 recovery_snap") for c in calls), calls
+    # the domain writes to rs_tmp until it is committed: it is, although the copy failed
+    assert calls[-1] == ("-c qemu:///system blockcommit one-5 {d}/disk.0.snap/rs_tmp --base {d}/disk.0.snap/base.1 "
+                         "--top {d}/disk.0.snap/rs_tmp --active --pivot --wait".format(d=vm_dir)), calls
+
+
+def test_recovery_snapshot_goes_to_the_replica_and_is_committed(tm, tmp_path, recovery):
+    vm_dir, log = recovery
+    res = tm("recovery_snap_create_live", "5", "%s/disk.0" % vm_dir, "600", "replica1",
+             REPLICA_RECOVERY_SNAPS_DIR=str(tmp_path / "snaps"))
+    assert res.rc == 0, res
+    assert filecmp.cmp(vm_dir / "disk.0.snap" / "base.1", tmp_path / "snaps" / "5" / "disk.0.snap" / "base.1",
+                       shallow=False)
+    assert "blockcommit" in log.read_text().splitlines()[-1]
+    # younger than FREQ: nothing to do
+    log.write_text("")
+    res = tm("recovery_snap_create_live", "5", "%s/disk.0" % vm_dir, "600", "replica1",
+             REPLICA_RECOVERY_SNAPS_DIR=str(tmp_path / "snaps"))
+    assert res.rc == 0 and "snapshot-create-as" not in log.read_text(), res
+
+
+@pytest.mark.parametrize("args, rc_over, message", [
+    (("5", "disk.0", "600", "replica1"), {}, "is not an absolute path to a disk.N"),
+    (("5", "/x/../disk.0", "600", "replica1"), {}, "is not an absolute path to a disk.N"),
+    (("5", "/x/7/disk.0", "often", "replica1"), {}, "FREQ"),
+    (("5", "/x/7/disk.0", "600", "bad host;"), {}, "Invalid host"),
+    (("5", "/x/7/disk.0", "600", "replica1"), {"REPLICA_RECOVERY_SNAPS_DIR": "/var/../etc"}, "without '..'"),
+])
+def test_recovery_snapshot_refuses_bad_input(tm, recovery, args, rc_over, message):
+    _vm_dir, log = recovery
+    res = tm("recovery_snap_create_live", *args, **rc_over)
+    assert res.rc != 0 and message in res.err, res
+    assert log.read_text() == ""
+
+
+def test_delete_keeps_recovery_snapshots_when_the_vm_cannot_be_read(tm, ds, tmp_path, monkeypatch):
+    """As stock (its ACTION test fails on an empty value): an unreadable VM never loses its recovery data."""
+    snaps = tmp_path / "snaps" / "7"
+    snaps.mkdir(parents=True)
+    tools = tmp_path / "no-vm"
+    tools.mkdir()
+    (tools / "onevm").write_text("#!/bin/sh\necho 'no such VM' >&2\nexit 255\n")
+    (tools / "onevm").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tools, os.environ["PATH"]))
+    (ds / "100" / "7").mkdir()
+    res = tm("delete", "host1:%s" % (ds / "100" / "7"), "7", "100", REPLICA_RECOVERY_SNAPS_DIR=str(tmp_path / "snaps"))
+    assert res.rc == 0, res
+    assert snaps.is_dir() and not (ds / "100" / "7").exists()
