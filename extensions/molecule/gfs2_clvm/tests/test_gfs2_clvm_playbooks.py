@@ -4,9 +4,13 @@ image in it through our datastore driver (down to a recording fake of LVM); a VG
 import base64
 import os
 import subprocess
+import sys
 import textwrap
 
 import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from lab_oned import OneCLI, wait  # noqa: E402  pylint: disable=wrong-import-position
 
 testinfra_hosts = ["podman://gfs-fe"]
 
@@ -237,7 +241,7 @@ def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_pa
         node.check_output("install -d -o root -g root -m 0755 %s && rm -f /var/log/lvm-fake.log", FAKE_DIR)
         for name in ("lvcreate", "lvremove", "lvs", "vgs"):
             node.check_output("printf '%%s' %s > %s/%s && chmod 0755 %s/%s", FAKE_LVM, FAKE_DIR, name, FAKE_DIR, name)
-    one = "runuser -u oneadmin -- env HOME=/var/lib/one ONE_XMLRPC_TIMEOUT=600 "
+    cli = OneCLI(fe)
     play = """\
         - name: The role with the recording fake of LVM on gfs-h1, and a datastore whose bridge is gfs-h1
           hosts: gfs2_clvm
@@ -254,55 +258,36 @@ def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_pa
               become_user: oneadmin
               when: inventory_hostname == 'gfs-fe'
         """
-    if fe.run(one + "oneimage show g-fake").rc == 0:   # left by an interrupted run
-        fe.check_output(one + "oneimage delete --force g-fake")
-        _wait(lambda: fe.run(one + "oneimage show g-fake").rc != 0, "stale image deleted")
+    cli.remove_stale("oneimage", "g-fake")   # left by an interrupted run
     res = run_playbook(tmp_path, play, "-e", "gfs2_clvm_lvm_bin_dir=%s" % FAKE_DIR)
     assert res.returncode == 0, res.stdout[-3000:]
     try:
         # oned allocates an image only in a datastore it has monitored (FREE_MB, here from the fake's vgs)
         try:
-            _wait(lambda: _xml(fe, one + "onedatastore show san_fake -x").findtext("FREE_MB") == "1008",
-                  "FREE_MB from the datastore monitor", 240)
+            wait("FREE_MB from the datastore monitor",
+                 lambda: cli.xml("onedatastore", "show", "san_fake").findtext("FREE_MB") == "1008", 240)
         except AssertionError as exc:
             raise AssertionError("%s; FREE_MB %s; oned.log: %s; lvm-fake.log: %s" % (
-                exc, _xml(fe, one + "onedatastore show san_fake -x").findtext("FREE_MB"),
+                exc, cli.xml("onedatastore", "show", "san_fake").findtext("FREE_MB"),
                 fe.run("grep -i -e datastore -e monitor /var/log/one/oned.log | tail -15").stdout,
                 h1.run("cat /var/log/lvm-fake.log").stdout)) from None
-        out = fe.check_output(one + "oneimage create -d san_fake --name g-fake --type DATABLOCK --size 16 "
-                                    "--format raw")
-        iid = out.split(":")[1].strip()
-        _wait(lambda: _xml(fe, one + "oneimage show %s -x" % iid).findtext("STATE") == "1", "image READY")
-        source = _xml(fe, one + "oneimage show %s -x" % iid).findtext("SOURCE")
+        iid = str(cli.new_id("oneimage", "create", "-d", "san_fake", "--name", "g-fake", "--type", "DATABLOCK",
+                             "--size", "16", "--format", "raw"))
+        wait("image READY", lambda: cli.xml("oneimage", "show", iid).findtext("STATE") == "1", 120)
+        source = cli.xml("oneimage", "show", iid).findtext("SOURCE")
         lv = os.path.basename(source)
         assert source == "/dev/vg-one-san/" + lv and lv.startswith("lv-oneimg-"), source
         assert h1.file(source).size == 16 << 20
         assert "lvcreate -L 16M -n %s vg-one-san" % lv in h1.file("/var/log/lvm-fake.log").content_string
-        fe.check_output(one + "oneimage delete %s", iid)
-        _wait(lambda: fe.run(one + "oneimage show %s", iid).rc != 0, "image deleted")
+        cli.one("oneimage", "delete", iid)
+        wait("image deleted", lambda: cli.one("oneimage", "show", iid, check=False).rc != 0, 120)
         assert not h1.file(source).exists
         assert "lvremove -f vg-one-san/%s" % lv in h1.file("/var/log/lvm-fake.log").content_string
     finally:
-        if fe.run(one + "oneimage show g-fake").rc == 0:
-            fe.run(one + "oneimage delete --force g-fake")
-            _wait(lambda: fe.run(one + "oneimage show g-fake").rc != 0, "image deleted")
-        fe.run(one + "onedatastore delete san_fake")
+        cli.remove_stale("oneimage", "g-fake")
+        cli.one("onedatastore", "delete", "san_fake", check=False)
         res = run_playbook(tmp_path, ROLE_PLAY)   # the real LVM again
         assert res.returncode == 0, res.stdout[-3000:]
         for node in hosts:
             node.run("rm -rf %s /dev/vg-one-san /var/log/lvm-fake.log", FAKE_DIR)
 
-
-def _xml(node, command):
-    import xml.etree.ElementTree as ET
-    return ET.fromstring(node.check_output(command))
-
-
-def _wait(probe, what, timeout=120):
-    import time
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if probe():
-            return
-        time.sleep(1)
-    raise AssertionError("timed out waiting for %s" % what)
