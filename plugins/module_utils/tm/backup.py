@@ -12,8 +12,22 @@ oned's KVM driver runs a backup as three steps (``one_vmm_exec.rb``), the VM's X
 * ``postbackup`` (``postbackup_live``) removes it; for a live backup it first merges the writes the VM made
   meanwhile back into its disks (``virsh blockcommit --pivot``).
 
+Incremental backups (``BACKUP_CONFIG MODE=INCREMENT``) with ``INCREMENT_MODE=SNAPSHOT`` of qcow2 disks, powered off
+and live, keep stock's layout (``backup_kvm.rb``'s ``:snapshot``), so that the stock backup datastores upload them
+and stock's restore reads them:
+
+* the first backup of a chain (``LAST_INCREMENT_ID`` -1) is a full ``disk.N.0``; the disk becomes
+  ``disk.N -> disk.N.snap/1``, an empty overlay on ``disk.N.snap/0`` (a disk that is a file, the ssh layout, is
+  moved to ``disk.N.snap/0`` first; live, with ``virsh blockcopy``);
+* backup N (``LAST_INCREMENT_ID`` N-1) takes the overlay ``disk.N.snap/N`` alone (no backing file) as
+  ``disk.N.N``, commits it into ``disk.N.snap/0`` and moves the disk to a new overlay ``disk.N.snap/N+1``; live,
+  ``snapshot-create-as --reuse-external --no-metadata`` first moves the domain to the new overlay and
+  ``virsh blockcommit`` merges the old one.
+
 ``restore host:VM_DIR VM_ID IMAGE_ID INCREMENT_ID DISK_ID`` asks the backup datastore's own ``ls -i`` for the
-backup's disk URLs, downloads them with the stock ``downloader.sh`` and puts them in place of the VM's disks.
+backup's disk URLs, downloads them with the stock ``downloader.sh`` and puts them in place of the VM's disks. For
+an increment the URL names the chain up to it (rsync: ``0:<id>,1:<id>...``), which ``downloader.sh`` rebuilds and
+merges into one qcow2 file on the backup server: what is downloaded is the whole disk, as for a full backup.
 
 Where these differ from stock, on purpose:
 
@@ -22,7 +36,13 @@ Where these differ from stock, on purpose:
   Stock lets qemu-img probe the format, so a guest that writes a qcow2 header with a backing file such as
   ``/var/lib/one/.one/one_auth`` into its raw disk gets that file into its backup;
 * a downloaded backup disk that reads other files is refused before it replaces a disk;
-* incremental (``MODE=INCREMENT``) and interactive backups are refused with an error that says so;
+* incremental backups with ``INCREMENT_MODE=CBT`` (oned's default for ``MODE=INCREMENT``), interactive backups and
+  raw disks in an incremental backup are refused with an error that names the setting, before a file is touched;
+* an increment whose disk is not on the overlay the last backup left (``disk.N.snap/<LAST_INCREMENT_ID+1>``) is
+  refused (stock copies and commits whatever ``disk.N`` is); ``LAST_INCREMENT_ID`` absent or empty counts as -1;
+* a live increment gives the disks not in the backup ``snapshot=no`` (stock leaves them to libvirt's default), and
+  postbackup_live after the first live SNAPSHOT-mode backup leaves the new overlay alone (stock runs a full live
+  backup's ``blockcommit --pivot``/``snapshot-delete`` there too);
 * the confinement of the backup datastore is its ``<DS_MAD>_NICE`` and ``<DS_MAD>_IONICE``; the systemd
   slice limits (``_CPU_QUOTA``, ``_MAX_RIOPS``...) are not applied;
 * a ``postbackup_live`` whose block commit fails keeps the overlays (the running VM writes to them), where
@@ -34,11 +54,14 @@ __metaclass__ = type
 import base64
 import json
 import os
+import posixpath
 import re
 import sys
+from collections import namedtuple
 
 from .actions import DATASTORE_LOCATION, SH_PRELUDE, _outside_files, checked_image, id_arg, vm_disk
-from .common import (Interrupted, TMError, fail, host_path, log_error, need_args, run_command, ssh_capture, ssh_exec_and_log)
+from .common import (Interrupted, TMError, fail, host_path, log_error, need_args, run_command, ssh_capture,
+                     ssh_exec_and_log)
 from .copy import fetch_command
 
 DATASTORE_CONF = "/var/lib/one/remotes/etc/datastore/datastore.conf"
@@ -78,7 +101,8 @@ SCRIPT_PREBACKUP = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice
 # SUSPEND or NONE), ${10} the checkpoint document stock leaves in $dir/tmp (unused by a full backup), then, for
 # every disk of the VM in template order, TARGET DISK_ID FORMAT (DISK_ID "-": the disk is not in the backup).
 # The domain gets an external disk-only snapshot on empty overlays in $dir/tmp (the guest frozen meanwhile,
-# thawed on any exit), then each backed-up disk's file, which the domain no longer writes, is converted. postbackup_live merges the overlays back.
+# thawed on any exit), then each backed-up disk's file, which the domain no longer writes, is converted.
+# postbackup_live merges the overlays back.
 SCRIPT_PREBACKUP_LIVE = SH_PRELUDE + (
     'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
     'tmp="$dir/tmp"\n'
@@ -167,6 +191,160 @@ SCRIPT_RESTORE_TPM = SH_PRELUDE + 'rm -rf -- "$2/tpm"\ntar zxf "$1" -C "$2" tpm\
 
 
 # ---------------------------------------------------------------------------
+# Incremental backups, INCREMENT_MODE=SNAPSHOT (stock backup_kvm.rb's :snapshot layout)
+# ---------------------------------------------------------------------------
+#
+#   first backup (LAST_INCREMENT_ID -1)        backup N (LAST_INCREMENT_ID N-1)
+#   backup/disk.I.0 (the disk, flattened)      backup/disk.I.N (disk.I.snap/N alone: no backing file)
+#   disk.I -> disk.I.snap/1                    disk.I -> disk.I.snap/N+1
+#   disk.I.snap/0 (the disk)                   disk.I.snap/0 (disk.I.snap/N committed into it)
+#   disk.I.snap/1 (empty, backing file 0)      disk.I.snap/N+1 (empty, backing file 0)
+#
+# Each disk is a record of positional parameters; how the first backup finds the disk (HOW):
+#   folder: disk.I is a file (ssh layout): it becomes disk.I.snap/0;
+#   zero:   disk.I already is disk.I.snap/0 (or an image's .snap/0);
+#   commit: disk.I is a later snapshot: it is committed into its backing file first.
+
+# Where each disk.I is: for every DISK_ID ($2...), NUL-separated: id, kind (link, file or missing), the link's
+# target (one level), the resolved path.
+SCRIPT_DISK_LINKS = (
+    'dir=$1; shift\n'
+    'for id in "$@"; do\n'
+    '  p="$dir/disk.$id"; l=; k=file\n'
+    '  if [ -L "$p" ]; then k=link; l=$(readlink -- "$p"); fi\n'
+    '  if [ ! -e "$p" ]; then k=missing; fi\n'
+    '  r=$(readlink -f -- "$p") || r=\n'
+    '  printf "%s\\0%s\\0%s\\0%s\\0" "$id" "$k" "$l" "$r"\n'
+    'done\n'
+)
+
+# Read as qcow2 (never probed): the chain of $1.
+SCRIPT_QCOW2_CHAIN_INFO = 'exec qemu-img info -U -f qcow2 --output=json --backing-chain "$1"\n'
+
+# powered off, first backup: $1..$6 as SCRIPT_PREBACKUP, then records ID HOW SRC SNAP SLINK BASE (SRC the disk's
+# resolved path, SNAP its snapshot directory, SLINK what disk.I links to, BASE the backing file of the new overlay).
+SCRIPT_PREBACKUP_SNAPSHOT_FULL = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; shift 6\n' + \
+    _SH_BACKUP_DIR + (
+        'while [ $# -gt 0 ]; do\n'
+        '  id=$1; how=$2; src=$3; snap=$4; slink=$5; base=$6; shift 6; disk="$dir/disk.$id"\n'
+        '  $c qemu-img convert -m 4 -f qcow2 -O qcow2 -U "$src" "$bck/disk.$id.0"\n'
+        '  case "$how" in\n'
+        '    folder) mkdir -- "$snap"; mv -f -- "$disk" "$snap/0"; ln -s -- "disk.$id.snap/0" "$disk" ;;\n'
+        '    commit) $c qemu-img commit -q -f qcow2 "$src"; rm -f -- "$src" ;;\n'
+        '  esac\n'
+        '  qemu-img create -q -f qcow2 -F qcow2 -b "$base" "$snap/1"\n'
+        '  rm -f -- "$disk"; ln -s -- "$slink/1" "$disk"\n'
+        'done\n'
+        'rm -f -- "$bck/.pgid"\n'
+    )
+
+# powered off, backup N: $1..$6 as SCRIPT_PREBACKUP, $7 N, then records ID SRC SNAP SLINK BFILE (SRC the overlay
+# disk.I is, disk.I.snap/N; BFILE its backing file). The overlay, alone, is the increment; it is then committed.
+SCRIPT_PREBACKUP_SNAPSHOT_INCREMENT = SH_PRELUDE + (
+    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; b=$7; shift 7; n=$((b + 1))\n'
+) + _SH_BACKUP_DIR + (
+    'while [ $# -gt 0 ]; do\n'
+    '  id=$1; src=$2; snap=$3; slink=$4; bfile=$5; shift 5; disk="$dir/disk.$id"; out="$bck/disk.$id.$b"\n'
+    '  $c cp --sparse=never -- "$src" "$out"\n'
+    '  qemu-img rebase -q -U -u -f qcow2 -F qcow2 -b "" "$out"\n'
+    '  $c qemu-img commit -q -f qcow2 "$src"\n'
+    '  qemu-img create -q -f qcow2 -F qcow2 -b "$bfile" "$snap/$n"\n'
+    '  rm -f -- "$src" "$disk"; ln -s -- "$slink/$n" "$disk"\n'
+    'done\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+# Live: $1..$10 as SCRIPT_PREBACKUP_LIVE ($8: the domain snapshot's name for the first backup, N for backup N),
+# then K, K records TGT ID HOW SRC SNAP SLINK (first backup) or TGT ID SRC SNAP NAME SLINK (backup N; NAME:
+# disk.I.snap/NAME is the overlay), then the --diskspec arguments. The domain is frozen for the snapshot only.
+_SH_LIVE_HEAD = SH_PRELUDE + (
+    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
+    'tmp="$dir/tmp"\n'
+    'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
+) + _SH_BACKUP_DIR + (
+    'thaw=\n'
+    "trap 'if [ -n \"$thaw\" ]; then virsh --connect \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
+    'snapshot() {\n'
+    '  shift $((1 + 6 * $1))\n'
+    '  case "$freeze" in\n'
+    '    AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
+    '    SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
+    '  esac\n'
+    '  if [ "$first" = yes ]; then\n'
+    '    virsh --connect "$uri" snapshot-create-as --name "$name" --disk-only --atomic "$@" --no-metadata '
+    '--reuse-external "$dom"\n'
+    '  else\n'
+    '    virsh --connect "$uri" snapshot-create-as --disk-only --atomic --reuse-external --no-metadata "$@" "$dom"\n'
+    '  fi\n'
+    '  if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+    '}\n'
+)
+
+SCRIPT_PREBACKUP_SNAPSHOT_LIVE_FULL = _SH_LIVE_HEAD + (
+    'prepare() {\n'
+    '  k=$1; shift\n'
+    '  while [ "$k" -gt 0 ]; do\n'
+    '    tgt=$1; id=$2; how=$3; src=$4; snap=$5; k=$((k - 1)); shift 6; disk="$dir/disk.$id"\n'
+    '    case "$how" in\n'
+    '      folder) mkdir -- "$snap"; : >"$snap/0"\n'
+    '        virsh --connect "$uri" blockcopy --path "$disk" --dest "$snap/0" --pivot --format qcow2 "$dom"\n'
+    '        rm -f -- "$disk"; ln -s -- "disk.$id.snap/0" "$disk" ;;\n'
+    '      commit) virsh --connect "$uri" blockcommit --active --pivot --wait --top "$src" --base "$snap/0" '
+    '"$dom" "$tgt"\n'
+    '        rm -f -- "$src" "$disk"; ln -s -- "$snap/0" "$disk" ;;\n'
+    '    esac\n'
+    '    qemu-img create -q -f qcow2 -F qcow2 -b "$snap/0" "$snap/1"\n'
+    '  done\n'
+    '}\n'
+    'export_disks() {\n'
+    '  k=$1; shift\n'
+    '  while [ "$k" -gt 0 ]; do\n'
+    '    id=$2; slink=$6; k=$((k - 1)); shift 6; disk="$dir/disk.$id"\n'
+    '    $c qemu-img convert -m 4 -f qcow2 -O qcow2 -U "$(readlink -f -- "$disk")" "$bck/disk.$id.0"\n'
+    '    rm -f -- "$disk"; ln -s -- "$slink/1" "$disk"\n'
+    '  done\n'
+    '}\n'
+    'prepare "$@"\n'
+    'printf "%s" "$ckpt" >"$tmp/checkpoint.xml"\n'
+    'first=yes\n'
+    'snapshot "$@"\n'
+    'export_disks "$@"\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+SCRIPT_PREBACKUP_SNAPSHOT_LIVE_INCREMENT = _SH_LIVE_HEAD + (
+    'b=$name; n=$((b + 1))\n'
+    'prepare() {\n'
+    '  k=$1; shift\n'
+    '  while [ "$k" -gt 0 ]; do\n'
+    '    snap=$4; nm=$5; k=$((k - 1)); shift 6\n'
+    '    qemu-img create -q -f qcow2 -F qcow2 -b "$snap/$nm" "$snap/$n"\n'
+    '  done\n'
+    '}\n'
+    'export_disks() {\n'
+    '  k=$1; shift\n'
+    '  while [ "$k" -gt 0 ]; do\n'
+    '    tgt=$1; id=$2; src=$3; snap=$4; nm=$5; slink=$6; k=$((k - 1)); shift 6\n'
+    '    disk="$dir/disk.$id"; out="$bck/disk.$id.$b"\n'
+    '    $c cp --sparse=never -- "$src" "$out"\n'
+    '    qemu-img rebase -q -U -u -f qcow2 -F qcow2 -b "" "$out"\n'
+    '    virsh --connect "$uri" blockcommit --wait --top "$snap/$nm" --base "$snap/0" "$dom" "$tgt"\n'
+    '    rm -f -- "$src" "$disk"; ln -s -- "$slink/$n" "$disk"\n'
+    '  done\n'
+    '}\n'
+    'prepare "$@"\n'
+    'first=no\n'
+    'snapshot "$@"\n'
+    'export_disks "$@"\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+# postbackup_live of a SNAPSHOT-mode backup: $1 bck, $2 dir, $3 extra dir or "". The overlays stay: they are the
+# disks' next increments.
+SCRIPT_POSTBACKUP_SNAPSHOT_LIVE = 'rm -rf -- "$2/tmp" "$1"\nif [ -n "$3" ]; then rm -rf -- "$3"; fi\n'
+
+
+# ---------------------------------------------------------------------------
 # oned's data
 # ---------------------------------------------------------------------------
 
@@ -248,13 +426,35 @@ def _config(doc, name):
     return (doc.findtext("./BACKUPS/BACKUP_CONFIG/%s" % name) or "").strip()
 
 
-def check_backup_mode(ctx, doc):
-    """Only full, non-interactive backups: anything else fails here, before a file is touched."""
-    if _config(doc, "MODE").upper() == "INCREMENT":
-        fail("%s: incremental backups (BACKUP_CONFIG MODE=INCREMENT) are not supported by this driver; "
-             "use MODE=FULL" % ctx.action)
-    if _config(doc, "INTERACTIVE").upper() == "YES":
+BackupPlan = namedtuple("BackupPlan", "snapshot backup_id parent_id")
+
+
+def backup_plan(ctx, doc, strict=True):
+    """What the backup of the VM ``doc`` is, as stock's KVMDomain reads BACKUP_CONFIG: ``snapshot`` (MODE=INCREMENT
+    with INCREMENT_MODE=SNAPSHOT), ``backup_id`` (the N of ``disk.I.N``) and ``parent_id`` (-1: a full backup).
+
+    ``strict``: what this driver does not do (INCREMENT_MODE=CBT, INTERACTIVE=YES) fails here, before a file is
+    touched; else (postbackup) such a backup counts as a full one.
+    """
+    if strict and _config(doc, "INTERACTIVE").upper() == "YES":
         fail("%s: interactive backups (BACKUP_CONFIG INTERACTIVE=YES) are not supported by this driver" % ctx.action)
+    if _config(doc, "MODE").upper() != "INCREMENT":
+        return BackupPlan(False, 0, -1)
+    inc_mode = _config(doc, "INCREMENT_MODE").upper() or "CBT"
+    if inc_mode != "SNAPSHOT":
+        if strict:
+            fail("%s: incremental backups with BACKUP_CONFIG INCREMENT_MODE=%s (changed block tracking) are not "
+                 "supported by this driver; use INCREMENT_MODE=SNAPSHOT or MODE=FULL" % (ctx.action, inc_mode))
+        return BackupPlan(False, 0, -1)
+    text = _config(doc, "LAST_INCREMENT_ID") or "-1"
+    if not re.match(r"^-?[0-9]+$", text) or int(text) < -1:
+        fail("%s: BACKUP_CONFIG LAST_INCREMENT_ID %r is not a number from -1 up" % (ctx.action, text))
+    return BackupPlan(True, int(text) + 1, int(text))
+
+
+def check_backup_mode(ctx, doc):
+    """The backup's plan; what this driver does not do fails here, before a file is touched."""
+    return backup_plan(ctx, doc)
 
 
 def confinement(ctx, doc):
@@ -293,23 +493,23 @@ def _inside(path, locations):
     return any(path.startswith(os.path.normpath(loc).rstrip("/") + "/") for loc in locations)
 
 
-def disk_format(ctx, host, vm_dir, disk_id, info):
-    """The format to read ``vm_dir/disk.N`` with: raw when the template says so; else what qemu-img finds,
-    provided every file the chain reads is in a datastore (the VM dir's own datastore included)."""
-    driver = (info.get("DRIVER") or info.get("FORMAT") or "").lower()
-    if driver == "raw":
-        return "raw"
-    path = os.path.join(vm_dir, "disk.%s" % disk_id)
-    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_CHAIN_INFO, "sh", path])
+def _locations(ctx, vm_dir):
+    return [os.path.dirname(os.path.dirname(vm_dir)), ctx.setting("DATASTORE_LOCATION", DATASTORE_LOCATION)]
+
+
+def _checked_chain(ctx, host, vm_dir, path, script=SCRIPT_CHAIN_INFO):
+    """qemu-img info of every file the image ``path`` reads (``script``: probed or qcow2); fails unless each
+    backing file lies in a datastore (the VM dir's own datastore included) and there is nothing else."""
+    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", script, "sh", path])
     if rc != 0:
         fail("%s: cannot read disk %s: %s" % (ctx.action, path, err.strip() or "qemu-img info failed"))
     try:
         chain = json.loads(out)
         chain = chain if isinstance(chain, list) else [chain]
-        fmt = chain[0]["format"]
+        chain[0]["format"]   # pylint: disable=pointless-statement
     except (ValueError, KeyError, IndexError, TypeError):
         fail("%s: cannot read disk %s: bad qemu-img info output" % (ctx.action, path))
-    locations = [os.path.dirname(os.path.dirname(vm_dir)), ctx.setting("DATASTORE_LOCATION", DATASTORE_LOCATION)]
+    locations = _locations(ctx, vm_dir)
     for item in chain:
         for what, name in _outside_files(item):
             if what != "a backing file":
@@ -317,9 +517,76 @@ def disk_format(ctx, host, vm_dir, disk_id, info):
             if not _inside(name, locations):
                 fail("%s: refusing disk %s: its chain reads %s, which is outside the datastores (%s)"
                      % (ctx.action, path, name, ", ".join(locations)))
+    return chain
+
+
+def disk_format(ctx, host, vm_dir, disk_id, info):
+    """The format to read ``vm_dir/disk.N`` with: raw when the template says so; else what qemu-img finds,
+    provided every file the chain reads is in a datastore (the VM dir's own datastore included)."""
+    driver = (info.get("DRIVER") or info.get("FORMAT") or "").lower()
+    if driver == "raw":
+        return "raw"
+    path = os.path.join(vm_dir, "disk.%s" % disk_id)
+    fmt = _checked_chain(ctx, host, vm_dir, path)[0]["format"]
     if fmt not in ("raw", "qcow2"):
         fail("%s: disk %s is %s; backups take raw and qcow2 disks" % (ctx.action, path, fmt))
     return fmt
+
+
+# Where a disk is, as stock's QemuImg (backup_image.rb) reads it: ``path`` the file (links resolved), ``name`` its
+# name in the snapshot directory ``snap``, ``slink`` the directory disk.N's link names ("" when disk.N is a file).
+DiskLayout = namedtuple("DiskLayout", "disk_id is_link path name snap slink")
+
+
+def disk_layouts(ctx, host, vm_dir, ids):
+    """``{DISK_ID: DiskLayout}`` of the disks ``ids`` of the VM in ``vm_dir`` on ``host``."""
+    rc, out, err = ssh_capture(ctx, host, ["sh", "-c", SCRIPT_DISK_LINKS, "sh", vm_dir] + list(ids))
+    fields = out.split("\0")[:-1]
+    if rc != 0 or len(fields) != 4 * len(ids):
+        fail("%s: cannot read the disks in %s: %s" % (ctx.action, vm_dir, err.strip() or "rc=%d" % rc))
+    layouts = {}
+    for i in range(0, len(fields), 4):
+        disk_id, kind, link, real = fields[i:i + 4]
+        if kind == "missing" or not real.startswith("/") or "\n" in real + link:
+            fail("%s: disk %s: %s/disk.%s is missing" % (ctx.action, disk_id, vm_dir, disk_id))
+        if kind == "link":
+            target = link if link.startswith("/") else "%s/%s" % (vm_dir, link)
+            layouts[disk_id] = DiskLayout(disk_id, True, real, posixpath.basename(link), posixpath.dirname(target),
+                                          posixpath.dirname(link))
+        else:
+            layouts[disk_id] = DiskLayout(disk_id, False, real, "disk.%s" % disk_id,
+                                          "%s/disk.%s.snap" % (vm_dir, disk_id), "")
+    return layouts
+
+
+def _backing_file(ctx, host, vm_dir, layout):
+    """The backing file of the file disk N is (``full-backing-filename``), checked; fails when there is none."""
+    chain = _checked_chain(ctx, host, vm_dir, layout.path, SCRIPT_QCOW2_CHAIN_INFO)
+    name = chain[0].get("full-backing-filename") or chain[0].get("backing-filename")
+    if not name:
+        fail("%s: disk %s: %s has no backing file to commit into" % (ctx.action, layout.disk_id, layout.path))
+    return name
+
+
+def snapshot_layouts(ctx, host, vm_dir, doc, ids, plan):
+    """The disks of a SNAPSHOT-mode backup, checked before a file is touched: qcow2 (read as qcow2, chain in the
+    datastores) and, for backup N, each disk on the overlay backup N-1 left (``disk.I.snap/N``)."""
+    for disk_id in ids:
+        info = vm_disk(doc, disk_id)
+        if (info.get("DRIVER") or info.get("FORMAT") or "").lower() == "raw":
+            fail("%s: disk %s is raw; incremental backups (BACKUP_CONFIG MODE=INCREMENT, INCREMENT_MODE=SNAPSHOT) "
+                 "take qcow2 disks only" % (ctx.action, disk_id))
+        _checked_chain(ctx, host, vm_dir, os.path.join(vm_dir, "disk.%s" % disk_id), SCRIPT_QCOW2_CHAIN_INFO)
+    layouts = disk_layouts(ctx, host, vm_dir, ids)
+    if plan.parent_id >= 0:
+        for disk_id in ids:
+            layout = layouts[disk_id]
+            if not layout.is_link or layout.name != str(plan.backup_id):
+                fail("%s: disk %s is not on the overlay the last backup left (%s/disk.%s.snap/%d) but on %s: the "
+                     "backup chain (LAST_INCREMENT_ID=%d) does not match the disk; start a new chain with a full "
+                     "backup (onevm backup --reset)" % (ctx.action, disk_id, vm_dir, disk_id, plan.backup_id,
+                                                        layout.path, plan.parent_id))
+    return layouts
 
 
 def _disk_ids(ctx, text):
@@ -353,42 +620,115 @@ def _run_backup(ctx, host, bck, script, argv, data, msg):
         raise
 
 
-def prebackup(ctx, args, live=False):
-    """prebackup(_live) host:VM_DIR DISK_ID:..:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID, the VM's XML on stdin."""
-    host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
-    raw, doc = read_vm_xml(ctx)
-    check_backup_mode(ctx, doc)
-    bck, _extra = backup_dirs(ctx, vm_dir, vmid)
-    dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
-    if live and not _DOMAIN.match(dom):
-        fail("%s: the VM has no usable DEPLOY_ID (%r)" % (ctx.action, dom))
-    formats = {}
-    for disk_id in ids:
-        info = vm_disk(doc, disk_id)
-        if not info:
-            fail("%s: disk %s is not in the VM's template" % (ctx.action, disk_id))
-        formats[disk_id] = disk_format(ctx, host, vm_dir, disk_id, info)
-    nice, ionice = confinement(ctx, doc)
-    tpm = "yes" if (doc.findtext("./TEMPLATE/TPM/MODEL") or "").strip() else "no"
-    head = [bck, vm_dir, tpm, dom, nice, ionice]
-    data = ruby_base64(raw)
-    msg = "Error preparing disk files"
-    if not live:
-        pairs = [x for disk_id in ids for x in (disk_id, formats[disk_id])]
-        _run_backup(ctx, host, bck, SCRIPT_PREBACKUP, head + pairs, data, msg)
-        return
-    freeze = _config(doc, "FS_FREEZE").upper() or "NONE"
+def _targets(ctx, doc):
+    """``[(TARGET, DISK_ID)]`` of every disk of the VM, in template order."""
     disks = []
     for item in doc.findall("./TEMPLATE/DISK"):
         disk_id = (item.findtext("DISK_ID") or "").strip()
         target = (item.findtext("TARGET") or "").strip()
         if not re.match(r"^[A-Za-z0-9]+$", target):
             fail("%s: disk %s has no usable TARGET (%r)" % (ctx.action, disk_id, target))
+        disks.append((target, disk_id))
+    return disks
+
+
+def _checkpoint(vmid, targets):
+    """The checkpoint document stock leaves in VM_DIR/tmp for a live full backup (unused by ours)."""
+    return "<domaincheckpoint>\n   <name>one-%d-0</name>\n   <disks>%s</disks>\n </domaincheckpoint>\n" % (
+        vmid, "".join("<disk name='%s'/>" % target for target in targets))
+
+
+def prebackup(ctx, args, live=False):
+    """prebackup(_live) host:VM_DIR DISK_ID:..:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID, the VM's XML on stdin."""
+    host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
+    raw, doc = read_vm_xml(ctx)
+    plan = check_backup_mode(ctx, doc)
+    bck, _extra = backup_dirs(ctx, vm_dir, vmid)
+    dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
+    if live and not _DOMAIN.match(dom):
+        fail("%s: the VM has no usable DEPLOY_ID (%r)" % (ctx.action, dom))
+    for disk_id in ids:
+        if not vm_disk(doc, disk_id):
+            fail("%s: disk %s is not in the VM's template" % (ctx.action, disk_id))
+    if plan.snapshot:
+        layouts = snapshot_layouts(ctx, host, vm_dir, doc, ids, plan)
+        formats = dict((disk_id, "qcow2") for disk_id in ids)
+    else:
+        formats = dict((disk_id, disk_format(ctx, host, vm_dir, disk_id, vm_disk(doc, disk_id))) for disk_id in ids)
+    nice, ionice = confinement(ctx, doc)
+    tpm = "yes" if (doc.findtext("./TEMPLATE/TPM/MODEL") or "").strip() else "no"
+    head = [bck, vm_dir, tpm, dom, nice, ionice]
+    data = ruby_base64(raw)
+    msg = "Error preparing disk files"
+    if not live and plan.snapshot:
+        script, argv = _snapshot_backup(ctx, host, vm_dir, ids, layouts, plan)
+        _run_backup(ctx, host, bck, script, head + argv, data, msg)
+        return
+    if not live:
+        pairs = [x for disk_id in ids for x in (disk_id, formats[disk_id])]
+        _run_backup(ctx, host, bck, SCRIPT_PREBACKUP, head + pairs, data, msg)
+        return
+    freeze = _config(doc, "FS_FREEZE").upper() or "NONE"
+    targets = _targets(ctx, doc)
+    uri = ctx.setting("LIBVIRT_URI", "qemu:///system")
+    checkpoint = _checkpoint(vmid, [target for target, disk_id in targets if disk_id in formats])
+    if plan.snapshot:
+        script, argv = _snapshot_backup_live(ctx, vm_dir, targets, layouts, plan)
+        name = "one-%d-backup" % vmid if plan.parent_id < 0 else str(plan.backup_id)
+        _run_backup(ctx, host, bck, script, head + [uri, name, freeze, checkpoint] + argv, data, msg)
+        return
+    disks = []
+    for target, disk_id in targets:
         disks += [target, disk_id, formats[disk_id]] if disk_id in formats else [target, "-", "-"]
-    checkpoint = "<domaincheckpoint>\n   <name>one-%d-0</name>\n   <disks>%s</disks>\n </domaincheckpoint>\n" % (
-        vmid, "".join("<disk name='%s'/>" % disks[i] for i in range(0, len(disks), 3) if disks[i + 1] != "-"))
-    argv = head + [ctx.setting("LIBVIRT_URI", "qemu:///system"), "one-%d-backup" % vmid, freeze, checkpoint] + disks
+    argv = head + [uri, "one-%d-backup" % vmid, freeze, checkpoint] + disks
     _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_LIVE, argv, data, msg)
+
+
+def _snapshot_backup(ctx, host, vm_dir, ids, layouts, plan):
+    """``(script, its arguments after the first six)`` of a powered-off SNAPSHOT-mode backup (stock's
+    ``backup_full`` with ``:snapshot``, ``backup_snapshot``)."""
+    records = []
+    for disk_id in ids:
+        layout = layouts[disk_id]
+        if plan.parent_id >= 0:
+            records += [disk_id, layout.path, layout.snap, layout.slink, _backing_file(ctx, host, vm_dir, layout)]
+        elif not layout.is_link:   # the disk becomes disk.I.snap/0, read where it is then
+            records += [disk_id, "folder", layout.path, layout.snap, "disk.%s.snap" % disk_id,
+                        "%s/disk.%s.snap/0" % (posixpath.dirname(layout.path), disk_id)]
+        elif layout.name != "0":   # a later snapshot: committed into the file it is on, which becomes the base
+            records += [disk_id, "commit", layout.path, layout.snap, layout.slink,
+                        _backing_file(ctx, host, vm_dir, layout)]
+        else:
+            records += [disk_id, "zero", layout.path, layout.snap, layout.slink, layout.path]
+    if plan.parent_id >= 0:
+        return SCRIPT_PREBACKUP_SNAPSHOT_INCREMENT, [str(plan.backup_id)] + records
+    return SCRIPT_PREBACKUP_SNAPSHOT_FULL, records
+
+
+def _snapshot_backup_live(ctx, vm_dir, targets, layouts, plan):
+    """``(script, its arguments after the first ten)`` of a live SNAPSHOT-mode backup (stock's ``backup_full_live``
+    with ``:snapshot``, ``backup_snapshot_live``): K, K records of six, then the --diskspec arguments. Every disk
+    not in the backup gets ``snapshot=no`` (stock's backup_snapshot_live leaves them to libvirt's default)."""
+    records, specs = [], []
+    for target, disk_id in targets:
+        layout = layouts.get(disk_id)
+        if layout is None:
+            specs += ["--diskspec", "%s,snapshot=no" % target]
+            continue
+        if plan.parent_id >= 0:
+            records += [target, disk_id, layout.path, layout.snap, layout.name, layout.slink]
+            specs += ["--diskspec", "%s,file=%s/%d" % (target, layout.snap, plan.backup_id + 1)]
+            continue
+        if not layout.is_link:
+            how, slink = "folder", "disk.%s.snap" % disk_id
+        elif layout.name != "0":
+            how, slink = "commit", layout.snap
+        else:
+            how, slink = "zero", layout.slink
+        records += [target, disk_id, how, layout.path, layout.snap, slink]
+        specs += ["--diskspec", "%s,file=%s/1" % (target, layout.snap)]
+    script = SCRIPT_PREBACKUP_SNAPSHOT_LIVE_FULL if plan.parent_id < 0 else SCRIPT_PREBACKUP_SNAPSHOT_LIVE_INCREMENT
+    return script, [str(len(records) // 6)] + records + specs
 
 
 def prebackup_live(ctx, args):
@@ -396,7 +736,8 @@ def prebackup_live(ctx, args):
 
 
 def postbackup(ctx, args, live=False):
-    """postbackup(_live): the backup files removed (a live backup's overlays merged back first).
+    """postbackup(_live): the backup files removed (a live full backup's overlays merged back first; a
+    SNAPSHOT-mode backup's overlay stays: it is the disk's next increment).
 
     As in stock, a failure is logged and the action succeeds (the files go with the next backup or the VM).
     """
@@ -405,6 +746,8 @@ def postbackup(ctx, args, live=False):
     bck, extra = backup_dirs(ctx, vm_dir, vmid)
     if not live:
         argv = ["sh", "-c", SCRIPT_POSTBACKUP, "sh", bck, extra]
+    elif backup_plan(ctx, doc, strict=False).snapshot:
+        argv = ["sh", "-c", SCRIPT_POSTBACKUP_SNAPSHOT_LIVE, "sh", bck, vm_dir, extra]
     else:
         dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
         pairs = []

@@ -43,8 +43,10 @@ def doubles(tmp_path, monkeypatch):
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
     (bin_dir / "virsh").write_text('#!/bin/sh\necho "virsh $*" >>%s\ncase "$*" in *"$VIRSH_FAIL"*) '
-                                   '[ -n "$VIRSH_FAIL" ] && { echo "error: failed" >&2; exit 1; } ;; esac\nexit 0\n' % log)
-    (bin_dir / "onedatastore").write_text('#!/bin/sh\necho "onedatastore $*" >>%s\ncat %s/ds-$3.xml\n' % (log, tmp_path))
+                                   '[ -n "$VIRSH_FAIL" ] && { echo "error: failed" >&2; exit 1; } ;; esac\nexit 0\n'
+                                   % log)
+    (bin_dir / "onedatastore").write_text('#!/bin/sh\necho "onedatastore $*" >>%s\ncat %s/ds-$3.xml\n'
+                                          % (log, tmp_path))
     for name in ("virsh", "onedatastore"):
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
@@ -74,7 +76,15 @@ def args_for(vm_dir, disks="0:1"):
 
 
 @pytest.mark.parametrize("stdin, message", [
-    (vm_xml(mode="INCREMENT"), "incremental backups (BACKUP_CONFIG MODE=INCREMENT) are not supported"),
+    (vm_xml(mode="INCREMENT"), "incremental backups with BACKUP_CONFIG INCREMENT_MODE=CBT (changed block tracking) "
+                               "are not supported by this driver; use INCREMENT_MODE=SNAPSHOT or MODE=FULL"),
+    (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>CBT</INCREMENT_MODE>"), "INCREMENT_MODE=CBT"),
+    (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE><INTERACTIVE>YES</INTERACTIVE>"),
+     "interactive backups (BACKUP_CONFIG INTERACTIVE=YES)"),
+    (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE>"),
+     "disk 0 is raw; incremental backups (BACKUP_CONFIG MODE=INCREMENT, INCREMENT_MODE=SNAPSHOT) take qcow2 disks"),
+    (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE><LAST_INCREMENT_ID>x"
+                                     "</LAST_INCREMENT_ID>"), "LAST_INCREMENT_ID 'x' is not a number from -1 up"),
     (vm_xml(config="<INTERACTIVE>YES</INTERACTIVE>"), "interactive backups (BACKUP_CONFIG INTERACTIVE=YES)"),
     ("not xml", "cannot read the VM's XML on stdin"),
     ("<IMAGE/>", "expected the VM's XML on stdin, got <IMAGE>"),
@@ -285,3 +295,167 @@ def test_restore_refuses_a_backup_disk_that_reads_other_files(run, vm_dir, doubl
     res = run("restore", "node1:%s" % vm_dir, VMID, 9, -1, -1)
     assert res.rc == 1 and "Refusing image" in res.err and "a backing file (/etc/hostname)" in res.err, res
     assert (vm_dir / "disk.0").read_bytes() == before and not (vm_dir / "disk.0.backup").exists()
+
+
+# ---------------------------------------------------------------------------
+# Incremental backups, INCREMENT_MODE=SNAPSHOT
+# ---------------------------------------------------------------------------
+
+def snapshot_xml(last, disks=(("0", "vda", "raw"), ("1", "vdb", "qcow2"))):
+    return vm_xml(mode="INCREMENT", disks=disks, config="<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE><LAST_INCREMENT_ID>"
+                  "%d</LAST_INCREMENT_ID><FS_FREEZE>AGENT</FS_FREEZE>" % last)
+
+
+def _info(path):
+    import json  # pylint: disable=import-outside-toplevel
+    return json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True,
+                                     text=True, check=True).stdout)
+
+
+def _guest_view(path, fmt="qcow2"):
+    out = str(path) + ".view"
+    subprocess.run(["qemu-img", "convert", "-U", "-f", fmt, "-O", "raw", str(path), out], check=True)
+    with open(out, "rb") as handle:
+        data = handle.read()
+    os.unlink(out)
+    return data
+
+
+def _write(path, pattern, offset):
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P %d %d 64k" % (pattern, offset), str(path)],
+                   check=True, capture_output=True)
+
+
+def test_snapshot_mode_chain_powered_off(run, vm_dir, doubles, tmp_path):
+    """A full backup then two increments of a disk that is a file (the ssh layout): stock's files, and the chain of
+    backup files rebuilt (as the rsync datastore's downloader does) is the disk as it was at each backup."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    _write(vm_dir / "disk.1", 0x11, 0)
+    views = []
+    for last in (-1, 0, 1):
+        stdin = snapshot_xml(last)
+        res = run("prebackup", *args_for(vm_dir, "1"), stdin=stdin)
+        assert res.rc == 0, res
+        backup_id = last + 1
+        bck = vm_dir / "backup"
+        assert sorted(os.listdir(bck)) == ["disk.1.%d" % backup_id, "vm.xml"]
+        assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/%d" % (backup_id + 1)
+        assert sorted(os.listdir(vm_dir / "disk.1.snap")) == ["0", str(backup_id + 1)]
+        overlay = _info(vm_dir / "disk.1.snap" / str(backup_id + 1))
+        assert overlay["backing-filename"] == "%s/disk.1.snap/0" % os.path.realpath(vm_dir)
+        assert "backing-filename" not in _info(bck / ("disk.1.%d" % backup_id))
+        os.rename(bck / ("disk.1.%d" % backup_id), saved / ("disk.1.%d" % backup_id))
+        views.append(_guest_view(vm_dir / "disk.1"))
+        assert run("postbackup", *args_for(vm_dir, "1"), stdin=stdin).rc == 0
+        assert not bck.exists()
+        _write(vm_dir / "disk.1", 0x20 + backup_id, (1 + backup_id) << 20)
+    for top in (1, 2):   # rebuild the chain up to increment ``top``
+        for inc in range(1, top + 1):
+            subprocess.run(["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
+                            str(saved / ("disk.1.%d" % (inc - 1))), str(saved / ("disk.1.%d" % inc))], check=True)
+        assert _guest_view(saved / ("disk.1.%d" % top)) == views[top]
+    assert _guest_view(saved / "disk.1.0") == views[0] != views[1]
+    assert b"\x22" * 16 not in views[2] and b"\x21" * 16 in views[2]
+
+
+def test_snapshot_mode_an_increment_refuses_a_disk_the_chain_does_not_know(run, vm_dir, doubles):
+    """After a restore (or anything that moved the disk off the last backup's overlay), an increment would commit
+    the wrong file into its backing file (stock's backup_snapshot commits whatever disk.N is): refused instead."""
+    before = sorted(os.listdir(vm_dir))
+    res = run("prebackup", *args_for(vm_dir, "1"), stdin=snapshot_xml(0))
+    assert res.rc == 1 and "disk 1 is not on the overlay the last backup left (%s/disk.1.snap/1)" % vm_dir in res.err
+    assert "start a new chain with a full backup" in res.err and sorted(os.listdir(vm_dir)) == before
+    assert run("prebackup", *args_for(vm_dir, "1"), stdin=snapshot_xml(-1)).rc == 0
+    res = run("prebackup", *args_for(vm_dir, "1"), stdin=snapshot_xml(3))
+    assert res.rc == 1 and "LAST_INCREMENT_ID=3" in res.err
+    assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/1"
+
+
+def test_snapshot_mode_live_chain_and_its_virsh_calls(run, vm_dir, doubles):
+    """The shared layout (disk.1 -> disk.1.snap/0); the recording virsh does nothing, so the files are those the
+    TM made: overlays created, the increment copied, the links moved; postbackup_live leaves the overlay."""
+    snap = _shared_layout(vm_dir)
+    disks = (("0", "vda", "raw"), ("1", "vdb", "qcow2"), ("2", "vdc", "raw"))
+    uri = "--connect qemu:///system"
+    for last in (-1, 0):
+        stdin = snapshot_xml(last, disks)
+        res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=stdin)
+        assert res.rc == 0, res
+        assert sorted(os.listdir(vm_dir / "backup")) == ["disk.1.%d" % (last + 1), "vm.xml"]
+        assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/%d" % (last + 2)
+        assert os.listdir(vm_dir / "tmp") == (["checkpoint.xml"] if last < 0 else [])
+        assert run("postbackup_live", *args_for(vm_dir, "1"), stdin=stdin).rc == 0
+        assert not (vm_dir / "tmp").exists() and not (vm_dir / "backup").exists()
+    assert sorted(os.listdir(snap)) == ["0", "2"]   # the recording virsh did not commit 1 into 0
+    assert _info(snap / "2")["backing-filename"] == "%s/1" % snap
+    assert doubles.read_text().splitlines() == [
+        "virsh %s domfsfreeze one-5" % uri,
+        "virsh %s snapshot-create-as --name one-5-backup --disk-only --atomic --diskspec vda,snapshot=no "
+        "--diskspec vdb,file=%s/1 --diskspec vdc,snapshot=no --no-metadata --reuse-external one-5" % (uri, snap),
+        "virsh %s domfsthaw one-5" % uri,
+        "virsh %s domfsfreeze one-5" % uri,
+        "virsh %s snapshot-create-as --disk-only --atomic --reuse-external --no-metadata --diskspec vda,snapshot=no "
+        "--diskspec vdb,file=%s/2 --diskspec vdc,snapshot=no one-5" % (uri, snap),
+        "virsh %s domfsthaw one-5" % uri,
+        "virsh %s blockcommit --wait --top %s/1 --base %s/0 one-5 vdb" % (uri, snap, snap),
+    ]
+
+
+def _shared_layout(vm_dir):
+    """disk.1 -> disk.1.snap/0, as stock shared's clone leaves a disk."""
+    snap = vm_dir / "disk.1.snap"
+    snap.mkdir()
+    os.rename(vm_dir / "disk.1", snap / "0")
+    os.symlink("disk.1.snap/0", vm_dir / "disk.1")
+    return snap
+
+
+def test_snapshot_mode_a_failed_snapshot_thaws_the_guest(run, vm_dir, doubles, monkeypatch):
+    _shared_layout(vm_dir)
+    monkeypatch.setenv("VIRSH_FAIL", "snapshot-create-as")
+    for last in (-1, 0):   # the first backup, then (disk.1 moved on as the first would have) an increment
+        res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=snapshot_xml(last))
+        assert res.rc == 1 and "Error preparing disk files" in res.err
+        calls = doubles.read_text().splitlines()
+        assert [c.split()[3] for c in calls] == ["domfsfreeze", "snapshot-create-as", "domfsthaw"]
+        # the link moves after the snapshot only
+        assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/%d" % (last + 1)
+        doubles.write_text("")
+        os.unlink(vm_dir / "disk.1")
+        os.symlink("disk.1.snap/%d" % (last + 2), vm_dir / "disk.1")
+
+
+def test_snapshot_mode_live_first_backup_of_a_file_disk_copies_it_first(run, vm_dir, doubles):
+    """The ssh layout, live: stock's snap_folder blockcopies disk.1 to disk.1.snap/0 and pivots the domain to it
+    (the recording virsh copies nothing: the overlay on the empty copy fails, as stock's would)."""
+    res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=snapshot_xml(-1))
+    assert res.rc == 1
+    assert doubles.read_text().splitlines() == [
+        "virsh --connect qemu:///system blockcopy --path %s/disk.1 --dest %s/disk.1.snap/0 --pivot --format qcow2 "
+        "one-5" % (vm_dir, vm_dir)]
+
+
+def test_snapshot_mode_commits_a_later_snapshot_first(run, vm_dir, doubles):
+    """The first backup of a chain when disk.1 is on a later disk snapshot (disk.1.snap/2 over 0): it is committed
+    into its backing file, which the new overlay disk.1.snap/1 then reads (stock's backup_full, name != 0)."""
+    snap = _shared_layout(vm_dir)
+    os.unlink(vm_dir / "disk.1")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(snap / "0"), str(snap / "2")],
+                   check=True)
+    os.symlink("disk.1.snap/2", vm_dir / "disk.1")
+    _write(vm_dir / "disk.1", 0x42, 0)
+    view = _guest_view(vm_dir / "disk.1")
+    assert run("prebackup", *args_for(vm_dir, "1"), stdin=snapshot_xml(-1)).rc == 0
+    assert sorted(os.listdir(snap)) == ["0", "1"] and os.readlink(vm_dir / "disk.1") == "disk.1.snap/1"
+    assert _guest_view(snap / "0") == view == _guest_view(vm_dir / "backup" / "disk.1.0")
+
+
+@pytest.mark.parametrize("last", ["", "<LAST_INCREMENT_ID/>", "<LAST_INCREMENT_ID>-1</LAST_INCREMENT_ID>"])
+def test_snapshot_mode_without_last_increment_id_is_a_first_backup(run, vm_dir, doubles, last):
+    """Stock: absent is a Ruby NoMethodError, empty counts as 0 (an increment); ours: the chain's first backup."""
+    stdin = vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>snapshot</INCREMENT_MODE>%s" % last)
+    res = run("prebackup", *args_for(vm_dir, "1"), stdin=stdin)
+    assert res.rc == 0, res
+    assert sorted(os.listdir(vm_dir / "backup")) == ["disk.1.0", "vm.xml"]
+    assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/1"
