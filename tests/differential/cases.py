@@ -17,15 +17,16 @@ MiB = 1 << 20
 VMID = 7
 
 
-def vm_xml(vmid=VMID, disks=(), sys_ds=100, host="host-a", state=3, lcm_state=3, prev=None, extra="", deploy_id=""):
+def vm_xml(vmid=VMID, disks=(), sys_ds=100, host="host-a", state=3, lcm_state=3, prev=None, extra="", deploy_id="",
+           vm_mad="kvm"):
     """A VM document as ``onevm show -x`` prints it (the elements the TM scripts read)."""
     disk_xml = ""
     for disk in disks:
         disk_xml += "<DISK>%s</DISK>" % "".join("<%s>%s</%s>" % (k, escape(str(v)), k) for k, v in disk.items())
     history = ""
     for seq, (hname, ds) in enumerate(([prev] if prev else []) + [(host, sys_ds)]):
-        history += ("<HISTORY><SEQ>%d</SEQ><HOSTNAME>%s</HOSTNAME><DS_ID>%s</DS_ID><TM_MAD>x</TM_MAD>"
-                    "</HISTORY>" % (seq, hname, ds))
+        history += ("<HISTORY><SEQ>%d</SEQ><HOSTNAME>%s</HOSTNAME><DS_ID>%s</DS_ID><VM_MAD>%s</VM_MAD>"
+                    "<TM_MAD>x</TM_MAD></HISTORY>" % (seq, hname, ds, vm_mad))
     return ("<VM><ID>%d</ID><UID>0</UID><GID>0</GID><NAME>vm</NAME><STATE>%d</STATE><LCM_STATE>%d</LCM_STATE>"
             "<DEPLOY_ID>%s</DEPLOY_ID><TEMPLATE>%s%s</TEMPLATE><USER_TEMPLATE/><HISTORY_RECORDS>%s</HISTORY_RECORDS>"
             "</VM>" % (vmid, state, lcm_state, escape(deploy_id), disk_xml, extra, history))
@@ -219,6 +220,16 @@ SHARED_CASES += [
                 ("snap_create_live", [A7 + "/disk.0", 1, VMID, 101]),
                 ("snap_create_live", [A7 + "/disk.1", 0, VMID, 101]),
                 ("delete", [A7, VMID, 100])]),
+    # an LXC container (VM_MAD lxc): frozen with sudo lxc-freeze (the recording fakes of lxc-freeze/lxc-unfreeze)
+    # while a raw disk is copied; a qcow2 disk is refused
+    Case("shared", "snap-create-live-lxc",
+         files=[("fe", SH_IMG + "/img0", "qcow2", 16), ("fe", SH_IMG + "/img1", "raw", 16)],
+         vm={VMID: vm_xml(disks=[disk(0, fmt="qcow2", TARGET="vda"), disk(1, TARGET="vdb")], deploy_id="one-7",
+                          vm_mad="lxc")}, ds=SHARED_DS,
+         steps=[("clone", ["fe:" + SH_IMG + "/img0", A7 + "/disk.0", VMID, 101]),
+                ("clone", ["fe:" + SH_IMG + "/img1", A7 + "/disk.1", VMID, 101]),
+                ("snap_create_live", [A7 + "/disk.1", 0, VMID, 101]),
+                ("snap_create_live", [A7 + "/disk.0", 0, VMID, 101])]),
     Case("shared", "ssh-system-ds-snap-create-live",
          files=[("fe", SH_IMG + "/img0", "qcow2", 16)],
          vm=LIVE_SSH_VM, ds={**SHARED_DS, 0: ds_xml(0, "ssh")},
@@ -335,6 +346,10 @@ SSH_CASES = [
          steps=[("snap_create_live", [LA7 + "/disk.0", 0, VMID, 0]),
                 ("snap_create_live", [LA7 + "/disk.0", 1, VMID, 0]),
                 ("snap_delete", [LA7 + "/disk.0", 0, VMID, 0])]),
+    Case("ssh", "snap-create-live-lxc",
+         files=_vm_dir("host-a"),
+         vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=0, deploy_id="one-7", vm_mad="lxc")}, ds=SSH_DS,
+         steps=[("snap_create_live", [LA7 + "/disk.0", 0, VMID, 0])]),
     Case("ssh", "same-storage-two-names",
          files=[("fe", SH_SYS + "/7/disk.0", "raw", 16), ("fe", SH_SYS + "/7/deployment.0", "raw", 1)],
          vm={VMID: vm_xml(disks=[disk(0, ds=1, tm="ssh")], sys_ds=100, host="host-b", prev=("host-a", 100),

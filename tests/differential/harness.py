@@ -15,7 +15,7 @@ The world
   to each machine, its image datastore 1 lives on the front-end.
 * ``onevm``, ``onedatastore`` and ``onehost`` on PATH are *recording test doubles* of
   OpenNebula's CLI: they log their argv and print the VM / datastore XML that
-  the case wrote (``show -x``). ``virsh`` is a recording test double too.
+  the case wrote (``show -x``). ``virsh``, ``lxc-freeze`` and ``lxc-unfreeze`` are recording test doubles too.
 * ``OnedXmlRpc`` is a *test double* of oned's XML-RPC API for the stock Ruby actions that call it through
   OpenNebula's own Ruby API (``one.vm.info``, ``one.image.info``, ``one.datastore.info``): it answers with the
   same documents the CLI doubles print, and logs the calls.
@@ -103,6 +103,11 @@ for a in "$@"; do
   prev=$a
 done
 exit 0
+"""
+
+# Recording test doubles of LXC's lxc-freeze and lxc-unfreeze (run through sudo, which finds them in /usr/local/bin).
+FAKE_LXC = """#!/bin/sh
+printf '%%s\\n' "$(basename "$0") $*" >>%(log)s
 """
 
 LOAD_PATHS_RB = """# Written by the differential harness: the stock install generates this file.
@@ -258,6 +263,8 @@ class World:
         self.vartmp = base / "vartmp"
         (self.vartmp / "one").mkdir(parents=True)
         _write(self.bin / "virsh", FAKE_VIRSH % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
+        for name in ("lxc-freeze", "lxc-unfreeze"):
+            _write(self.bin / name, FAKE_LXC % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
         self.locks = base / "locks"
         self.locks.mkdir()
         self.varlock = base / "varlock"

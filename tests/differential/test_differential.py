@@ -88,13 +88,15 @@ def play(runner, case, side):
 
 
 def virsh_calls(world):
-    """What the recording virsh logged during the step (its XML files' paths left out), then the log is emptied."""
+    """What the recording virsh (and lxc-freeze/lxc-unfreeze) logged during the step (its XML files' paths left
+    out), then the log is emptied."""
     log = world.fake / "calls.log"
     if not log.exists():
         return []
     lines = [re.sub(r"--xmlfile \S+", "--xmlfile FILE", line) for line in log.read_text().splitlines()
-             if line.startswith("virsh")]
-    log.write_text("".join(line + "\n" for line in log.read_text().splitlines() if not line.startswith("virsh")))
+             if line.startswith(("virsh", "lxc-"))]
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()
+                           if not line.startswith(("virsh", "lxc-"))))
     return lines
 
 
@@ -164,3 +166,7 @@ def test_stock_and_ours_agree(runner, case):
                     "ours does not do what the intended difference says") for key, check in INTENDED_CHECKS.items()}
     problems = compare(case, stock, ours, INTENDED, checks)
     assert not problems, "\n".join(problems)
+    if case.name.endswith("-lxc"):   # the container was frozen and thawed around the copy, on both sides
+        calls = [c for r in ours for c in r["virsh"]]
+        assert calls[:2] == ["lxc-freeze -n one-7", "lxc-unfreeze -n one-7"], calls
+        assert not ours[-1]["ok"] if case.driver == "shared" else ours[-1]["ok"]   # shared: the qcow2 disk refused

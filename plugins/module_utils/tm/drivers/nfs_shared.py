@@ -445,14 +445,16 @@ def snap_revert(ctx, args, local=False):
 # can work (stock leaves it, and every retry fails with "already exists").
 # $1..$4 as SCRIPT_SNAP_CREATE, $5 the domain, $6 LIBVIRT_URI, $7 VIRSH_TIMEOUT.
 SCRIPT_SNAP_CREATE_LIVE = SH_PRELUDE + (
-    'sys=$1; disk=$2; id=$3; short=$4; dom=$5; uri=$6; tmo=$7; xml=$8; qcow2=$9\n'
+    'sys=$1; disk=$2; id=$3; short=$4; dom=$5; uri=$6; tmo=$7; xml=$8; qcow2=$9; vmm=${10}\n'
     'sd="$disk.snap"; next=$((id + 1)); f=; made=\n'
     'mkdir -p -- "$sd"\n'
-    'if timeout "$tmo" virsh -c "$uri" domfsfreeze "$dom"; then thaw=domfsthaw\n'
+    'if [ "$vmm" = lxc ]; then\n'
+    '  if sudo lxc-freeze -n "$dom"; then thaw=lxc; else echo "Could not freeze container $dom" >&2; exit 1; fi\n'
+    'elif timeout "$tmo" virsh -c "$uri" domfsfreeze "$dom"; then thaw=domfsthaw\n'
     'elif virsh -c "$uri" suspend "$dom"; then thaw=resume\n'
     'else echo "Could not domfsfreeze or suspend domain" >&2; exit 1; fi\n'
     "trap 'for t in \"$f\" \"$made\"; do if [ -n \"$t\" ]; then rm -f -- \"$t\"; fi; done; "
-    "virsh -c \"$uri\" \"$thaw\" \"$dom\"' EXIT\n"
+    "if [ \"$thaw\" = lxc ]; then sudo lxc-unfreeze -n \"$dom\"; else virsh -c \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
     'if [ "$qcow2" = yes ]; then\n'
     '  prev=$(readlink -- "$sys")\n'
     '  f=$(mktemp); printf "%s\\n" "$xml" >"$f"\n'
@@ -490,7 +492,8 @@ def _domain_snapshot_xml(doc, disk_id, snap_id, snap_path):
 
 
 def snap_create_live(ctx, args, local=False):
-    """snap_create_live host:DISK SNAP_ID VMID: a disk snapshot of a running VM (virsh on the host)."""
+    """snap_create_live host:DISK SNAP_ID VMID: a disk snapshot of a running VM (virsh on the host; an LXC
+    container, the history's VM_MAD lxc, is frozen with ``sudo lxc-freeze`` while its raw disk is copied)."""
     vmid = need_args(ctx, args, 3, "host:DISK SNAP_ID VMID", at_least=True)[2]
     doc = vm_document(ctx, id_arg(ctx, vmid, "VM id"))
     host, sys_disk, holder, snap_id, short, qcow2 = _snap_layout(ctx, args, local, doc)
@@ -498,12 +501,16 @@ def snap_create_live(ctx, args, local=False):
     if not deploy_id:
         fail("Error creating snapshot %d of %s: the VM has no DEPLOY_ID (is it running?)" % (snap_id, sys_disk))
     disk_id = disk_id_of(sys_disk)
+    records = doc.findall("./HISTORY_RECORDS/HISTORY")
+    vmm = (records[-1].findtext("VM_MAD") or "").strip() if records else ""
+    if vmm == "lxc" and qcow2:   # stock: refused before anything runs on the host
+        fail("LXC driver does not support live qcow2 snapshots")
     snap_path = "%s.snap/%d" % (holder, snap_id + 1 if qcow2 else snap_id)
     xml = _domain_snapshot_xml(doc, disk_id, snap_id, snap_path) if qcow2 else ""
     with lock_for(ctx, "%s:%s" % (host, sys_disk)):
         _snap(ctx, host, SCRIPT_SNAP_CREATE_LIVE,
               [sys_disk, holder, str(snap_id), short, deploy_id, ctx.setting("LIBVIRT_URI", "qemu:///system"),
-               "%g" % ctx.number("VIRSH_TIMEOUT", 60), xml, "yes" if qcow2 else "no"],
+               "%g" % ctx.number("VIRSH_TIMEOUT", 60), xml, "yes" if qcow2 else "no", "lxc" if vmm == "lxc" else "kvm"],
               "Error creating snapshot %s" % snap_path)
 
 

@@ -866,12 +866,19 @@ def snap_create(ctx, args):
 
 # A disk snapshot of a running VM, as stock ssh/snap_create_live: libvirt copies the disk the domain
 # uses ($1, or the file its link names) to $2 (blockcopy --wait --finish), tried 3 times 5 s apart
-# while libvirt reports another active block job. $3 the domain, $4 LIBVIRT_URI.
+# while libvirt reports another active block job. $3 the domain, $4 LIBVIRT_URI. $5 lxc: the container
+# is frozen (sudo lxc-freeze) while the disk is copied.
 SCRIPT_SNAP_CREATE_LIVE = SH_PRELUDE + (
-    'path=$1; snap=$2; dom=$3; uri=$4\n'
+    'path=$1; snap=$2; dom=$3; uri=$4; vmm=$5\n'
     'mkdir -p -- "$path.snap"\n'
     ': >"$snap"\n'
     'if [ -L "$path" ]; then real="$(dirname -- "$path")/$(readlink -- "$path")"; else real=$path; fi\n'
+    'if [ "$vmm" = lxc ]; then\n'
+    '  if sudo lxc-freeze -n "$dom"; then trap \'sudo lxc-unfreeze -n "$dom"\' EXIT\n'
+    '  else echo "Could not freeze container $dom" >&2; exit 1; fi\n'
+    '  cp -- "$real" "$snap"\n'
+    '  exit 0\n'
+    'fi\n'
     'tries=3\n'
     'while :; do\n'
     '  if err=$(virsh -q -c "$uri" blockcopy "$dom" --path "$real" --dest "$snap" --wait --finish 2>&1 >/dev/null)\n'
@@ -892,7 +899,10 @@ def snap_create_live(ctx, args):
     if not deploy_id:
         fail("Error creating snapshot %s: the VM has no DEPLOY_ID (is it running?)" % snap)
     log(ctx, "Creating snapshot %s of %s" % (snap, path))
-    ssh_script(ctx, host, SCRIPT_SNAP_CREATE_LIVE, [path, snap, deploy_id, ctx.setting("LIBVIRT_URI", "qemu:///system")],
+    records = doc.findall("./HISTORY_RECORDS/HISTORY")
+    vmm = (records[-1].findtext("VM_MAD") or "").strip() if records else ""
+    ssh_script(ctx, host, SCRIPT_SNAP_CREATE_LIVE, [path, snap, deploy_id, ctx.setting("LIBVIRT_URI", "qemu:///system"),
+                                                    "lxc" if vmm == "lxc" else "kvm"],
                "Error creating snapshot %s" % snap)
     push_snapshot(ctx, doc, vmid, host, path, snap)
 
