@@ -645,15 +645,14 @@ def do_clone(ctx, src, host, dst, dsid, vmid=None, disk=None):
     freq = recovery_freq(ctx, disk) if replica and vmid is not None else ""
     if freq:
         check_host(replica)
-        if (disk.get("FORMAT") or "raw").lower() != "qcow2":
-            fail("Error cloning %s to %s: RECOVERY_SNAPSHOT_FREQ needs a qcow2 image (disk %s has FORMAT=%s)"
-                 % (src, label, disk.get("DISK_ID", "?"), disk.get("FORMAT") or "raw"))
         if recovery_snap_exists(ctx, replica, vmid, os.path.basename(dst)):
             recover_from_replica(ctx, replica, vmid, host, dst)
             return True
     if not os.path.isfile(src):
         fail("Error copying %s to %s: source does not exist or is not a file" % (src, label))
-    checked_image(ctx, "", src)
+    fmt = checked_image(ctx, "", src)[0]
+    if freq and fmt != "qcow2":   # the layout's overlay names a qcow2 base; stock fails after the copy
+        fail("Error cloning %s to %s: RECOVERY_SNAPSHOT_FREQ needs a qcow2 image (this one is %s)" % (src, label, fmt))
     if replica and stock_layout(ctx) and runs_local(ctx, replica):
         # stock's layout mirrors the image's own path: on this machine that is the image itself
         log(ctx, "The replica %s is this machine: the image is not cached (REPLICA_CACHE_LAYOUT=stock)" % replica)
