@@ -16,6 +16,19 @@ RUNNING = 3
 # PROLOG_MIGRATE_UNKNOWN_FAILURE (61).
 FAILURE_LCM = {36, 37, 38, 39, 40, 41, 42, 44, 46, 47, 48, 49, 50, 61}
 
+# oned's environment in the lab's self-contained install (lab/oned), for running driver actions as oned does
+ONED_ENV = ("HOME=/var/lib/one ONE_LOCATION=/opt/one ONE_AUTH=/var/lib/one/.one/one_auth RUBYLIB=/opt/one/lib/ruby "
+            "PATH=/opt/one/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def as_oneadmin(node, command, *args, stdin=None):
+    """Run ``command`` (a format with %s for ``args``) as oneadmin on ``node`` (a testinfra host), in oned's
+    environment, ``stdin`` from a file; returns its stdout."""
+    res = node.run("runuser -u oneadmin -- env " + ONED_ENV + " sh -c %s" + (" < %s" % stdin if stdin else ""),
+                   command % tuple(args) if args else command)
+    assert res.rc == 0, (command, res.stdout, res.stderr)
+    return res.stdout
+
 
 def wait(what, probe, timeout=300, interval=1):
     """Poll probe() until it returns a true value; fail naming what was awaited and the last value."""

@@ -8,7 +8,9 @@ state are checked, and at the end nothing is left behind.
 
 Undeploy, stop, cold migration and disk snapshots are in the sequence since
 the issue 13 fixes (mv of the same path on a shared datastore, the qcow2
-snapshot layout).
+snapshot layout). A full backup through the stock rsync backup datastore (the
+front-end its rsync host) is restored by oned's ``onevm restore`` through our
+restore.
 """
 import json
 
@@ -16,6 +18,7 @@ import pytest
 
 from conftest import (ACTIVE, CLI, DATASTORES, DONE, FE, HOSTS, POWEROFF, RUNNING, STOPPED, UNDEPLOYED,
                       one, remove_stale, wait, wait_vm, xml)
+from lab_oned import as_oneadmin
 
 SRC = "/var/tmp/olc/base.qcow2"
 ds_id, vm_host = CLI.ds_id, CLI.vm_host
@@ -196,6 +199,113 @@ def test_cold_migrate(image, template):
 def test_disk_snapshots_in_poweroff(image, template):
     """disk-snapshot-create/-revert/-delete on the qcow2 overlay clone (issue 13 item 2: the snapshot layout)."""
     _disk_snapshots(image, template)
+
+
+BK = "/var/tmp/olc-bk"
+
+
+@pytest.fixture(scope="module")
+def backup_ds():
+    """A backup datastore of OpenNebula's stock rsync driver whose rsync host is the front-end, olc-fe (its
+    BASE_PATH is in the datastores volume; converge.yml lets the hosts' oneadmin ssh to olc-fe)."""
+    remove_stale("onedatastore", "olc-backups")
+    FE.check_output("install -d -o oneadmin -g oneadmin %s && printf %%s %s > %s/ds.tmpl && "
+                    "chown oneadmin: %s/ds.tmpl",
+                    BK, 'NAME="olc-backups"\nTYPE="BACKUP_DS"\nDS_MAD="rsync"\nTM_MAD="-"\n'
+                    'RSYNC_HOST="olc-fe"\nRSYNC_USER="oneadmin"\n', BK, BK)
+    dsid = CLI.new_id("onedatastore", "create", BK + "/ds.tmpl")
+    yield dsid
+    # a backup image a failed test left would keep the datastore from being deleted
+    for iid in xml("onedatastore", "show", str(dsid)).findall("IMAGES/ID"):
+        one("oneimage", "delete", "--force", iid.text, check=False)
+    wait("backup datastore empty", lambda: xml("onedatastore", "show", str(dsid)).find("IMAGES/ID") is None, 120)
+    one("onedatastore", "delete", str(dsid))
+    FE.check_output("rm -rf %s %s", BK, "%s/%d" % (DATASTORES, dsid))
+
+
+def raw_md5(node, path, check=True):
+    """md5 of the guest data of ``path`` on ``node`` (``qemu-img convert`` to raw: any format, through its
+    backing chain); None when it cannot be read and not ``check``."""
+    res = node.run('t=$(mktemp) && qemu-img convert -U -O raw %s "$t" && md5sum "$t"; rc=$?; rm -f "$t"; exit $rc',
+                   path)
+    if check:
+        assert res.rc == 0, (node.backend.hostname, path, res.stderr)
+    return res.stdout.split()[0] if res.rc == 0 else None
+
+
+def test_backup_and_restore(image, template, backup_ds):
+    """A full backup of a powered-off VM by our prebackup/postbackup and the stock rsync datastore, then oned's
+    ``onevm restore`` through our restore (stock shared's layout: disk.0 -> disk.0.snap/0).
+
+    The lab's oned runs the dummy VM driver, whose backup answers at once without the three steps of the KVM
+    driver (one_vmm_exec.rb: TM prebackup, the datastore's backup, TM postbackup). So the test runs those steps as
+    the KVM driver does (its argv, the VM's XML on stdin) on the front-end, then ``onevm backup`` registers the
+    backup image, whose id (``dummy-backup-id``, the dummy driver's answer) is given to the backup on olc-fe.
+    ``onevm restore`` is oned's own: our restore reads the backup through the rsync driver's ``ls`` and
+    ``downloader.sh`` and replaces the VM's disk on its host.
+    """
+    vmid = deploy(template)
+    try:
+        _backup_and_restore(image, backup_ds, vmid)
+    finally:
+        if CLI.vm_state(vmid)[0] != DONE:
+            terminate(vmid)
+
+
+def _backup_and_restore(image, backup_ds, vmid):
+    h1 = HOSTS["olc-h1"]
+    one("onevm", "poweroff", "--hard", str(vmid))
+    wait_vm(vmid, POWEROFF)
+    d = vm_dir(vmid)
+    system_ds = ds_id("nfs_system")
+    want = raw_md5(FE, image["source"])
+    assert raw_md5(h1, d + "/disk.0") == want
+    deploy_id = xml("onevm", "show", str(vmid)).findtext("DEPLOY_ID")
+    FE.check_output("runuser -u oneadmin -- env HOME=/var/lib/one onevm show -x %s > %s/vm.xml", str(vmid), BK)
+    ds_text = one("onedatastore", "show", "-x", str(backup_ds)).stdout
+    vm_text = FE.file(BK + "/vm.xml").content_string
+    FE.check_output("printf %%s %s > %s/action.xml",
+                    "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (ds_text, vm_text), BK)
+    # TM_COMMAND of oned's backup: BACKUP nfs_shared host:VM_DIR DISK_IDS DEPLOY_ID BJ_ID VM_ID DS_ID (the image disk)
+    args = "olc-h1:%s 0 %s - %d %d" % (d, deploy_id, vmid, system_ds)
+    remotes = "/var/lib/one/remotes"
+    as_oneadmin(FE, "%s/tm/nfs_shared/prebackup %s", remotes, args, stdin=BK + "/vm.xml")
+    # disk.0 (a qcow2 overlay of the image) flattened: the image's data, no backing file
+    assert raw_md5(h1, d + "/backup/disk.0.0") == want
+    info = qemu_info(h1, d + "/backup/disk.0.0")
+    assert info["format"] == "qcow2" and "backing-filename" not in info, info
+    out = as_oneadmin(FE, "%s/datastore/rsync/backup %s", remotes, args, stdin=BK + "/action.xml")
+    backup_id = out.split()[0]
+    as_oneadmin(FE, "%s/tm/nfs_shared/postbackup %s", remotes, args, stdin=BK + "/vm.xml")
+    assert not h1.file(d + "/backup").exists
+    stored = "%s/%d/%d" % (DATASTORES, backup_ds, vmid)
+    assert raw_md5(FE, "%s/%s/disk.0.0" % (stored, backup_id)) == want
+    # oned registers the backup image (the dummy driver's id)
+    one("onevm", "backup", "-d", str(backup_ds), str(vmid))
+    iid = wait("backup image", lambda: xml("onevm", "show", str(vmid)).findtext("BACKUPS/BACKUP_IDS/ID"), 120)
+    wait("backup image READY", lambda: xml("oneimage", "show", iid).findtext("STATE") == "1", 120)
+    wait_vm(vmid, POWEROFF)
+    source = xml("oneimage", "show", iid).findtext("SOURCE")
+    as_oneadmin(FE, "mv %s/%s %s/%s", stored, backup_id, stored, source)
+    # the disk changes (guest data written into the qcow2 overlay), then oned restores the backup through our restore
+    as_oneadmin(h1, "qemu-io -c 'write -P 0xa5 0 64k' %s >/dev/null", d + "/disk.0")
+    assert raw_md5(h1, d + "/disk.0") != want
+    one("onevm", "restore", str(vmid), iid)
+    wait("disk.0 restored", lambda: raw_md5(h1, d + "/disk.0", check=False) == want, 180)
+    wait_vm(vmid, POWEROFF)
+    # stock shared's layout: disk.0 -> disk.0.snap/0, the downloaded backup; nothing left of the download
+    assert h1.check_output("readlink %s", d + "/disk.0") == "disk.0.snap/0"
+    assert not h1.file(d + "/disk.0.backup").exists
+    check_disks(vmid, image, "olc-h1")
+    one("onevm", "resume", str(vmid))
+    wait_vm(vmid, ACTIVE, RUNNING)
+    assert raw_md5(h1, d + "/disk.0") == want
+    terminate(vmid)
+    one("oneimage", "delete", iid)   # the rsync driver's rm removes the backup from olc-fe
+    wait("backup image gone", lambda: one("oneimage", "show", iid, check=False).rc != 0, 120)
+    assert not FE.file("%s/%s" % (stored, source)).exists
+    left = FE.check_output("find %s -mindepth 1 ! -type d", "%s/%d" % (DATASTORES, backup_ds))
+    assert left == "", left
 
 
 def test_nothing_left_behind():

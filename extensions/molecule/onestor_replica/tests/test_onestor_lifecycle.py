@@ -16,6 +16,7 @@ stock rsync backup datastore, restored by ``onevm restore``).
 import pytest
 
 from conftest import ACTIVE, CLI, DONE, NODES, POWEROFF, RUNNING, STOPPED, UNDEPLOYED, md5, wait
+from lab_oned import as_oneadmin
 
 FE, REP, H2 = NODES["ost-fe"], NODES["ost-rep"], NODES["ost-h2"]
 DATASTORES = "/var/lib/one/datastores"
@@ -196,20 +197,6 @@ def backup_ds():
     REP.check_output("rm -rf %s", "%s/%d" % (DATASTORES, dsid))
 
 
-# the environment opennebula.service gives oned and its drivers (lab/oned/opennebula.service)
-ONED_ENV = ("HOME=/var/lib/one ONE_LOCATION=/opt/one ONE_AUTH=/var/lib/one/.one/one_auth RUBYLIB=/opt/one/lib/ruby "
-            "PATH=/opt/one/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-
-
-def as_oneadmin(node, command, *args, stdin=None):
-    """Run ``command`` (a format with %s for ``args``) as oneadmin on ``node``, in oned's environment, ``stdin``
-    from a file."""
-    res = node.run("runuser -u oneadmin -- env " + ONED_ENV + " sh -c %s" + (" < %s" % stdin if stdin else ""),
-                   command % tuple(args) if args else command)
-    assert res.rc == 0, (command, res.stdout, res.stderr)
-    return res.stdout
-
-
 def test_backup_and_restore(image, template, system_ds, backup_ds):
     """A full backup of a powered-off VM by our prebackup/postbackup and the stock rsync datastore, then oned's
     ``onevm restore`` through our restore.
@@ -272,6 +259,78 @@ def _backup_and_restore(image, system_ds, backup_ds, vmid):
     one("oneimage", "delete", iid)   # the rsync driver's rm removes the backup from ost-rep
     wait("backup image gone", lambda: one("oneimage", "show", iid, check=False).rc != 0, 120)
     assert not REP.file("%s/%s" % (stored, source)).exists
+
+
+SNAPS = DATASTORES + "/replica_snaps"   # REPLICA_RECOVERY_SNAPS_DIR (the role's default)
+
+
+def _image_ds_template(images_ds, without):
+    """The image datastore's template as ``onedatastore update`` takes it, ``without`` one attribute."""
+    tpl = xml("onedatastore", "show", str(images_ds)).find("TEMPLATE")
+    return "".join('%s="%s"\n' % (e.tag, (e.text or "").replace('"', '\\"')) for e in tpl if e.tag != without)
+
+
+def test_recovery_snapshots_through_oned(system_ds):
+    """Recovery snapshots (issue 13 item 17), as far as the dummy VM driver lets oned go.
+
+    RECOVERY_SNAPSHOT_FREQ on the image datastore reaches the VM's disk through oned's own inheritance (the role
+    adds ``INHERIT_DATASTORE_ATTR = "RECOVERY_SNAPSHOT_FREQ"``); oned's clone then gives the disk stock's recovery
+    layout on the host and the replica keeps its base; the terminate removes the replica's recovery directory.
+    The probe's part (libvirt's external snapshot) needs a real hypervisor: tests/differential runs it with the
+    recording fake of virsh, against stock's script.
+    """
+    assert FE.run("grep -Eq '^INHERIT_DATASTORE_ATTR *= *\"RECOVERY_SNAPSHOT_FREQ\"' /etc/one/oned.conf").rc == 0
+    images_ds = CLI.ds_id("onestor_images")
+    CLI.remove_stale("oneimage", "ost-recovery")
+    CLI.remove_stale("onetemplate", "ost-recovery")
+    FE.check_output("install -d -o oneadmin -g oneadmin /var/tmp/ost-rs && printf %s > /var/tmp/ost-rs/ds.tmpl && "
+                    "chown oneadmin: /var/tmp/ost-rs/ds.tmpl", 'RECOVERY_SNAPSHOT_FREQ="600"\n')
+    one("onedatastore", "update", str(images_ds), "/var/tmp/ost-rs/ds.tmpl", "--append")
+    iid = tid = vmid = None
+    try:
+        # a qcow2 image (registered from a file: a new datablock gets the datastore's DRIVER, raw here)
+        FE.check_output("qemu-img create -q -f qcow2 /var/tmp/ost-rs/base.qcow2 8M && "
+                        "qemu-io -c 'write -P 0x5a 0 1M' /var/tmp/ost-rs/base.qcow2 >/dev/null && "
+                        "chown oneadmin: /var/tmp/ost-rs/base.qcow2")
+        iid = CLI.new_id("oneimage", "create", "-d", "onestor_images", "--name", "ost-recovery", "--path",
+                         "/var/tmp/ost-rs/base.qcow2", "--format", "qcow2", "--type", "OS")
+        wait("image READY", lambda: xml("oneimage", "show", str(iid)).findtext("STATE") == "1", 300)
+        FE.check_output("printf %s > /var/tmp/ost-rs/vm.tmpl && chown oneadmin: /var/tmp/ost-rs/vm.tmpl",
+                        'NAME="ost-recovery"\nCPU="0.1"\nMEMORY="64"\nDISK=[IMAGE_ID="%d"]\n' % iid)
+        tid = CLI.new_id("onetemplate", "create", "/var/tmp/ost-rs/vm.tmpl")
+        vmid = CLI.new_id("onetemplate", "instantiate", str(tid), "--hold")
+        USED.append(vmid)
+        disk = xml("onevm", "show", str(vmid)).find("TEMPLATE/DISK")
+        assert disk.findtext("RECOVERY_SNAPSHOT_FREQ") == "600" and disk.findtext("FORMAT") == "qcow2"
+        one("onevm", "deploy", str(vmid), "ost-h2", str(system_ds))
+        wait_vm(vmid, ACTIVE, RUNNING)
+        d = vm_dir(system_ds, vmid)
+        # stock's layout on the host: disk.0 -> disk.0.snap/base.1, a qcow2 overlay of disk.0.snap/base
+        assert H2.file(d + "/disk.0").linked_to == d + "/disk.0.snap/base.1"
+        assert H2.file(d + "/disk.0.snap/disk.0.snap").is_symlink
+        info = H2.check_output("qemu-img info -U --output=json %s", d + "/disk.0.snap/base.1")
+        assert '"backing-filename": "disk.0.snap/base"' in info, info
+        assert H2.run("qemu-img convert -U -O raw %s /dev/null", d + "/disk.0").rc == 0
+        # the replica keeps the base, the link the probe's copies of base.1 complete
+        source = xml("oneimage", "show", str(iid)).findtext("SOURCE")
+        rec = "%s/%d" % (SNAPS, vmid)
+        assert REP.file(rec + "/disk.0").is_symlink
+        assert md5(REP, rec + "/disk.0.snap/base") == md5(FE, source)
+        terminate(system_ds, vmid)
+        assert not REP.file(rec).exists
+    finally:
+        if vmid is not None and CLI.vm_state(vmid)[0] != DONE:
+            terminate(system_ds, vmid)
+        if tid is not None:
+            one("onetemplate", "delete", str(tid))
+        if iid is not None:
+            one("oneimage", "delete", str(iid))
+            wait("image gone", lambda: one("oneimage", "show", str(iid), check=False).rc != 0)
+        FE.check_output("printf %s > /var/tmp/ost-rs/ds.tmpl",
+                        _image_ds_template(images_ds, "RECOVERY_SNAPSHOT_FREQ"))
+        one("onedatastore", "update", str(images_ds), "/var/tmp/ost-rs/ds.tmpl")
+        FE.check_output("rm -rf /var/tmp/ost-rs")
+    assert xml("onedatastore", "show", str(images_ds)).findtext("TEMPLATE/RECOVERY_SNAPSHOT_FREQ") is None
 
 
 def test_oned_monitors_the_image_datastore():
