@@ -72,16 +72,16 @@ def _drop_snapshot_no(stock, ours):
     return stock, dict(ours, virsh=calls)
 
 
-def _vm(driver, live, last):
+def _vm(driver, live, last, inc_mode="SNAPSHOT"):
     _ours, sys_ds, _overlay = LAYOUTS[driver]
     xml = vm_xml(disks=_disks(driver, sys_ds), sys_ds=sys_ds, state=3 if live else 8, lcm_state=69 if live else 0,
                  deploy_id="one-%d" % VMID)
     return xml.replace("</VM>", (
         "<BACKUPS><BACKUP_CONFIG><BACKUP_VOLATILE>NO</BACKUP_VOLATILE><FS_FREEZE>%s</FS_FREEZE>"
-        "<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE><INCREMENTAL_BACKUP_ID>%d</INCREMENTAL_BACKUP_ID><KEEP_LAST/>"
+        "<INCREMENT_MODE>%s</INCREMENT_MODE><INCREMENTAL_BACKUP_ID>%d</INCREMENTAL_BACKUP_ID><KEEP_LAST/>"
         "<LAST_DATASTORE_ID>%d</LAST_DATASTORE_ID><LAST_INCREMENT_ID>%d</LAST_INCREMENT_ID><MODE>INCREMENT</MODE>"
         "</BACKUP_CONFIG><BACKUP_IDS>%s</BACKUP_IDS></BACKUPS></VM>") % (
-            "AGENT" if live else "NONE", IMAGE if last >= 0 else -1, BACKUP_DS, last,
+            "AGENT" if live else "NONE", inc_mode, IMAGE if last >= 0 else -1, BACKUP_DS, last,
             "<ID>%d</ID>" % IMAGE if last >= 0 else ""))
 
 
@@ -113,41 +113,44 @@ def _guest_writes(runner, vm_dir, round_no):
               0x40 + round_no, "%dk" % (512 * (1 + round_no)))
 
 
-def play(runner, driver, side, live=False, increments=2, restores=()):
-    """``live``: whether the VM runs, for every backup of the chain or (a tuple) for each."""
+def play(runner, driver, side, live=False, increments=2, restores=(), inc_mode="SNAPSHOT", record=None):
+    """``live``: whether the VM runs, for every backup of the chain or (a tuple) for each; ``record``: what is
+    compared after each step (``_record`` unless given)."""
+    record = record or _record
     ours, _sys_ds, _overlay = LAYOUTS[driver]
     name = driver if side == "stock" else ours
     running = tuple(live) if isinstance(live, tuple) else (live,) * (increments + 1)
-    vm_dir = _prepare(runner, driver, _vm(driver, running[0], -1))
+    vm_dir = _prepare(runner, driver, _vm(driver, running[0], -1, inc_mode))
     mnt = str(runner.world.mnt)
     args = ["host-a:" + vm_dir, DISKS, "one-%d" % VMID, "-", VMID, _sys_ds]
     records, steps, ids = [], [], []
     for last in range(-1, increments):
         suffix = "_live" if running[last + 1] else ""
-        vm = _vm(driver, running[last + 1], last).replace("{M}", mnt)
+        vm = _vm(driver, running[last + 1], last, inc_mode).replace("{M}", mnt)
         (runner.world.fake / ("onevm-%d.xml" % VMID)).write_text(vm)
         _guest_writes(runner, vm_dir, last + 1)
         proc = runner.run(side, name, "prebackup" + suffix, args, vm.encode())
         for broken in (b"LoadError", b"cannot load such file", b"NameError", b"NoMethodError"):
             assert broken not in proc.stderr, "the harness is broken: %s: %s" % (side, proc.stderr[-1500:])
-        records.append(_record(runner, proc, ids))
+        records.append(record(runner, proc, ids))
         steps.append("prebackup%s[%d]" % (suffix, last + 1))
         if not records[-1]["ok"]:
             return steps, records
         proc = _ds_backup(runner, args, vm)
         assert proc.returncode == 0, "the stock rsync backup failed: %s" % proc.stderr[-1500:]
         ids.append(proc.stdout.decode().split()[0])
-        records.append(_record(runner, proc, ids))
+        records.append(record(runner, proc, ids))
         steps.append("ds:rsync/backup[%d]" % (last + 1))
         proc = runner.run(side, name, "postbackup" + suffix, args, vm.encode())
-        records.append(_record(runner, proc, ids))
+        records.append(record(runner, proc, ids))
         steps.append("postbackup%s[%d]" % (suffix, last + 1))
         (runner.world.fake / ("oneimage-%d.xml" % IMAGE)).write_text(_image(ids))
-    (runner.world.fake / ("onevm-%d.xml" % VMID)).write_text(_vm(driver, False, increments - 1).replace("{M}", mnt))
+    last_vm = _vm(driver, False, increments - 1, inc_mode)
+    (runner.world.fake / ("onevm-%d.xml" % VMID)).write_text(last_vm.replace("{M}", mnt))
     for inc in restores:
         _guest_writes(runner, vm_dir, 9)
         proc = runner.run(side, name, "restore", ["host-a:" + vm_dir, VMID, IMAGE, inc, -1])
-        records.append(_record(runner, proc, ids))
+        records.append(record(runner, proc, ids))
         steps.append("restore[%d]" % inc)
     return steps, records
 

@@ -24,6 +24,17 @@ and stock's restore reads them:
   ``snapshot-create-as --reuse-external --no-metadata`` first moves the domain to the new overlay and
   ``virsh blockcommit`` merges the old one.
 
+Incremental backups with ``INCREMENT_MODE=CBT`` (changed block tracking, oned's default for ``MODE=INCREMENT``) of
+qcow2 disks of a powered-off VM, as stock's ``backup_full`` with ``:cbt`` and ``backup_nbd``; the disk keeps its
+layout, its qcow2 bitmap ``one-<VM_ID>-<N>`` records what the guest wrote since backup N:
+
+* the first backup of a chain is a full ``disk.N.0``; every bitmap of the disk is removed, ``one-<VM_ID>-0`` added;
+* backup N exports the disk read-only with ``qemu-nbd -B one-<VM_ID>-<N-1>`` (socket ``VM_DIR/disk.N.socket``),
+  lists the dirty extents with ``nbdinfo --map=qemu:dirty-bitmap:...`` and pulls them with ``qemu-io``
+  copy-on-read into ``disk.N.N``, a qcow2 file over the export; the qemu-nbd is stopped and its socket removed on
+  any exit (it is in the backup's process group, which a cancel stops too); then every bitmap but
+  ``one-<VM_ID>-<N-1>`` is removed and ``one-<VM_ID>-<N>`` added.
+
 ``restore host:VM_DIR VM_ID IMAGE_ID INCREMENT_ID DISK_ID`` asks the backup datastore's own ``ls -i`` for the
 backup's disk URLs, downloads them with the stock ``downloader.sh`` and puts them in place of the VM's disks. For
 an increment the URL names the chain up to it (rsync: ``0:<id>,1:<id>...``), which ``downloader.sh`` rebuilds and
@@ -36,8 +47,12 @@ Where these differ from stock, on purpose:
   Stock lets qemu-img probe the format, so a guest that writes a qcow2 header with a backing file such as
   ``/var/lib/one/.one/one_auth`` into its raw disk gets that file into its backup;
 * a downloaded backup disk that reads other files is refused before it replaces a disk;
-* incremental backups with ``INCREMENT_MODE=CBT`` (oned's default for ``MODE=INCREMENT``), interactive backups and
-  raw disks in an incremental backup are refused with an error that names the setting, before a file is touched;
+* live incremental backups with ``INCREMENT_MODE=CBT`` (``prebackup_live``: libvirt checkpoints and
+  ``backup-begin``), interactive backups and raw disks in an incremental backup are refused with an error that
+  names the setting, before a file is touched;
+* a CBT increment file has no backing file (stock leaves in it ``nbd+unix:///?socket=...``, the export it was
+  pulled through, which is gone); a CBT increment of a disk without the chain's bitmap ``one-<VM_ID>-<N-1>`` (or
+  with it inconsistent) is refused before a file is touched (stock's qemu-nbd fails midway);
 * an increment whose disk is not on the overlay the last backup left (``disk.N.snap/<LAST_INCREMENT_ID+1>``) is
   refused (stock copies and commits whatever ``disk.N`` is); ``LAST_INCREMENT_ID`` absent or empty counts as -1;
 * a live increment gives the disks not in the backup ``snapshot=no`` (stock leaves them to libvirt's default), and
@@ -345,6 +360,92 @@ SCRIPT_POSTBACKUP_SNAPSHOT_LIVE = 'rm -rf -- "$2/tmp" "$1"\nif [ -n "$3" ]; then
 
 
 # ---------------------------------------------------------------------------
+# Incremental backups, INCREMENT_MODE=CBT, powered off (stock backup_kvm.rb's backup_full with :cbt, backup_nbd)
+# ---------------------------------------------------------------------------
+#
+# The disk keeps its layout; its qcow2 bitmap one-<VM_ID>-<N> records the clusters written since backup N.
+#   first backup (LAST_INCREMENT_ID -1): backup/disk.I.0 the disk, flattened; every bitmap of the disk removed,
+#     one-<VM_ID>-0 added;
+#   backup N (LAST_INCREMENT_ID N-1): a read-only qemu-nbd exports the disk with the bitmap one-<VM_ID>-<N-1>;
+#     backup/disk.I.N, a qcow2 file on that export, pulls (copy-on-read) the extents nbdinfo --map reports dirty,
+#     then loses the export as backing file; every bitmap but one-<VM_ID>-<N-1> removed, one-<VM_ID>-<N> added.
+# Each disk is a record ID SRC K BITMAP... (SRC VM_DIR/disk.I, as its chain was checked, then the K bitmaps to remove).
+
+# Reads longer than this are split (qemu's limit for one request is 2 GiB; stock splits at 1 GiB too).
+MAX_READ = 1 << 30
+
+# Shared by the CBT scripts: $new, the bitmap to add. marks(): records ID SRC K BITMAP...; removes the bitmaps
+# named, then adds $new.
+_SH_CBT_MARKS = (
+    'marks() {\n'
+    '  while [ $# -gt 0 ]; do\n'
+    '    src=$2; k=$3; shift 3\n'
+    '    while [ "$k" -gt 0 ]; do qemu-img bitmap -f qcow2 --remove "$src" "$1"; shift; k=$((k - 1)); done\n'
+    '    qemu-img bitmap -f qcow2 --add "$src" "$new"\n'
+    '  done\n'
+    '}\n'
+)
+
+# powered off, first backup: $1..$6 as SCRIPT_PREBACKUP, $7 the bitmap to add, then the records.
+SCRIPT_PREBACKUP_CBT_FULL = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; new=$7; shift 7\n' + \
+    _SH_BACKUP_DIR + _SH_CBT_MARKS + (
+        'convert() {\n'
+        '  while [ $# -gt 0 ]; do\n'
+        '    id=$1; src=$2; k=$3; shift $((3 + k))\n'
+        '    $c qemu-img convert -m 4 -f qcow2 -O qcow2 -U "$src" "$bck/disk.$id.0"\n'
+        '  done\n'
+        '}\n'
+        'convert "$@"\n'
+        'marks "$@"\n'
+        'rm -f -- "$bck/.pgid"\n'
+    )
+
+# powered off, backup N: $1..$6 as SCRIPT_PREBACKUP, $7 N, $8 the bitmap of backup N-1, $9 the bitmap to add, then
+# the records. The qemu-nbd (socket VM_DIR/disk.I.socket) is stopped and its socket removed on any exit; it is in
+# the script's process group, which a cancelled backup stops (SCRIPT_CANCEL).
+SCRIPT_PREBACKUP_CBT_INCREMENT = SH_PRELUDE + (
+    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; b=$7; map=$8; new=$9; shift 9\n'
+    'pid=; sock=\n'
+    'stop_nbd() {\n'
+    '  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || :; wait "$pid" 2>/dev/null || :; pid=; fi\n'
+    '  if [ -n "$sock" ]; then rm -f -- "$sock"; sock=; fi\n'
+    '}\n'
+    "trap 'stop_nbd' EXIT\n"
+    "trap 'exit 129' HUP\n"
+    "trap 'exit 130' INT\n"
+    "trap 'exit 143' TERM\n"
+) + _SH_BACKUP_DIR + _SH_CBT_MARKS + (
+    'pull() {\n'
+    '  while [ $# -gt 0 ]; do\n'
+    '    id=$1; src=$2; k=$3; shift $((3 + k)); out="$bck/disk.$id.$b"\n'
+    '    sock="$dir/disk.$id.socket"; rm -f -- "$sock"\n'
+    '    $c qemu-nbd -r -k "$sock" -f qcow2 -t -B "$map" "$src" &\n'
+    '    pid=$!; i=0\n'
+    '    while [ ! -S "$sock" ]; do\n'
+    '      if ! kill -0 "$pid" 2>/dev/null; then pid=; echo "qemu-nbd of $src failed" >&2; exit 1; fi\n'
+    '      i=$((i + 1)); if [ "$i" -gt 600 ]; then echo "qemu-nbd of $src did not start" >&2; exit 1; fi\n'
+    '      sleep 0.1\n'
+    '    done\n'
+    '    uri="nbd+unix:///?socket=$sock"\n'
+    '    nbdinfo --map="qemu:dirty-bitmap:$map" "$uri" >"$bck/.extents"\n'
+    '    awk -v max="$max" "$reads" "$bck/.extents" >"$bck/.reads"\n'
+    '    qemu-img create -q -f qcow2 -F raw -b "$uri" "$out"\n'
+    '    $c qemu-io -C -t none -i native -f qcow2 "$out" <"$bck/.reads" >/dev/null\n'
+    '    stop_nbd\n'
+    '    qemu-img rebase -q -u -f qcow2 -b "" "$out"\n'
+    '    rm -f -- "$bck/.extents" "$bck/.reads"\n'
+    '  done\n'
+    '}\n'
+    'max=' + str(MAX_READ) + '\n'
+    'reads=\'$4 == "dirty" { o = $1; l = $2; while (l > 0) { n = l > max ? max : l; \'\n'
+    'reads="$reads"\'printf "read -q %.0f %.0f\\n", o, n; o += n; l -= n } }\'\n'
+    'pull "$@"\n'
+    'marks "$@"\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+
+# ---------------------------------------------------------------------------
 # oned's data
 # ---------------------------------------------------------------------------
 
@@ -426,35 +527,39 @@ def _config(doc, name):
     return (doc.findtext("./BACKUPS/BACKUP_CONFIG/%s" % name) or "").strip()
 
 
-BackupPlan = namedtuple("BackupPlan", "snapshot backup_id parent_id")
+BackupPlan = namedtuple("BackupPlan", "snapshot backup_id parent_id cbt")
+BackupPlan.__new__.__defaults__ = (False,)
 
 
-def backup_plan(ctx, doc, strict=True):
+def backup_plan(ctx, doc, strict=True, live=False):
     """What the backup of the VM ``doc`` is, as stock's KVMDomain reads BACKUP_CONFIG: ``snapshot`` (MODE=INCREMENT
-    with INCREMENT_MODE=SNAPSHOT), ``backup_id`` (the N of ``disk.I.N``) and ``parent_id`` (-1: a full backup).
+    with INCREMENT_MODE=SNAPSHOT), ``cbt`` (MODE=INCREMENT with any other INCREMENT_MODE: CBT, oned's default),
+    ``backup_id`` (the N of ``disk.I.N``) and ``parent_id`` (-1: a full backup).
 
-    ``strict``: what this driver does not do (INCREMENT_MODE=CBT, INTERACTIVE=YES) fails here, before a file is
-    touched; else (postbackup) such a backup counts as a full one.
+    ``strict``: what this driver does not do (INCREMENT_MODE=CBT of a running VM, INTERACTIVE=YES) fails here,
+    before a file is touched; else (postbackup) such a backup counts as a full one.
     """
     if strict and _config(doc, "INTERACTIVE").upper() == "YES":
         fail("%s: interactive backups (BACKUP_CONFIG INTERACTIVE=YES) are not supported by this driver" % ctx.action)
     if _config(doc, "MODE").upper() != "INCREMENT":
         return BackupPlan(False, 0, -1)
     inc_mode = _config(doc, "INCREMENT_MODE").upper() or "CBT"
-    if inc_mode != "SNAPSHOT":
+    snapshot = inc_mode == "SNAPSHOT"
+    if not snapshot and live:
         if strict:
-            fail("%s: incremental backups with BACKUP_CONFIG INCREMENT_MODE=%s (changed block tracking) are not "
-                 "supported by this driver; use INCREMENT_MODE=SNAPSHOT or MODE=FULL" % (ctx.action, inc_mode))
+            fail("%s: live incremental backups with BACKUP_CONFIG INCREMENT_MODE=%s (changed block tracking, libvirt "
+                 "checkpoints) are not supported by this driver; power the VM off, or use INCREMENT_MODE=SNAPSHOT or "
+                 "MODE=FULL" % (ctx.action, inc_mode))
         return BackupPlan(False, 0, -1)
     text = _config(doc, "LAST_INCREMENT_ID") or "-1"
     if not re.match(r"^-?[0-9]+$", text) or int(text) < -1:
         fail("%s: BACKUP_CONFIG LAST_INCREMENT_ID %r is not a number from -1 up" % (ctx.action, text))
-    return BackupPlan(True, int(text) + 1, int(text))
+    return BackupPlan(snapshot, int(text) + 1, int(text), not snapshot)
 
 
-def check_backup_mode(ctx, doc):
+def check_backup_mode(ctx, doc, live=False):
     """The backup's plan; what this driver does not do fails here, before a file is touched."""
-    return backup_plan(ctx, doc)
+    return backup_plan(ctx, doc, live=live)
 
 
 def confinement(ctx, doc):
@@ -589,6 +694,39 @@ def snapshot_layouts(ctx, host, vm_dir, doc, ids, plan):
     return layouts
 
 
+def cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid):
+    """The records ``ID SRC K BITMAP...`` of a CBT-mode backup (SRC ``VM_DIR/disk.I``, then the K bitmaps that go),
+    checked before a file is touched: each disk qcow2 (read as qcow2, chain in the datastores) and, for backup N,
+    holding a consistent bitmap ``one-<VM_ID>-<N-1>``, which stays."""
+    parent = "one-%d-%d" % (vmid, plan.parent_id)
+    records = []
+    for disk_id in ids:
+        info = vm_disk(doc, disk_id)
+        if (info.get("DRIVER") or info.get("FORMAT") or "").lower() == "raw":
+            fail("%s: disk %s is raw; incremental backups (BACKUP_CONFIG MODE=INCREMENT, INCREMENT_MODE=CBT) take "
+                 "qcow2 disks only" % (ctx.action, disk_id))
+        path = os.path.join(vm_dir, "disk.%s" % disk_id)
+        chain = _checked_chain(ctx, host, vm_dir, path, SCRIPT_QCOW2_CHAIN_INFO)
+        try:
+            bitmaps = [(str(b["name"]), list(b.get("flags") or []))
+                       for b in ((chain[0].get("format-specific") or {}).get("data") or {}).get("bitmaps") or []]
+        except (KeyError, TypeError, AttributeError):
+            fail("%s: cannot read the bitmaps of disk %s: bad qemu-img info output" % (ctx.action, path))
+        names = [name for name, _flags in bitmaps]
+        if plan.parent_id >= 0:
+            flags = dict(bitmaps).get(parent)
+            if flags is None:
+                fail("%s: disk %s has no bitmap %s (the changes since backup %d, INCREMENT_MODE=CBT): the backup "
+                     "chain (LAST_INCREMENT_ID=%d) does not match the disk; start a new chain with a full backup "
+                     "(onevm backup --reset)" % (ctx.action, disk_id, parent, plan.parent_id, plan.parent_id))
+            if "in-use" in flags or "inconsistent" in flags:
+                fail("%s: disk %s: its bitmap %s is inconsistent (the disk was not closed cleanly): start a new "
+                     "chain with a full backup (onevm backup --reset)" % (ctx.action, disk_id, parent))
+            names.remove(parent)
+        records += [disk_id, path, str(len(names))] + names
+    return records
+
+
 def _disk_ids(ctx, text):
     ids = text.split(":")
     for item in ids:
@@ -642,7 +780,7 @@ def prebackup(ctx, args, live=False):
     """prebackup(_live) host:VM_DIR DISK_ID:..:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID, the VM's XML on stdin."""
     host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
     raw, doc = read_vm_xml(ctx)
-    plan = check_backup_mode(ctx, doc)
+    plan = check_backup_mode(ctx, doc, live=live)
     bck, _extra = backup_dirs(ctx, vm_dir, vmid)
     dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
     if live and not _DOMAIN.match(dom):
@@ -653,6 +791,8 @@ def prebackup(ctx, args, live=False):
     if plan.snapshot:
         layouts = snapshot_layouts(ctx, host, vm_dir, doc, ids, plan)
         formats = dict((disk_id, "qcow2") for disk_id in ids)
+    elif plan.cbt:
+        records = cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid)
     else:
         formats = dict((disk_id, disk_format(ctx, host, vm_dir, disk_id, vm_disk(doc, disk_id))) for disk_id in ids)
     nice, ionice = confinement(ctx, doc)
@@ -663,6 +803,14 @@ def prebackup(ctx, args, live=False):
     if not live and plan.snapshot:
         script, argv = _snapshot_backup(ctx, host, vm_dir, ids, layouts, plan)
         _run_backup(ctx, host, bck, script, head + argv, data, msg)
+        return
+    if plan.cbt:   # powered off (check_backup_mode refuses a live one)
+        new = "one-%d-%d" % (vmid, plan.backup_id)
+        if plan.parent_id < 0:
+            _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_CBT_FULL, head + [new] + records, data, msg)
+        else:
+            argv = head + [str(plan.backup_id), "one-%d-%d" % (vmid, plan.parent_id), new] + records
+            _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_CBT_INCREMENT, argv, data, msg)
         return
     if not live:
         pairs = [x for disk_id in ids for x in (disk_id, formats[disk_id])]
@@ -746,7 +894,7 @@ def postbackup(ctx, args, live=False):
     bck, extra = backup_dirs(ctx, vm_dir, vmid)
     if not live:
         argv = ["sh", "-c", SCRIPT_POSTBACKUP, "sh", bck, extra]
-    elif backup_plan(ctx, doc, strict=False).snapshot:
+    elif backup_plan(ctx, doc, strict=False, live=True).snapshot:
         argv = ["sh", "-c", SCRIPT_POSTBACKUP_SNAPSHOT_LIVE, "sh", bck, vm_dir, extra]
     else:
         dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()

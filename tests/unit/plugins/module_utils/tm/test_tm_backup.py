@@ -76,9 +76,10 @@ def args_for(vm_dir, disks="0:1"):
 
 
 @pytest.mark.parametrize("stdin, message", [
-    (vm_xml(mode="INCREMENT"), "incremental backups with BACKUP_CONFIG INCREMENT_MODE=CBT (changed block tracking) "
-                               "are not supported by this driver; use INCREMENT_MODE=SNAPSHOT or MODE=FULL"),
-    (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>CBT</INCREMENT_MODE>"), "INCREMENT_MODE=CBT"),
+    (vm_xml(mode="INCREMENT"), "disk 0 is raw; incremental backups (BACKUP_CONFIG MODE=INCREMENT, "
+                               "INCREMENT_MODE=CBT) take qcow2 disks only"),
+    (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>CBT</INCREMENT_MODE><INTERACTIVE>YES</INTERACTIVE>"),
+     "interactive backups (BACKUP_CONFIG INTERACTIVE=YES)"),
     (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE><INTERACTIVE>YES</INTERACTIVE>"),
      "interactive backups (BACKUP_CONFIG INTERACTIVE=YES)"),
     (vm_xml(mode="INCREMENT", config="<INCREMENT_MODE>SNAPSHOT</INCREMENT_MODE>"),
@@ -459,3 +460,133 @@ def test_snapshot_mode_without_last_increment_id_is_a_first_backup(run, vm_dir, 
     assert res.rc == 0, res
     assert sorted(os.listdir(vm_dir / "backup")) == ["disk.1.0", "vm.xml"]
     assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/1"
+
+
+# ---------------------------------------------------------------------------
+# Incremental backups, INCREMENT_MODE=CBT (powered off)
+# ---------------------------------------------------------------------------
+
+def cbt_xml(last, mode=""):
+    config = "<INCREMENT_MODE>%s</INCREMENT_MODE>" % mode if mode else ""
+    return vm_xml(mode="INCREMENT", disks=(("0", "vda", "raw"), ("1", "vdb", "qcow2")),
+                  config="%s<LAST_INCREMENT_ID>%d</LAST_INCREMENT_ID>" % (config, last))
+
+
+def _bitmaps(path):
+    return sorted(b["name"] for b in (_info(path).get("format-specific", {}).get("data", {}).get("bitmaps") or []))
+
+
+@pytest.mark.parametrize("mode", ["", "CBT"])
+def test_cbt_live_is_refused(run, vm_dir, doubles, mode):
+    before = sorted(os.listdir(vm_dir))
+    res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=cbt_xml(-1, mode))
+    assert res.rc == 1, res
+    assert ("live incremental backups with BACKUP_CONFIG INCREMENT_MODE=CBT (changed block tracking, libvirt "
+            "checkpoints) are not supported by this driver") in res.err
+    assert sorted(os.listdir(vm_dir)) == before and not doubles.exists()
+
+
+def test_cbt_chain_powered_off(run, vm_dir, doubles, tmp_path):
+    """A full backup then two increments (stock's backup_full with :cbt, backup_nbd): the disk keeps its layout and
+    gets bitmap one-5-N; backup N holds the clusters written since backup N-1 alone; the chain of backup files
+    rebuilt (as the rsync datastore's downloader does) is the disk as it was at each backup."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    disk = vm_dir / "disk.1"
+    _write(disk, 0x11, 0)
+    subprocess.run(["qemu-img", "bitmap", "-f", "qcow2", "--add", str(disk), "stale"], check=True)
+    views = []
+    for last in (-1, 0, 1):
+        stdin = cbt_xml(last, "CBT" if last else "")
+        res = run("prebackup", *args_for(vm_dir, "1"), stdin=stdin)
+        assert res.rc == 0, res
+        backup_id = last + 1
+        bck = vm_dir / "backup"
+        assert sorted(os.listdir(bck)) == ["disk.1.%d" % backup_id, "vm.xml"]
+        assert sorted(os.listdir(vm_dir)) == ["backup", "disk.0", "disk.1"]   # no socket left, no snapshot dir
+        expected = ["one-%d-%d" % (VMID, backup_id)] + (["one-%d-%d" % (VMID, last)] if last >= 0 else [])
+        assert _bitmaps(disk) == sorted(expected)
+        info = _info(bck / ("disk.1.%d" % backup_id))
+        assert "backing-filename" not in info and info["virtual-size"] == 4 << 20
+        os.rename(bck / ("disk.1.%d" % backup_id), saved / ("disk.1.%d" % backup_id))
+        views.append(_guest_view(disk))
+        assert run("postbackup", *args_for(vm_dir, "1"), stdin=stdin).rc == 0
+        assert not bck.exists()
+        _write(disk, 0x20 + backup_id, (1 + backup_id) << 20)
+    # an increment holds what was written since the last backup, nothing else
+    for n in (1, 2):
+        alone = _guest_view(saved / ("disk.1.%d" % n))
+        assert alone[n << 20:(n << 20) + 65536] == bytes([0x20 + n - 1]) * 65536
+        assert alone.count(b"\0") == len(alone) - 65536
+    for top in (1, 2):   # rebuild the chain up to increment ``top``
+        for inc in range(1, top + 1):
+            subprocess.run(["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
+                            str(saved / ("disk.1.%d" % (inc - 1))), str(saved / ("disk.1.%d" % inc))], check=True)
+        assert _guest_view(saved / ("disk.1.%d" % top)) == views[top]
+    assert _guest_view(saved / "disk.1.0") == views[0] != views[1]
+
+
+def test_cbt_an_increment_refuses_a_disk_without_the_chains_bitmap(run, vm_dir, doubles):
+    assert run("prebackup", *args_for(vm_dir, "1"), stdin=cbt_xml(-1)).rc == 0
+    assert run("postbackup", *args_for(vm_dir, "1"), stdin=cbt_xml(-1)).rc == 0
+    before = sorted(os.listdir(vm_dir))
+    res = run("prebackup", *args_for(vm_dir, "1"), stdin=cbt_xml(3))
+    assert res.rc == 1 and "disk 1 has no bitmap one-5-3" in res.err and "onevm backup --reset" in res.err, res
+    assert sorted(os.listdir(vm_dir)) == before and _bitmaps(vm_dir / "disk.1") == ["one-5-0"]
+
+
+def _nbd_servers(sock):
+    """Pids of the processes whose command line names ``sock`` (the qemu-nbd of a backup)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                if str(sock).encode() in handle.read().split(b"\0"):
+                    pids.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace for the qemu-io test double)")
+@pytest.mark.parametrize("how", ["fails", "cancelled"])
+def test_cbt_qemu_nbd_is_stopped_when_the_pull_fails_or_is_cancelled(run, vm_dir, doubles, tmp_path, fake_ssh,
+                                                                      how):
+    """The increment's qemu-io test double fails (or hangs until oned cancels the backup with SIGTERM): the
+    qemu-nbd exporting the disk is stopped, its socket removed, the disk's bitmaps left as they were."""
+    assert run("prebackup", *args_for(vm_dir, "1"), stdin=cbt_xml(-1)).rc == 0
+    assert run("postbackup", *args_for(vm_dir, "1"), stdin=cbt_xml(-1)).rc == 0
+    _write(vm_dir / "disk.1", 0x30, 0)
+    marker = tmp_path / "pulling"
+    fake = tmp_path / "fake-qemu-io"
+    fake.write_text('#!/bin/sh\necho $$ >%s\n%s\n' % (marker, "sleep 2; exit 1" if how == "fails" else "exec sleep 60"))
+    fake.chmod(0o755)
+    wrapper = tmp_path / "bin" / "session_ssh"
+    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
+                       '\'mount --bind "$0" /usr/bin/qemu-io && exec "$@"\' %s %s "$@"\n' % (fake, fake_ssh))
+    wrapper.chmod(0o755)
+    sock = vm_dir / "disk.1.socket"
+    seen = []
+    timer = threading.Thread(target=_cbt_watch, args=(marker, sock, seen, how == "cancelled"))
+    timer.start()
+    res = run("prebackup", *args_for(vm_dir, "1"), stdin=cbt_xml(0), SSH=str(wrapper))
+    timer.join()
+    if how == "fails":
+        assert res.rc == 1 and "Error preparing disk files" in res.err, res
+    else:
+        assert res.rc == 128 + signal.SIGTERM and "Backup cancelled" in res.err, res
+    assert seen and seen[0], "qemu-nbd was not running while the changes were pulled"
+    deadline = time.time() + 10
+    while time.time() < deadline and _nbd_servers(sock):
+        time.sleep(0.1)
+    assert not _nbd_servers(sock) and not os.path.lexists(sock)
+    assert _bitmaps(vm_dir / "disk.1") == ["one-5-0"]
+
+
+def _cbt_watch(marker, sock, seen, cancel):
+    deadline = time.time() + 20
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.05)
+    seen.append(_nbd_servers(sock))
+    if cancel and marker.exists():
+        os.kill(os.getpid(), signal.SIGTERM)
