@@ -3,18 +3,22 @@
 The addon is the REAL one (OpenNebula/addon-storpool at b279d18, unpacked by prepare.yml on
 the controller) on an OpenNebula 7.2.0 layout whose stock files are generated from the addon's
 patches (tests/functional/storpool_addon/addon_layout.py); storpool, onehook and
-onehost on the front-ends are recording FAKES (test doubles) and oned is the
-oned TEST DOUBLE (tests/oned_double). sp-fresh is a front-end the converge
-leaves alone: the check-mode and failure tests run the role there.
+onehost on the front-ends are recording FAKES (test doubles). oned is REAL OpenNebula 7.4
+(lab/oned, ../shared/oned.yml) on sp-fe and sp-fresh: it must run with the oned.conf the role
+wrote and restarted it with, the datastores and the hosts' reserved resources are read back
+through its XML-RPC API, and sp-h1 and sp-h2 are dummy hypervisors of sp-fe's oned. sp-fresh is
+a front-end the converge leaves alone: the check-mode and failure tests run the role there.
 """
 import difflib
 import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -97,6 +101,13 @@ def oned_xmlrpc(host, method, *args):
     out = host.run("python3 -c %s %s %s", script, method, json.dumps(list(args)))
     assert out.rc == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def oned_pool(host, method):
+    """A pool of real oned (one.*pool.info through XML-RPC), parsed."""
+    ok, body = oned_xmlrpc(host, method)[:2]
+    assert ok, body
+    return ET.fromstring(body)
 
 
 # --- front-end: files ----------------------------------------------------------
@@ -205,9 +216,12 @@ def test_oned_conf_has_every_block_once(host):
 
 
 def test_oned_conf_otherwise_unchanged(host):
-    """Apart from the edited ARGUMENTS lines and the added lines, the file is the release's oned.conf."""
+    """Apart from the edited ARGUMENTS lines and the added lines, the file is the release's oned.conf as
+    the lab's preparation left it (prepare.yml kept that copy before the role ran)."""
     frontend_only(host)
-    before = fixture_text("oned", "oned-7.4.0.conf").splitlines()
+    before = host.file("/root/oned.conf.lab").content_string.splitlines()
+    # the lab's copy is the release's oned.conf with the lab's own edits (../shared/oned.yml)
+    assert any(re.match(r'^LISTEN_ADDRESS\s*=\s*"?127\.0\.0\.1', line) for line in before)
     after = host.file("/etc/one/oned.conf").content_string.splitlines()
     removed = [line for line in difflib.ndiff(before, after) if line.startswith("- ")]
     assert len(removed) == 3, removed
@@ -246,7 +260,23 @@ def test_addon_storpoolrc_variables_set_and_comments_kept(host):
     assert text.count("\nONE_PX=") == 1
 
 
-# --- front-end: OpenNebula and StorPool (through the test doubles) -------------------
+# --- front-end: real oned ---------------------------------------------------------
+
+def test_real_oned_runs_after_the_roles_oned_conf_edit(host):
+    frontend_only(host)
+    assert host.service("opennebula").is_running
+    assert not host.service("oned-double").is_running
+    # an authenticated call through real oned's API
+    version = oned_xmlrpc(host, "one.system.version")
+    assert version[0] and version[1].startswith("7.4."), version
+    # oned was (re)started after the role's last edit of oned.conf and vmm_execrc, and is still up
+    started = int(host.check_output("date -d \"$(systemctl show -P ActiveEnterTimestamp opennebula)\" +%s"))
+    for path in ("/etc/one/oned.conf", "/etc/one/vmm_exec/vmm_execrc"):
+        assert started >= int(host.check_output("stat -c %Y " + path)), path
+    assert "storpool" in host.check_output("grep -E '^ *ARGUMENTS.*-d .*storpool' /etc/one/oned.conf")
+
+
+# --- front-end: OpenNebula and StorPool (real oned, and the recording fakes) ---------
 
 def test_volumecare_hook_registered_once(host):
     frontend_only(host)
@@ -264,12 +294,17 @@ def test_hosts_synced_as_oneadmin(host):
 
 def test_datastores_created_in_oned(host):
     frontend_only(host)
-    ok, body = oned_xmlrpc(host, "one.datastorepool.info")[:2]
-    assert ok, body
-    for name, tm_mad in (("storpool_images", "storpool"), ("storpool_system", "storpool")):
-        block = re.search(r"<DATASTORE>(?:(?!</DATASTORE>).)*<NAME>%s</NAME>.*?</DATASTORE>" % name, body, re.S)
-        assert block, name
-        assert "<TM_MAD><![CDATA[%s]]></TM_MAD>" % tm_mad in block.group(0) or "<TM_MAD>%s</TM_MAD>" % tm_mad in block.group(0)
+    pool = {d.findtext("NAME"): d for d in oned_pool(host, "one.datastorepool.info").iter("DATASTORE")}
+    images, system = pool["storpool_images"], pool["storpool_system"]
+    assert images.findtext("TYPE") == "0" and system.findtext("TYPE") == "1"
+    assert images.findtext("TM_MAD") == system.findtext("TM_MAD") == "storpool"
+    assert images.findtext("DS_MAD") == "storpool"
+    assert images.findtext("TEMPLATE/DISK_TYPE") == "BLOCK" or images.findtext("TEMPLATE/DISK_TYPE") == "block"
+    assert images.findtext("TEMPLATE/BRIDGE_LIST") == "sp-h1 sp-h2"
+    assert system.findtext("TEMPLATE/SP_SYSTEM") == "ssh"
+    # oned copied the attributes of the role's TM_MAD_CONF into the datastores (it read the block at start)
+    assert images.findtext("TEMPLATE/CLONE_TARGET") == "SELF"
+    assert int(images.findtext("ID")) >= 100 and int(system.findtext("ID")) >= 100
 
 
 def test_storpool_template_created_once(host):
@@ -290,12 +325,12 @@ def test_storpool_template_created_once(host):
 
 def test_reserved_resources_set_on_the_hosts(host):
     frontend_only(host)
-    ok, body = oned_xmlrpc(host, "one.hostpool.info")[:2]
-    assert ok, body
+    pool = {h.findtext("NAME"): h for h in oned_pool(host, "one.hostpool.info").iter("HOST")}
+    assert sorted(pool) == ["sp-h1", "sp-h2"]
     for name in ("sp-h1", "sp-h2"):
-        block = re.search(r"<HOST>(?:(?!</HOST>).)*<NAME>%s</NAME>.*?</HOST>" % name, body, re.S).group(0)
-        assert re.search(r"<RESERVED_CPU>(<!\[CDATA\[)?100(\]\]>)?</RESERVED_CPU>", block), name
-        assert re.search(r"<RESERVED_MEM>(<!\[CDATA\[)?2097152(\]\]>)?</RESERVED_MEM>", block), name
+        assert pool[name].findtext("IM_MAD") == pool[name].findtext("VM_MAD") == "dummy"
+        assert pool[name].findtext("TEMPLATE/RESERVED_CPU") == "100", name
+        assert pool[name].findtext("TEMPLATE/RESERVED_MEM") == "2097152", name
 
 
 # --- nodes -----------------------------------------------------------------------
@@ -315,14 +350,22 @@ def test_node_tools_installed(host):
 
 # --- ansible-playbook against sp-fresh: check mode and failures -----------------------
 
-WATCHED = ["/etc/one", "/var/lib/one", "/etc/systemd/system", "/etc/tmpfiles.d", "/var/lib/nebula-fakes",
-           "/var/lib/oned-double"]
+WATCHED = ["/etc/one", "/var/lib/one", "/etc/systemd/system", "/etc/tmpfiles.d", "/var/lib/nebula-fakes"]
+# What real oned (running on sp-fresh, ONE_LOCATION=/opt/one, /opt/one/var -> /var/lib/one) writes by
+# itself while the tests run, whatever the role does: its SQLite database and journal (datastore
+# monitoring every 60 s), its logs (oned.log, monitor.log, ...) and its lock directory.
+ONED_OWN = ["/var/lib/one/one.db", "/var/lib/one/one.db-journal", "/var/lib/one/one.db-wal",
+            "/var/lib/one/one.db-shm", "/var/lib/one/*.log", "/var/lib/one/lock"]
 
 
 def snapshot(host):
-    """Path, type, owner, mode and checksum of everything below WATCHED on the machine."""
-    out = host.run("find %s -xdev -printf '%%y %%u:%%g %%m %%p\\n' | sort; "
-                   "find %s -xdev -type f -exec sha256sum {} + | sort", " ".join(WATCHED), " ".join(WATCHED))
+    """Path, type, owner, mode and checksum of everything below WATCHED on the machine, but ONED_OWN.
+    (The paths are put into the command as separate words: host.run's %s would quote them as one.)"""
+    paths = " ".join(shlex.quote(p) for p in WATCHED)
+    prune = "\\( %s \\) -prune -o" % " -o ".join("-path %s" % shlex.quote(p) for p in ONED_OWN)
+    out = host.run("find %s -xdev %s -printf '%%y %%u:%%g %%m %%p\\n' | sort; "
+                   "find %s -xdev %s -type f -exec sha256sum {} + | sort" % (paths, prune, paths, prune))
+    assert out.rc == 0 and "/var/lib/one/remotes" in out.stdout, out.stderr
     return out.stdout
 
 
@@ -339,7 +382,7 @@ def run_role(host, extra_vars, check=False):
     }
     variables = {
         "storpool_addon_src": ADDON_TREE,
-        "storpool_addon_oned_service": "oned-double",
+        "storpool_addon_oned_service": "opennebula",
         "storpool_addon_vm_mad_tweaks": True,
         "storpool_addon_rc": RC_SET,
         "storpool_addon_datastores": [
