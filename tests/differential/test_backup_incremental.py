@@ -62,6 +62,7 @@ SNAPSHOT_NO = ("stock's live increment (backup_snapshot_live) leaves the disks t
                "--reuse-external though nobody made the file); ours gives them snapshot=no, as stock's full live "
                "backup does")
 
+
 def _drop_stop_calls(stock, ours):
     calls = [c for c in stock["virsh"] if " blockcommit " not in c and " snapshot-delete " not in c]
     return dict(stock, virsh=calls), ours

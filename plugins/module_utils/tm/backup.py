@@ -788,6 +788,7 @@ def prebackup(ctx, args, live=False):
     for disk_id in ids:
         if not vm_disk(doc, disk_id):
             fail("%s: disk %s is not in the VM's template" % (ctx.action, disk_id))
+    records = []
     if plan.snapshot:
         layouts = snapshot_layouts(ctx, host, vm_dir, doc, ids, plan)
         formats = dict((disk_id, "qcow2") for disk_id in ids)

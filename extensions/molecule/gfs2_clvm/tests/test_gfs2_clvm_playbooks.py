@@ -290,4 +290,3 @@ def test_oned_registers_and_deletes_an_image_through_our_datastore_driver(tmp_pa
         assert res.returncode == 0, res.stdout[-3000:]
         for node in hosts:
             node.run("rm -rf %s /dev/vg-one-san /var/log/lvm-fake.log", FAKE_DIR)
-

@@ -551,7 +551,7 @@ def _nbd_servers(sock):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace for the qemu-io test double)")
 @pytest.mark.parametrize("how", ["fails", "cancelled"])
 def test_cbt_qemu_nbd_is_stopped_when_the_pull_fails_or_is_cancelled(run, vm_dir, doubles, tmp_path, fake_ssh,
-                                                                      how):
+                                                                     how):
     """The increment's qemu-io test double fails (or hangs until oned cancels the backup with SIGTERM): the
     qemu-nbd exporting the disk is stopped, its socket removed, the disk's bitmaps left as they were."""
     assert run("prebackup", *args_for(vm_dir, "1"), stdin=cbt_xml(-1)).rc == 0
