@@ -322,6 +322,17 @@ def _guest_view(path, fmt="qcow2"):
     return data
 
 
+def _assert_rebuilt_chain(saved, views):
+    """The saved backups of disk 1 (``disk.1.0`` full, ``disk.1.1``, ``disk.1.2`` increments), rebased into a chain
+    up to each increment, give the guest view taken at that backup."""
+    for top in (1, 2):   # rebuild the chain up to increment ``top``
+        for inc in range(1, top + 1):
+            subprocess.run(["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
+                            str(saved / ("disk.1.%d" % (inc - 1))), str(saved / ("disk.1.%d" % inc))], check=True)
+        assert _guest_view(saved / ("disk.1.%d" % top)) == views[top]
+    assert _guest_view(saved / "disk.1.0") == views[0] != views[1]
+
+
 def _write(path, pattern, offset):
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P %d %d 64k" % (pattern, offset), str(path)],
                    check=True, capture_output=True)
@@ -351,12 +362,7 @@ def test_snapshot_mode_chain_powered_off(run, vm_dir, doubles, tmp_path):
         assert run("postbackup", *args_for(vm_dir, "1"), stdin=stdin).rc == 0
         assert not bck.exists()
         _write(vm_dir / "disk.1", 0x20 + backup_id, (1 + backup_id) << 20)
-    for top in (1, 2):   # rebuild the chain up to increment ``top``
-        for inc in range(1, top + 1):
-            subprocess.run(["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
-                            str(saved / ("disk.1.%d" % (inc - 1))), str(saved / ("disk.1.%d" % inc))], check=True)
-        assert _guest_view(saved / ("disk.1.%d" % top)) == views[top]
-    assert _guest_view(saved / "disk.1.0") == views[0] != views[1]
+    _assert_rebuilt_chain(saved, views)
     assert b"\x22" * 16 not in views[2] and b"\x21" * 16 in views[2]
 
 
@@ -518,12 +524,7 @@ def test_cbt_chain_powered_off(run, vm_dir, doubles, tmp_path):
         alone = _guest_view(saved / ("disk.1.%d" % n))
         assert alone[n << 20:(n << 20) + 65536] == bytes([0x20 + n - 1]) * 65536
         assert alone.count(b"\0") == len(alone) - 65536
-    for top in (1, 2):   # rebuild the chain up to increment ``top``
-        for inc in range(1, top + 1):
-            subprocess.run(["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
-                            str(saved / ("disk.1.%d" % (inc - 1))), str(saved / ("disk.1.%d" % inc))], check=True)
-        assert _guest_view(saved / ("disk.1.%d" % top)) == views[top]
-    assert _guest_view(saved / "disk.1.0") == views[0] != views[1]
+    _assert_rebuilt_chain(saved, views)
 
 
 def test_cbt_an_increment_refuses_a_disk_without_the_chains_bitmap(run, vm_dir, doubles):
