@@ -299,6 +299,18 @@ def vm_disk(doc, disk_id):
     return {}
 
 
+def last_history(doc, name, back=0):
+    # type: (xml.etree.ElementTree.Element, str, int) -> str
+    """The stripped text of ``name`` in the last HISTORY record of the VM document ``doc`` ("" when absent).
+
+    ``doc`` is :func:`vm_document`'s; ``back=1`` reads the record before the
+    last (the VM's previous host and system datastore), and so on. A VM that
+    could not be read (an empty document) or has too few records gives "".
+    """
+    records = doc.findall("./HISTORY_RECORDS/HISTORY")
+    return (records[-1 - back].findtext(name) or "").strip() if len(records) > back else ""
+
+
 def disk_id_of(path):
     """N of ``.../disk.N``; None for other names."""
     name = os.path.basename(path)

@@ -23,8 +23,8 @@ __metaclass__ = type
 import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       disk_id_of, download_image, enable_local_monitoring, grow, id_arg, make_context, make_image,
-                       mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
+                       disk_id_of, download_image, enable_local_monitoring, grow, id_arg, last_history, make_context,
+                       make_image, mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from .. import backup
@@ -373,10 +373,7 @@ def postmigrate(ctx, args):
     src_host, _dst_host, dst_dir, vmid, dsid = need_args(
         ctx, args, 5, "SRC_HOST DST_HOST DST_DIR VMID DSID", at_least=True)[:5]
     vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
-    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
-    if len(records) < 2:
-        return
-    orig = (records[-2].findtext("DS_ID") or "").strip()
+    orig = last_history(vm_document(ctx, vmid), "DS_ID", back=1)   # "" also when there is no previous record
     if not orig or orig == str(dsid):
         return
     old_dir = os.path.normpath(os.path.join(host_path("%s:%s" % (src_host, dst_dir))[1], "..", "..",
@@ -501,8 +498,7 @@ def snap_create_live(ctx, args, local=False):
     if not deploy_id:
         fail("Error creating snapshot %d of %s: the VM has no DEPLOY_ID (is it running?)" % (snap_id, sys_disk))
     disk_id = disk_id_of(sys_disk)
-    records = doc.findall("./HISTORY_RECORDS/HISTORY")
-    vmm = (records[-1].findtext("VM_MAD") or "").strip() if records else ""
+    vmm = last_history(doc, "VM_MAD")
     if vmm == "lxc" and qcow2:   # stock: refused before anything runs on the host
         fail("LXC driver does not support live qcow2 snapshots")
     snap_path = "%s.snap/%d" % (holder, snap_id + 1 if qcow2 else snap_id)

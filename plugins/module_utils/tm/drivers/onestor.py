@@ -47,8 +47,8 @@ import tempfile
 from contextlib import ExitStack, contextmanager
 
 from ..actions import (SCRIPT_COPY, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
-                       disk_id_of, download_image, enable_local_monitoring, grow, id_arg, mkimage, mkswap,
-                       mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
+                       disk_id_of, download_image, enable_local_monitoring, grow, id_arg, last_history, mkimage,
+                       mkswap, mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
 from ..common import (Context, TMError, arg_path, check_host, exec_and_log, fail, flock, lock_dir, run_command,
                       lock_for, log, runs_local, ssh_capture, ssh_exec_and_log,
                       ssh_make_path, ssh_script,
@@ -206,31 +206,35 @@ SCRIPT_SNAP_CREATE = SH_PRELUDE + 'src=$1; dst=$2\n' + SH_TEMP + (
 ) + SH_COMMIT
 
 
-# Recovery snapshots (a disk's RECOVERY_SNAPSHOT_FREQ, with a REPLICA_HOST): the layout of stock ssh_utils'
-# create_base. $2 becomes a link to $2.snap/base.1, a qcow2 overlay of $2.snap/base, which is $1 copied ($3 cp) or
-# moved ($3 mv); $2.snap/NAME.snap -> . lets the overlay's relative backing file resolve from inside the directory.
-SCRIPT_CREATE_BASE = SH_PRELUDE + (
-    'src=$1; dst=$2; how=$3; name=$(basename -- "$dst")\n'
-    'mkdir -p -- "$dst.snap"\n'
-    'ln -sfn . "$dst.snap/$name.snap"\n'
-    'if [ "$how" = mv ]; then mv -fT -- "$src" "$dst.snap/base"; else cp -- "$src" "$dst.snap/base"; fi\n'
+# The recovery layout's parts, for the disk $dst whose basename is $name: the self link $dst.snap/$name.snap -> .
+# lets the overlay's relative backing file resolve from inside the directory; SH_BASE_OVERLAY makes $dst.snap/base.1,
+# a qcow2 overlay of $dst.snap/base, and links $dst to it.
+SH_SELF_LINK = 'ln -sfn . "$dst.snap/$name.snap"\n'
+SH_BASE_OVERLAY = (
     'cd -- "$dst.snap"\n'
     'qemu-img create -q -b "$name.snap/base" -F qcow2 -f qcow2 base.1\n'
     'ln -sfn -- "$name.snap/base.1" "$dst"\n'
 )
 
+# Recovery snapshots (a disk's RECOVERY_SNAPSHOT_FREQ, with a REPLICA_HOST): the layout of stock ssh_utils'
+# create_base. $2 becomes a link to $2.snap/base.1, a qcow2 overlay of $2.snap/base, which is $1 copied ($3 cp) or
+# moved ($3 mv).
+SCRIPT_CREATE_BASE = SH_PRELUDE + (
+    'src=$1; dst=$2; how=$3; name=$(basename -- "$dst")\n'
+    'mkdir -p -- "$dst.snap"\n'
+) + SH_SELF_LINK + (
+    'if [ "$how" = mv ]; then mv -fT -- "$src" "$dst.snap/base"; else cp -- "$src" "$dst.snap/base"; fi\n'
+) + SH_BASE_OVERLAY
+
 # snap_revert of a recovery-snapshot disk: the snapshot $1, flattened, becomes the new base of $2 (stock removes the
-# base first, which a snapshot taken powered off still reads through its backing file).
+# base first, which a snapshot taken powered off still reads through its backing file); then the self link, overlay
+# and disk link as SCRIPT_CREATE_BASE makes them (the self link after the new base, as ever: not before the convert).
 SCRIPT_REVERT_BASE = SH_PRELUDE + 'snap=$1; dst=$2; fmt=$3\n' + (
     'qemu-img convert -q -f "$fmt" -O qcow2 "$snap" "$dst.snap/.base.new"\n'
     'rm -f -- "$dst.snap/base.1"\n'
     'mv -fT -- "$dst.snap/.base.new" "$dst.snap/base"\n'
     'name=$(basename -- "$dst")\n'
-    'ln -sfn . "$dst.snap/$name.snap"\n'
-    'cd -- "$dst.snap"\n'
-    'qemu-img create -q -b "$name.snap/base" -F qcow2 -f qcow2 base.1\n'
-    'ln -sfn -- "$name.snap/base.1" "$dst"\n'
-)
+) + SH_SELF_LINK + SH_BASE_OVERLAY
 
 # On the replica: the recovery directory $2 of a VM gets the disk's base ($1, the replica's copy of the image) and
 # the link NAME -> NAME.snap/base.1 that the hosts' recovery snapshots fill (stock clone.replica).
@@ -301,6 +305,17 @@ def _sub_ctx(ctx, extra_opts):
     return sub
 
 
+def replica_ssh_ctx(ctx, front_end=False):
+    """The context of an ssh that copies to or from a replica, as stock sets it: SSH_OPTS plus REPLICA_SSH_OPTS.
+
+    That ssh is a host's own, run on the replica to a hypervisor or on a
+    hypervisor to the replica (the copy goes straight between them, either
+    way); ``front_end``: the front-end's ssh to the replica (its copy of an
+    image), with REPLICA_SSH_FE_OPTS instead.
+    """
+    return _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS" if front_end else "REPLICA_SSH_OPTS", ""))
+
+
 # ---------------------------------------------------------------------------
 # oned lookups: REPLICA_HOST of a system datastore, REPLICA_STORAGE_IP of a host
 # ---------------------------------------------------------------------------
@@ -329,8 +344,7 @@ def system_datastore(ctx, vmid, fallback, doc=None):
     Stock ssh/clone reads it from ``onevm show -x`` (``doc`` when already read); when the VM cannot be read,
     ``fallback``.
     """
-    records = (vm_document(ctx, vmid) if doc is None else doc).findall("./HISTORY_RECORDS/HISTORY")
-    value = (records[-1].findtext("DS_ID") or "").strip() if records else ""
+    value = last_history(vm_document(ctx, vmid) if doc is None else doc, "DS_ID")
     return int(value) if value.isdigit() else fallback
 
 
@@ -527,7 +541,7 @@ def make_room(ctx, fe_ctx, replica, keep, incoming, timeout):
 
 def ensure_replica_copy(ctx, src, replica):
     """Make the replica's copy of ``src`` current; returns ``(cache path, copied?)`` or ``(None, False)``."""
-    fe_ctx = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_FE_OPTS", ""))
+    fe_ctx = replica_ssh_ctx(ctx, front_end=True)
     cached = cache_path(ctx, src)
     timeout = tuning_number(ctx, "REPLICA_COPY_LOCK_TIMEOUT", 600)
     try:
@@ -575,7 +589,7 @@ def push_tree(ctx, replica, src, host, dst):
     address = storage_address(ctx, host)
     log(ctx, "Copying %s:%s to %s:%s" % (replica, src, address, dst))
     # REPLICA_SSH_OPTS on the replica's ssh to the hypervisor (stock); the tree protocol commits only whole copies
-    push = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_OPTS", ""))
+    push = replica_ssh_ctx(ctx)
     transfer_tree(ctx, replica, src, host, dst, "Error copying %s:%s to %s:%s" % (replica, src, address, dst),
                   direct=True, dst_ctx=push, dst_address=address)
 
@@ -782,8 +796,7 @@ def delete(ctx, args):
     replica = replica_host(ctx, dsid)
     if replica:
         check_host(replica)
-        records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
-        action = (records[-1].findtext("ACTION") or "").strip() if records else ""
+        action = last_history(vm_document(ctx, vmid), "ACTION")
         if action.isdigit() and action != "14":   # stock skips it too when the VM cannot be read
             folder = "%s/%d" % (recovery_dir(ctx), vmid)
             ssh_exec_and_log(ctx, replica, ["rm", "-rf", "--", folder], "Error deleting %s" % folder)
@@ -817,8 +830,7 @@ def postmigrate(ctx, args):
     check_host(src_host)
     _host, path = host_path(vm_dir)
     vmid, dsid = id_arg(ctx, vmid, "VM id"), id_arg(ctx, dsid, "datastore id")
-    records = vm_document(ctx, vmid).findall("./HISTORY_RECORDS/HISTORY")
-    orig = (records[-2].findtext("DS_ID") or "").strip() if len(records) > 1 else ""
+    orig = last_history(vm_document(ctx, vmid), "DS_ID", back=1)
     orig = orig if orig.isdigit() else str(dsid)
     if orig == str(dsid) and src_host == dst_host:
         log(ctx, "Not moving %s to %s, they are the same host" % (src_host, dst_host))
@@ -847,7 +859,7 @@ def push_snapshot(ctx, doc, vmid, host, path, snap):
         return
     check_host(replica)
     folder = "%s/%d" % (recovery_dir(ctx), vmid)
-    push = _sub_ctx(ctx, tuning(ctx, "REPLICA_SSH_OPTS", ""))
+    push = replica_ssh_ctx(ctx)
     log(ctx, "Copying snapshot %s:%s to the replica %s" % (host, snap, replica))
     transfer_tree(ctx, host, snap, replica, "%s/%s.replica_snap" % (folder, os.path.basename(path)),
                   "Error copying snapshot %s to the replica %s" % (snap, replica), direct=True, dst_ctx=push)
@@ -898,8 +910,7 @@ def snap_create_live(ctx, args):
     if not deploy_id:
         fail("Error creating snapshot %s: the VM has no DEPLOY_ID (is it running?)" % snap)
     log(ctx, "Creating snapshot %s of %s" % (snap, path))
-    records = doc.findall("./HISTORY_RECORDS/HISTORY")
-    vmm = (records[-1].findtext("VM_MAD") or "").strip() if records else ""
+    vmm = last_history(doc, "VM_MAD")
     ssh_script(ctx, host, SCRIPT_SNAP_CREATE_LIVE, [path, snap, deploy_id, ctx.setting("LIBVIRT_URI", "qemu:///system"),
                                                     "lxc" if vmm == "lxc" else "kvm"],
                "Error creating snapshot %s" % snap)

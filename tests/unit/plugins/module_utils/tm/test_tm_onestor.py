@@ -533,3 +533,19 @@ def test_delete_keeps_recovery_snapshots_when_the_vm_cannot_be_read(tm, ds, tmp_
     res = tm("delete", "host1:%s" % (ds / "100" / "7"), "7", "100", REPLICA_RECOVERY_SNAPS_DIR=str(tmp_path / "snaps"))
     assert res.rc == 0, res
     assert snaps.is_dir() and not (ds / "100" / "7").exists()
+
+
+@pytest.mark.parametrize("front_end, key", [(False, "REPLICA_SSH_OPTS"), (True, "REPLICA_SSH_FE_OPTS")])
+def test_replica_ssh_ctx_adds_the_replica_ssh_options(tmp_path, front_end, key):
+    """The copies to and from a replica: SSH_OPTS plus REPLICA_SSH_OPTS (front-end: REPLICA_SSH_FE_OPTS), from the
+    driver rc or else TUNING_RC; the action's own context keeps its SSH_OPTS."""
+    other = "REPLICA_SSH_OPTS" if front_end else "REPLICA_SSH_FE_OPTS"
+    (tmp_path / "sshrc").write_text('%s="-o Rc=1"\n%s="-o Other=1"\n' % (key, other))
+    ctx = Context("clone", {"SSH_OPTS": "-o BatchMode=yes", "TUNING_RC": str(tmp_path / "sshrc")})
+    sub = onestor.replica_ssh_ctx(ctx, front_end=front_end)
+    assert sub.setting("SSH_OPTS") == "-o BatchMode=yes -o Rc=1"
+    assert ctx.setting("SSH_OPTS") == "-o BatchMode=yes" and sub.action == "clone"
+    ctx.rc[key] = "-o Driver=1"
+    assert onestor.replica_ssh_ctx(ctx, front_end=front_end).setting("SSH_OPTS") == "-o BatchMode=yes -o Driver=1"
+    bare = Context("clone", {"SSH_OPTS": "-o BatchMode=yes", "TUNING_RC": ""})
+    assert onestor.replica_ssh_ctx(bare, front_end=front_end).setting("SSH_OPTS") == "-o BatchMode=yes"
