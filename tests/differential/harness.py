@@ -15,7 +15,8 @@ The world
   to each machine, its image datastore 1 lives on the front-end.
 * ``onevm``, ``onedatastore`` and ``onehost`` on PATH are *recording test doubles* of
   OpenNebula's CLI: they log their argv and print the VM / datastore XML that
-  the case wrote (``show -x``). ``virsh``, ``lxc-freeze`` and ``lxc-unfreeze`` are recording test doubles too.
+  the case wrote (``show -x``). ``virsh``, ``lxc-freeze``, ``lxc-unfreeze``, ``systemd-run`` and ``systemctl`` are
+  recording test doubles too. Each machine's ``~/.config`` is its own (``home-config/<machine>``).
 * ``OnedXmlRpc`` is a *test double* of oned's XML-RPC API for the stock Ruby actions that call it through
   OpenNebula's own Ruby API (``one.vm.info``, ``one.image.info``, ``one.datastore.info``): it answers with the
   same documents the CLI doubles print, and logs the calls.
@@ -108,6 +109,18 @@ exit 0
 # Recording test doubles of LXC's lxc-freeze and lxc-unfreeze (run through sudo, which finds them in /usr/local/bin).
 FAKE_LXC = """#!/bin/sh
 printf '%%s\\n' "$(basename "$0") $*" >>%(log)s
+"""
+
+# Recording test doubles of systemd-run and systemctl (a backup confined in a systemd user slice; no user manager
+# here): systemd-run logs its options, then runs its command in the foreground with its stdin; systemctl logs.
+FAKE_SYSTEMD_RUN = """#!/bin/sh
+opts=
+while [ $# -gt 0 ]; do case $1 in -*) opts="$opts $1"; shift ;; *) break ;; esac; done
+printf 'systemd-run%%s\\n' "$opts" >>%(log)s
+exec "$@"
+"""
+FAKE_SYSTEMCTL = """#!/bin/sh
+printf '%%s\\n' "systemctl $*" >>%(log)s
 """
 
 LOAD_PATHS_RB = """# Written by the differential harness: the stock install generates this file.
@@ -265,6 +278,11 @@ class World:
         _write(self.bin / "virsh", FAKE_VIRSH % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
         for name in ("lxc-freeze", "lxc-unfreeze"):
             _write(self.bin / name, FAKE_LXC % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
+        _write(self.bin / "systemd-run", FAKE_SYSTEMD_RUN % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
+        _write(self.bin / "systemctl", FAKE_SYSTEMCTL % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
+        self.home_config = base / "home-config"   # each machine's ~/.config (systemd user units)
+        for machine in MACHINES:
+            (self.home_config / machine).mkdir(parents=True)
         self.locks = base / "locks"
         self.locks.mkdir()
         self.varlock = base / "varlock"
@@ -301,6 +319,11 @@ class World:
         os.makedirs(home_ssh, mode=0o700, exist_ok=True)
         script += 'mount --bind "${%d}" "${%d}" || exit 97\n' % (len(args) + 1, len(args) + 2)
         args += [str(self.dotssh), home_ssh]
+        # the machine's own ~/.config, where a confined backup writes its systemd user slice
+        home_config = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".config")
+        os.makedirs(home_config, mode=0o700, exist_ok=True)
+        script += 'mount --bind "${%d}" "${%d}" || exit 97\n' % (len(args) + 1, len(args) + 2)
+        args += [str(self.home_config / machine), home_config]
         # the recording virsh (and the CLI doubles) on the hosts' default PATH
         script += 'mount --bind "${%d}" /usr/local/bin || exit 97\n' % (len(args) + 1)
         args.append(str(self.bin))
@@ -356,6 +379,24 @@ class World:
                         os.rmdir(path)
         for item in self.fake.iterdir():
             item.unlink()
+        for machine in MACHINES:   # emptied, kept: the machines' bind mounts hold its inode
+            for item in (self.home_config / machine).iterdir():
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item)
+                else:
+                    item.unlink()
+
+    def user_units(self) -> dict:
+        """``{machine: {path under ~/.config: text}}``: what the machines' ~/.config hold."""
+        units = {}
+        for machine in MACHINES:
+            top = self.home_config / machine
+            for root, _dirs, files in os.walk(top):
+                for name in files:
+                    path = os.path.join(root, name)
+                    with open(path, encoding="utf-8", errors="replace") as handle:
+                        units.setdefault(machine, {})[os.path.relpath(path, top)] = handle.read()
+        return units
 
     def real(self, machine: str, path: str) -> Path:
         """Where ``machine``'s ``path`` (under MNT) is, seen from outside the namespaces."""

@@ -59,8 +59,11 @@ def _vm(driver, sys_ds, state, lcm_state, freeze="NONE", persistent=False):
                                 "</BACKUP_CONFIG><BACKUP_IDS/></BACKUPS></VM>" % (freeze, BACKUP_DS))
 
 
-def _backup_ds():
-    xml = ds_xml(BACKUP_DS, "-", "BACKUP_DS", RSYNC_HOST="fe", RSYNC_USER="root", DS_MAD="rsync", RSYNC_NICE=5)
+def _backup_ds(limits=None):
+    """The rsync backup datastore; ``limits``: its confinement (``{"CPU_QUOTA": 50, ...}``: RSYNC_CPU_QUOTA...)."""
+    extra = {"RSYNC_%s" % key: value for key, value in (limits or {}).items()}
+    xml = ds_xml(BACKUP_DS, "-", "BACKUP_DS", RSYNC_HOST="fe", RSYNC_USER="root", DS_MAD="rsync", RSYNC_NICE=5,
+                 **extra)
     return xml.replace("<TM_MAD>-</TM_MAD>", "<DS_MAD>rsync</DS_MAD><TM_MAD>-</TM_MAD>", 1)
 
 
@@ -71,7 +74,7 @@ def _image(backup_id):
             "<TEMPLATE/><BACKUP_INCREMENTS/></IMAGE>" % (IMAGE, backup_id, BACKUP_DS, VMID))
 
 
-def _prepare(runner, driver, vm, persistent=False, guest_header=False):
+def _prepare(runner, driver, vm, persistent=False, guest_header=False, ds_limits=None):
     world = runner.world
     world.reset()
     _ours, sys_ds, overlay = LAYOUTS[driver]
@@ -97,15 +100,15 @@ def _prepare(runner, driver, vm, persistent=False, guest_header=False):
         make_file(runner, "host-a", vm_dir + "/disk.1", "qcow2", 8)
     (world.real("fe", "%s/datastores/%d" % (mnt, BACKUP_DS))).mkdir(parents=True, exist_ok=True)
     (world.fake / ("onevm-%d.xml" % VMID)).write_text(vm.replace("{M}", mnt))
-    (world.fake / ("onedatastore-%d.xml" % BACKUP_DS)).write_text(_backup_ds().replace("{M}", mnt))
+    (world.fake / ("onedatastore-%d.xml" % BACKUP_DS)).write_text(_backup_ds(ds_limits).replace("{M}", mnt))
     (world.fake / ("onedatastore-%d.xml" % sys_ds)).write_text(ds_xml(sys_ds, driver).replace("{M}", mnt))
     return vm_dir
 
 
-def _ds_backup(runner, args, vm):
+def _ds_backup(runner, args, vm, ds_limits=None):
     """The stock rsync datastore's backup action, as oned's KVM driver runs it (the same for both sides)."""
     world = runner.world
-    stdin = "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (_backup_ds(), vm)
+    stdin = "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (_backup_ds(ds_limits), vm)
     script = runner.stock.location / "var" / "remotes" / "datastore" / "rsync" / "backup"
     argv = world.mount_prefix("fe") + [str(script)] + [str(a) for a in args]
     return subprocess.run(argv, input=stdin.replace("{M}", str(world.mnt)).encode(), capture_output=True,
@@ -119,14 +122,15 @@ def _record(runner, proc, backup_id=None):
     stdout = normal_stdout(proc.stdout.decode(errors="replace"))
     return {"rc": proc.returncode, "ok": proc.returncode == 0, "virsh": virsh_calls(runner.world),
             "stdout": stdout.replace(backup_id, "BACKUP") if backup_id else stdout,
-            "stderr": proc.stderr.decode(errors="replace").strip()[-600:], "files": files}
+            "stderr": proc.stderr.decode(errors="replace").strip()[-600:], "files": files,
+            "units": runner.world.user_units()}
 
 
-def play(runner, driver, side, live=False, persistent=False, guest_header=False, restore_disk=-1):
+def play(runner, driver, side, live=False, persistent=False, guest_header=False, restore_disk=-1, ds_limits=None):
     ours, sys_ds, _overlay = LAYOUTS[driver]
     name = driver if side == "stock" else ours
     vm = _vm(driver, sys_ds, 3 if live else 8, 69 if live else 0, "AGENT" if live else "NONE", persistent)
-    vm_dir = _prepare(runner, driver, vm, persistent, guest_header)
+    vm_dir = _prepare(runner, driver, vm, persistent, guest_header, ds_limits)
     mnt = str(runner.world.mnt)
     args = ["host-a:" + vm_dir, "0:1", "one-%d" % VMID, "-", VMID, sys_ds]
     stdin = vm.replace("{M}", mnt).encode()
@@ -139,7 +143,7 @@ def play(runner, driver, side, live=False, persistent=False, guest_header=False,
     steps.append("prebackup" + suffix)
     if not records[-1]["ok"]:
         return steps, records
-    proc = _ds_backup(runner, args, vm)
+    proc = _ds_backup(runner, args, vm, ds_limits)
     assert proc.returncode == 0, "the stock rsync backup failed: %s" % proc.stderr[-1500:]
     backup_id = proc.stdout.decode().split()[0]
     records.append(_record(runner, proc, backup_id))
@@ -234,6 +238,27 @@ def test_live_full_backup_agrees(runner, driver):
     calls = ours[0]["virsh"] + ours[2]["virsh"]
     assert any(" snapshot-create-as " in c and "--diskspec vdc,snapshot=no" in c for c in calls), calls
     assert sum(" blockcommit " in c for c in calls) == 2 and calls[0].endswith("domfsfreeze one-%d" % VMID), calls
+
+
+LIMITS = {"CPU_QUOTA": 50, "MEMORY_MAX_MB": 256, "MAX_WIOPS": 100}
+
+
+@pytest.mark.parametrize("driver, live", [("shared", True), ("ssh", False)])
+def test_a_backup_confined_in_a_systemd_slice_agrees(runner, driver, live):
+    """The backup datastore sets RSYNC_CPU_QUOTA, _MEMORY_MAX_MB and _MAX_WIOPS: the prebackup runs in the systemd
+    user slice backup.<DS_ID>.slice (stock's systemd_cmd: the unit file written under ~/.config/systemd/user, the
+    user manager reloaded, the backup run by ``systemd-run --user ... --wait --slice=``), nice/ionice left out.
+    systemd-run and systemctl are recording test doubles; each machine's ~/.config is its own."""
+    _stock, ours = compare(runner, driver, "backup-slice" + ("-live" if live else ""), live=live, ds_limits=LIMITS)
+    vm_dir = "%s/datastores/%d/%d" % (runner.world.mnt, LAYOUTS[driver][1], VMID)
+    assert ours[0]["units"]["host-a"] == {
+        "systemd/user/backup.%d.slice" % BACKUP_DS: "[Slice]\nCPUQuota=50%%\nMemoryMax=256M\nIOReadIOPSMax=\n"
+                                                    "IOWriteIOPSMax=%s 100\n\n" % vm_dir,
+        "systemd/user/.lock": ""}
+    assert ours[0]["virsh"][:2] == ["systemctl --user daemon-reload", "systemd-run --user --quiet --pipe --collect "
+                                    "--wait --slice=backup.%d.slice" % BACKUP_DS], ours[0]["virsh"]
+    # the stock rsync datastore's backup (both sides) confines its upload from the host in the same slice
+    assert any(c.startswith("systemd-run ") and "--slice=backup.%d.slice" % BACKUP_DS in c for c in ours[1]["virsh"])
 
 
 def test_restore_of_one_disk_agrees(runner):

@@ -87,16 +87,19 @@ def play(runner, case, side):
     return records
 
 
+RECORDED = ("virsh", "lxc-", "systemd-run", "systemctl")
+
+
 def virsh_calls(world):
-    """What the recording virsh (and lxc-freeze/lxc-unfreeze) logged during the step (its XML files' paths left
+    """What the recording virsh (and lxc-freeze/lxc-unfreeze, systemd-run, systemctl) logged during the step (its XML files' paths left
     out), then the log is emptied."""
     log = world.fake / "calls.log"
     if not log.exists():
         return []
     lines = [re.sub(r"--xmlfile \S+", "--xmlfile FILE", line) for line in log.read_text().splitlines()
-             if line.startswith(("virsh", "lxc-"))]
+             if line.startswith(RECORDED)]
     log.write_text("".join(line + "\n" for line in log.read_text().splitlines()
-                           if not line.startswith(("virsh", "lxc-"))))
+                           if not line.startswith(RECORDED)))
     return lines
 
 

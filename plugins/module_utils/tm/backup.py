@@ -35,6 +35,23 @@ layout, its qcow2 bitmap ``one-<VM_ID>-<N>`` records what the guest wrote since 
   any exit (it is in the backup's process group, which a cancel stops too); then every bitmap but
   ``one-<VM_ID>-<N-1>`` is removed and ``one-<VM_ID>-<N>`` added.
 
+Live, with ``INCREMENT_MODE=CBT``, libvirt keeps those bitmaps as the domain's checkpoints (stock's
+``backup_full_live`` with ``:cbt``, ``define_parent``, ``backup_nbd_live``, ``clean_checkpoints``):
+
+* the first backup deletes every checkpoint of the domain (those only the first disk's bitmaps know are redefined
+  first), removes the bitmaps left, takes the disk-only snapshot and creates checkpoint ``one-<VM_ID>-0`` with it;
+  postbackup_live merges the snapshot back as for a full live backup;
+* backup N redefines checkpoint ``one-<VM_ID>-<N-1>`` if libvirt does not know it (a powered-off backup made it)
+  and runs a pull-mode ``virsh backup-begin`` from it, creating ``one-<VM_ID>-<N>``; libvirt exports each disk on
+  ``VM_DIR/backup.socket`` (export name the TARGET) with the bitmap ``backup-<TARGET>``, whose dirty extents are
+  pulled as above; the job is aborted (``domjobinfo``/``domjobabort``) on any exit once the guest was frozen; then
+  the checkpoints before N-1 are deleted. postbackup_live only removes the backup files.
+
+The backup runs confined as stock's ``cmd_confinement`` confines it: in the systemd user slice
+``backup.<DS_ID>.slice`` (``~/.config/systemd/user``, through ``systemd-run --user``) when the backup datastore sets
+``<DS_MAD>_CPU_QUOTA``, ``_MEMORY_MAX_MB``, ``_MAX_RIOPS`` or ``_MAX_WIOPS``, else with its ``<DS_MAD>_NICE`` and
+``_IONICE``.
+
 ``restore host:VM_DIR VM_ID IMAGE_ID INCREMENT_ID DISK_ID`` asks the backup datastore's own ``ls -i`` for the
 backup's disk URLs, downloads them with the stock ``downloader.sh`` and puts them in place of the VM's disks. For
 an increment the URL names the chain up to it (rsync: ``0:<id>,1:<id>...``), which ``downloader.sh`` rebuilds and
@@ -47,10 +64,9 @@ Where these differ from stock, on purpose:
   Stock lets qemu-img probe the format, so a guest that writes a qcow2 header with a backing file such as
   ``/var/lib/one/.one/one_auth`` into its raw disk gets that file into its backup;
 * a downloaded backup disk that reads other files is refused before it replaces a disk;
-* live incremental backups with ``INCREMENT_MODE=CBT`` (``prebackup_live``: libvirt checkpoints and
-  ``backup-begin``), interactive backups and raw disks in an incremental backup are refused with an error that
-  names the setting, before a file is touched;
-* a CBT increment file has no backing file (stock leaves in it ``nbd+unix:///?socket=...``, the export it was
+* interactive backups and raw disks in an incremental backup are refused with an error that names the setting,
+  before a file is touched;
+* a CBT increment file has no backing file (stock leaves in it ``nbd+unix:///...?socket=...``, the export it was
   pulled through, which is gone); a CBT increment of a disk without the chain's bitmap ``one-<VM_ID>-<N-1>`` (or
   with it inconsistent) is refused before a file is touched (stock's qemu-nbd fails midway);
 * an increment whose disk is not on the overlay the last backup left (``disk.N.snap/<LAST_INCREMENT_ID+1>``) is
@@ -58,8 +74,8 @@ Where these differ from stock, on purpose:
 * a live increment gives the disks not in the backup ``snapshot=no`` (stock leaves them to libvirt's default), and
   postbackup_live after the first live SNAPSHOT-mode backup leaves the new overlay alone (stock runs a full live
   backup's ``blockcommit --pivot``/``snapshot-delete`` there too);
-* the confinement of the backup datastore is its ``<DS_MAD>_NICE`` and ``<DS_MAD>_IONICE``; the systemd
-  slice limits (``_CPU_QUOTA``, ``_MAX_RIOPS``...) are not applied;
+* the backup datastore's confinement values are checked before a file is touched (stock's ``Integer()`` fails
+  after the backup directory was made, and writes a zero or negative limit into the slice);
 * a ``postbackup_live`` whose block commit fails keeps the overlays (the running VM writes to them), where
   stock stops there too but reports success without saying which disk is left on its overlay.
 """
@@ -118,36 +134,94 @@ SCRIPT_PREBACKUP = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice
 # The domain gets an external disk-only snapshot on empty overlays in $dir/tmp (the guest frozen meanwhile,
 # thawed on any exit), then each backed-up disk's file, which the domain no longer writes, is converted.
 # postbackup_live merges the overlays back.
-SCRIPT_PREBACKUP_LIVE = SH_PRELUDE + (
-    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
-    'tmp="$dir/tmp"\n'
-    'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
-) + _SH_BACKUP_DIR + (
-    'set -- "$@" -END-\n'
-    'spec=; srcs=\n'
-    'while [ "$1" != -END- ]; do\n'
-    '  tgt=$1; id=$2; fmt=$3; shift 3\n'
-    '  if [ "$id" = - ]; then set -- "$@" --diskspec "$tgt,snapshot=no"; continue; fi\n'
-    '  : >"$tmp/overlay_$id.qcow2"\n'
-    '  src=$(readlink -f -- "$dir/disk.$id")\n'
-    '  srcs="$srcs$id $fmt $src\n"\n'
-    '  set -- "$@" --diskspec "$tgt,file=$tmp/overlay_$id.qcow2"\n'
-    'done\n'
-    'shift\n'
-    'printf "%s" "$ckpt" >"$tmp/checkpoint.xml"\n'
-    'thaw=\n'
-    "trap 'if [ -n \"$thaw\" ]; then virsh --connect \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
-    'case "$freeze" in\n'
-    '  AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
-    '  SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
-    'esac\n'
-    'virsh --connect "$uri" snapshot-create-as --name "$name" --disk-only --atomic "$@" "$dom"\n'
-    'if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
-    'printf "%s" "$srcs" | while read -r id fmt src; do\n'
-    '  $c qemu-img convert -m 4 -f "$fmt" -O qcow2 -U "$src" "$bck/disk.$id.0"\n'
-    'done\n'
-    'rm -f -- "$bck/.pgid"\n'
+# Shared by the live CBT scripts (stock backup_kvm.rb's checkpoints, redefine_checkpoints, clean_checkpoints): $uri,
+# $dom, $tmp, $vid (VM_ID), $ckdisks (the <disks> of the backup's targets), $firstbm (the checkpoint ids of the first
+# disk's bitmaps one-<VM>-<ID>, read before the backup). ck_ids: $ids, libvirt's checkpoint ids (one-<VM>-<ID>, as
+# stock matches them); clean all|P: the first disk's bitmaps libvirt does not know are redefined, then every
+# checkpoint (all) or those before P is deleted; $gone names them.
+_SH_CHECKPOINTS = (
+    'has() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }\n'
+    'ck_ids() {\n'
+    '  out=$(virsh --connect "$uri" checkpoint-list --name "$dom")\n'
+    '  ids=$(printf "%s\\n" "$out" | sed -n "s/^.*one-[0-9][0-9]*-0*\\([0-9][0-9]*\\).*$/\\1/p" | tr "\\n" " ")\n'
+    '}\n'
+    'redefine() {\n'
+    '  for cid in "$@"; do\n'
+    '    printf "<domaincheckpoint>\\n    <name>one-%s-%s</name>\\n    <creationTime>%s</creationTime>\\n    %s\\n'
+    '</domaincheckpoint>\\n" "$vid" "$cid" "$(date +%s)" "$ckdisks" >"$tmp/checkpoint.xml"\n'
+    '    virsh --connect "$uri" checkpoint-create --xmlfile "$tmp/checkpoint.xml" --redefine "$dom"\n'
+    '  done\n'
+    '}\n'
+    'clean() {\n'
+    '  ck_ids; new=\n'
+    '  for cid in $firstbm; do if ! has "$cid" "$ids"; then new="$new $cid"; ids="$ids $cid"; fi; done\n'
+    '  redefine $new\n'
+    '  gone=\n'
+    '  for cid in $ids; do\n'
+    '    if [ "$1" = all ] || [ "$cid" -lt "$1" ]; then\n'
+    '      virsh --connect "$uri" checkpoint-delete "$dom" "one-$vid-$cid"; gone="$gone one-$vid-$cid"\n'
+    '    fi\n'
+    '  done\n'
+    '}\n'
 )
+
+
+def _prebackup_live_script(cbt):
+    """The live full backup's script; ``cbt``: INCREMENT_MODE=CBT's first backup (stock's clean_checkpoints(all),
+    the disks' bitmaps removed, the checkpoint one-<VM_ID>-0 created with the snapshot)."""
+    return SH_PRELUDE + (
+        'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
+        'tmp="$dir/tmp"\n'
+        'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
+    ) + _SH_BACKUP_DIR + ((
+        'vid=$1; ckdisks=$2; firstbm=$3; shift 3\n'
+    ) + _SH_CHECKPOINTS + (
+        'clean all\n'
+        'n=$1; shift\n'
+        'while [ "$n" -gt 0 ]; do\n'
+        '  id=$1; k=$2; shift 2; n=$((n - 1))\n'
+        '  while [ "$k" -gt 0 ]; do\n'
+        '    if ! has "$1" "$gone"; then qemu-img bitmap --remove "$(readlink -f -- "$dir/disk.$id")" "$1"; fi\n'
+        '    shift; k=$((k - 1))\n'
+        '  done\n'
+        'done\n'
+    ) if cbt else '') + (
+        'set -- "$@" -END-\n'
+        'spec=; srcs=\n'
+        'while [ "$1" != -END- ]; do\n'
+        '  tgt=$1; id=$2; fmt=$3; shift 3\n'
+        '  if [ "$id" = - ]; then set -- "$@" --diskspec "$tgt,snapshot=no"; continue; fi\n'
+        '  : >"$tmp/overlay_$id.qcow2"\n'
+        '  src=$(readlink -f -- "$dir/disk.$id")\n'
+        '  srcs="$srcs$id $fmt $src\n"\n'
+        '  set -- "$@" --diskspec "$tgt,file=$tmp/overlay_$id.qcow2"\n'
+        'done\n'
+        'shift\n'
+        'printf "%s" "$ckpt" >"$tmp/checkpoint.xml"\n'
+        'thaw=\n'
+        "trap 'if [ -n \"$thaw\" ]; then virsh --connect \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
+        'case "$freeze" in\n'
+        '  AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
+        '  SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
+        'esac\n'
+        'virsh --connect "$uri" snapshot-create-as --name "$name" --disk-only --atomic "$@" "$dom"\n'
+    ) + (
+        'virsh --connect "$uri" checkpoint-create --xmlfile "$tmp/checkpoint.xml" "$dom"\n' if cbt else ''
+    ) + (
+        'if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+        'printf "%s" "$srcs" | while read -r id fmt src; do\n'
+        '  $c qemu-img convert -m 4 -f "$fmt" -O qcow2 -U "$src" "$bck/disk.$id.0"\n'
+        'done\n'
+        'rm -f -- "$bck/.pgid"\n'
+    )
+
+
+SCRIPT_PREBACKUP_LIVE = _prebackup_live_script(False)
+
+# INCREMENT_MODE=CBT, live, first backup: as SCRIPT_PREBACKUP_LIVE, with after ${10}: VM_ID, the <disks> of the
+# backup's targets, the first disk's checkpoint ids, then N and N records DISK_ID K BITMAP... (each disk's bitmaps,
+# removed unless their checkpoint was deleted), then the TARGET DISK_ID FORMAT triples.
+SCRIPT_PREBACKUP_CBT_LIVE_FULL = _prebackup_live_script(True)
 
 # postbackup: $1 the backup dir, $2 a directory to remove too (BACKUP_BASE_PATH/VM_ID) or "".
 SCRIPT_POSTBACKUP = 'rm -rf -- "$1"\nif [ -n "$2" ]; then rm -rf -- "$2"; fi\n'
@@ -164,6 +238,21 @@ SCRIPT_POSTBACKUP_LIVE = SH_PRELUDE + (
     'virsh --connect "$uri" snapshot-delete --snapshotname "$name" --metadata "$dom"\n'
     'rm -rf -- "$dir/tmp" "$bck"\n'
     'if [ -n "$extra" ]; then rm -rf -- "$extra"; fi\n'
+)
+
+# The backup confined in a systemd user slice (stock's systemd_cmd): $1 the slice's name, $2 its unit file, then the
+# command. The unit file is written under the lock stock takes, the user manager reloaded, and the command run in the
+# slice with its stdin, stdout, stderr and exit status. The session's PATH finds systemd-run, as stock's does.
+SCRIPT_SLICE = (
+    'set -e\n'
+    'name=$1; text=$2; shift 2\n'
+    'dir=~/.config/systemd/user\n'
+    'mkdir -p -- "$dir"\n'
+    '(flock -w 180 9 || exit 1\n'
+    ' printf "%s\\n" "$text" >"$dir/$name"\n'
+    ' systemctl --user daemon-reload\n'
+    ') 9>"$dir/.lock"\n'
+    'exec systemd-run --user --quiet --pipe --collect --wait --slice="$name" "$@"\n'
 )
 
 # A cancelled backup: stop the process group recorded in $1/.pgid.
@@ -386,6 +475,23 @@ _SH_CBT_MARKS = (
     '}\n'
 )
 
+# Shared by the CBT increments: pull_changes URI MAP OUT: OUT, a qcow2 file over the NBD export URI, pulls
+# (copy-on-read) the extents the export's MAP (qemu:dirty-bitmap:NAME) marks dirty, then loses URI as its backing
+# file. Reads longer than MAX_READ are split.
+_SH_PULL = (
+    'max=' + str(MAX_READ) + '\n'
+    'reads=\'$4 == "dirty" { o = $1; l = $2; while (l > 0) { n = l > max ? max : l; \'\n'
+    'reads="$reads"\'printf "read -q %.0f %.0f\\n", o, n; o += n; l -= n } }\'\n'
+    'pull_changes() {\n'
+    '  nbdinfo --map="$2" "$1" >"$bck/.extents"\n'
+    '  awk -v max="$max" "$reads" "$bck/.extents" >"$bck/.reads"\n'
+    '  qemu-img create -q -f qcow2 -F raw -b "$1" "$3"\n'
+    '  $c qemu-io -C -t none -i native -f qcow2 "$3" <"$bck/.reads" >/dev/null\n'
+    '  qemu-img rebase -q -u -f qcow2 -b "" "$3"\n'
+    '  rm -f -- "$bck/.extents" "$bck/.reads"\n'
+    '}\n'
+)
+
 # powered off, first backup: $1..$6 as SCRIPT_PREBACKUP, $7 the bitmap to add, then the records.
 SCRIPT_PREBACKUP_CBT_FULL = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; new=$7; shift 7\n' + \
     _SH_BACKUP_DIR + _SH_CBT_MARKS + (
@@ -414,7 +520,7 @@ SCRIPT_PREBACKUP_CBT_INCREMENT = SH_PRELUDE + (
     "trap 'exit 129' HUP\n"
     "trap 'exit 130' INT\n"
     "trap 'exit 143' TERM\n"
-) + _SH_BACKUP_DIR + _SH_CBT_MARKS + (
+) + _SH_BACKUP_DIR + _SH_CBT_MARKS + _SH_PULL + (
     'pull() {\n'
     '  while [ $# -gt 0 ]; do\n'
     '    id=$1; src=$2; k=$3; shift $((3 + k)); out="$bck/disk.$id.$b"\n'
@@ -426,21 +532,75 @@ SCRIPT_PREBACKUP_CBT_INCREMENT = SH_PRELUDE + (
     '      i=$((i + 1)); if [ "$i" -gt 600 ]; then echo "qemu-nbd of $src did not start" >&2; exit 1; fi\n'
     '      sleep 0.1\n'
     '    done\n'
-    '    uri="nbd+unix:///?socket=$sock"\n'
-    '    nbdinfo --map="qemu:dirty-bitmap:$map" "$uri" >"$bck/.extents"\n'
-    '    awk -v max="$max" "$reads" "$bck/.extents" >"$bck/.reads"\n'
-    '    qemu-img create -q -f qcow2 -F raw -b "$uri" "$out"\n'
-    '    $c qemu-io -C -t none -i native -f qcow2 "$out" <"$bck/.reads" >/dev/null\n'
+    '    pull_changes "nbd+unix:///?socket=$sock" "qemu:dirty-bitmap:$map" "$out"\n'
     '    stop_nbd\n'
-    '    qemu-img rebase -q -u -f qcow2 -b "" "$out"\n'
-    '    rm -f -- "$bck/.extents" "$bck/.reads"\n'
     '  done\n'
     '}\n'
-    'max=' + str(MAX_READ) + '\n'
-    'reads=\'$4 == "dirty" { o = $1; l = $2; while (l > 0) { n = l > max ? max : l; \'\n'
-    'reads="$reads"\'printf "read -q %.0f %.0f\\n", o, n; o += n; l -= n } }\'\n'
     'pull "$@"\n'
     'marks "$@"\n'
+    'rm -f -- "$bck/.pgid"\n'
+)
+
+
+# live, backup N (stock define_parent, backup_nbd_live, clean_checkpoints): $1..$6 as SCRIPT_PREBACKUP, $7
+# LIBVIRT_URI, $8 FS_FREEZE, $9 VM_ID, ${10} N, ${11} N-1, ${12} the <disks> of the backup's targets, ${13} the first
+# disk's checkpoint ids, ${14} the backup document, ${15} the checkpoint document, then records TARGET DISK_ID SIZE_MB.
+# libvirt's pull-mode backup (backup-begin, with the new checkpoint one-<VM>-<N>) exports each disk on
+# $dir/backup.socket with the bitmap backup-<TARGET> (the changes since one-<VM>-<N-1>); the job is stopped on any
+# exit once the guest was frozen (stock's ensure). The scratch files keep stock's name (scracth.I.qcow2).
+SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT = SH_PRELUDE + (
+    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; freeze=$8; vid=$9; b=${10}; p=${11}\n'
+    'ckdisks=${12}; firstbm=${13}; bxml=${14}; cxml=${15}; shift 15\n'
+    'tmp="$dir/tmp"\n'
+    'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
+) + _SH_BACKUP_DIR + _SH_CHECKPOINTS + _SH_PULL + (
+    'thaw=; job=\n'
+    'stop_job() {\n'
+    '  job=\n'
+    '  info=$(virsh --connect "$uri" domjobinfo "$dom")\n'
+    '  jt=$(printf "%s\\n" "$info" | sed -n "s/^Job type:[[:space:]]*//p" | sed "s/[[:space:]]*$//")\n'
+    '  op=$(printf "%s\\n" "$info" | sed -n "s/^Operation:[[:space:]]*//p" | sed "s/[[:space:]]*$//")\n'
+    '  if [ -n "$jt" ] && [ "$jt" != None ] && [ "$op" = Backup ]; then\n'
+    '    virsh --connect "$uri" domjobabort "$dom"\n'
+    '  fi\n'
+    '}\n'
+    'cleanup() {\n'
+    '  if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom" || :; thaw=; fi\n'
+    '  if [ -n "$job" ]; then stop_job || :; fi\n'
+    '}\n'
+    "trap 'cleanup' EXIT\n"
+    "trap 'exit 129' HUP\n"
+    "trap 'exit 130' INT\n"
+    "trap 'exit 143' TERM\n"
+    'ck_ids\n'
+    'if has "$b" "$ids"; then\n'
+    '  virsh --connect "$uri" checkpoint-delete --checkpointname "one-$vid-$b" "$dom" ||\n'
+    '    virsh --connect "$uri" checkpoint-delete --checkpointname "one-$vid-$b" --metadata "$dom"\n'
+    'fi\n'
+    'if ! has "$p" "$ids"; then redefine "$p"; fi\n'
+    'job=yes\n'
+    'case "$freeze" in\n'
+    '  AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
+    '  SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
+    'esac\n'
+    'set -- "$@" -END-\n'
+    'while [ "$1" != -END- ]; do\n'
+    '  tgt=$1; id=$2; size=$3; shift 3\n'
+    '  qemu-img create -q -f qcow2 "$tmp/scracth.$id.qcow2" "${size}M"\n'
+    '  set -- "$@" "$tgt" "$id"\n'
+    'done\n'
+    'shift\n'
+    'printf "%s" "$bxml" >"$tmp/backup.xml"\n'
+    'printf "%s" "$cxml" >"$tmp/checkpoint.xml"\n'
+    'virsh --connect "$uri" backup-begin --reuse-external --backupxml "$tmp/backup.xml" '
+    '--checkpointxml "$tmp/checkpoint.xml" "$dom"\n'
+    'if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+    'while [ $# -gt 0 ]; do\n'
+    '  pull_changes "nbd+unix:///$1?socket=$dir/backup.socket" "qemu:dirty-bitmap:backup-$1" "$bck/disk.$2.$b"\n'
+    '  shift 2\n'
+    'done\n'
+    'stop_job\n'
+    'clean "$p"\n'
     'rm -f -- "$bck/.pgid"\n'
 )
 
@@ -531,59 +691,71 @@ BackupPlan = namedtuple("BackupPlan", "snapshot backup_id parent_id cbt")
 BackupPlan.__new__.__defaults__ = (False,)
 
 
-def backup_plan(ctx, doc, strict=True, live=False):
+def backup_plan(ctx, doc, strict=True):
     """What the backup of the VM ``doc`` is, as stock's KVMDomain reads BACKUP_CONFIG: ``snapshot`` (MODE=INCREMENT
     with INCREMENT_MODE=SNAPSHOT), ``cbt`` (MODE=INCREMENT with any other INCREMENT_MODE: CBT, oned's default),
     ``backup_id`` (the N of ``disk.I.N``) and ``parent_id`` (-1: a full backup).
 
-    ``strict``: what this driver does not do (INCREMENT_MODE=CBT of a running VM, INTERACTIVE=YES) fails here,
-    before a file is touched; else (postbackup) such a backup counts as a full one.
+    ``strict``: what this driver does not do (INTERACTIVE=YES) fails here, before a file is touched.
     """
     if strict and _config(doc, "INTERACTIVE").upper() == "YES":
-        fail("%s: interactive backups (BACKUP_CONFIG INTERACTIVE=YES) are not supported by this driver" % ctx.action)
+        fail("%s: interactive backups (BACKUP_CONFIG INTERACTIVE=YES) are not supported by this driver (they wait "
+             "for an external backup server to pull the disks through OneBEX)" % ctx.action)
     if _config(doc, "MODE").upper() != "INCREMENT":
         return BackupPlan(False, 0, -1)
-    inc_mode = _config(doc, "INCREMENT_MODE").upper() or "CBT"
-    snapshot = inc_mode == "SNAPSHOT"
-    if not snapshot and live:
-        if strict:
-            fail("%s: live incremental backups with BACKUP_CONFIG INCREMENT_MODE=%s (changed block tracking, libvirt "
-                 "checkpoints) are not supported by this driver; power the VM off, or use INCREMENT_MODE=SNAPSHOT or "
-                 "MODE=FULL" % (ctx.action, inc_mode))
-        return BackupPlan(False, 0, -1)
+    snapshot = (_config(doc, "INCREMENT_MODE").upper() or "CBT") == "SNAPSHOT"
     text = _config(doc, "LAST_INCREMENT_ID") or "-1"
     if not re.match(r"^-?[0-9]+$", text) or int(text) < -1:
         fail("%s: BACKUP_CONFIG LAST_INCREMENT_ID %r is not a number from -1 up" % (ctx.action, text))
     return BackupPlan(snapshot, int(text) + 1, int(text), not snapshot)
 
 
-def check_backup_mode(ctx, doc, live=False):
+def check_backup_mode(ctx, doc):
     """The backup's plan; what this driver does not do fails here, before a file is touched."""
-    return backup_plan(ctx, doc, live=live)
+    return backup_plan(ctx, doc)
 
 
-def confinement(ctx, doc):
-    """``(nice, ionice)`` ("" when unset) from the backup datastore's ``<DS_MAD>_NICE``/``_IONICE``."""
+Confinement = namedtuple("Confinement", "nice ionice slice")
+
+
+def _datastore_number(ctx, ds, dsid, mad, key, low, high):
+    """``<DS_MAD>_<key>`` of the backup datastore: None when unset (absent, empty or -1), else a checked int."""
+    value = ""
+    if mad:
+        value = (ds.findtext("./TEMPLATE/%s_%s" % (mad, key)) or "").strip()
+    if value in ("", "-1"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        fail("%s: datastore %s: %s_%s=%r is not a number from %d %s" % (
+            ctx.action, dsid, mad, key, value, low, "up" if high is None else "to %d" % high))
+    return number
+
+
+def confinement(ctx, doc, vm_dir=""):
+    """How the backup is confined, as stock's ``cmd_confinement`` reads the backup datastore: a systemd user slice
+    ``backup.<DS_ID>.slice`` when any of ``<DS_MAD>_CPU_QUOTA`` (%), ``_MEMORY_MAX_MB``, ``_MAX_RIOPS`` or
+    ``_MAX_WIOPS`` (on the device of ``vm_dir``) is set: ``slice`` is ``(name, unit file text)``; else ``nice`` and
+    ``ionice`` from ``<DS_MAD>_NICE``/``_IONICE`` ("" when unset)."""
     dsid = _config(doc, "LAST_DATASTORE_ID")
     if not dsid or not dsid.isdigit():
-        return "", ""
+        return Confinement("", "", None)
     _text, ds = _show(ctx, "datastore", dsid)
     mad = (ds.findtext("./DS_MAD") or "").strip().upper()
-    values = []
-    for key, low, high in (("NICE", -20, 19), ("IONICE", 0, 7)):
-        value = (ds.findtext("./TEMPLATE/%s_%s" % (mad, key)) or "").strip() if mad else ""
-        if value in ("", "-1"):
-            values.append("")
-            continue
-        try:
-            number = int(value)
-        except ValueError:
-            number = None
-        if number is None or not low <= number <= high:
-            fail("%s: datastore %s: %s_%s=%r is not a number from %d to %d"
-                 % (ctx.action, dsid, mad, key, value, low, high))
-        values.append(str(number))
-    return values[0], values[1]
+    cpu, mem, riops, wiops = [_datastore_number(ctx, ds, dsid, mad, key, 1, None)
+                              for key in ("CPU_QUOTA", "MEMORY_MAX_MB", "MAX_RIOPS", "MAX_WIOPS")]
+    if (cpu, mem, riops, wiops) != (None,) * 4:
+        device = posixpath.normpath(vm_dir)
+        text = "[Slice]\nCPUQuota=%s\nMemoryMax=%s\nIOReadIOPSMax=%s\nIOWriteIOPSMax=%s\n" % (
+            "" if cpu is None else "%d%%" % cpu, "" if mem is None else "%dM" % mem,
+            "" if riops is None else "%s %d" % (device, riops), "" if wiops is None else "%s %d" % (device, wiops))
+        return Confinement("", "", ("backup.%s.slice" % dsid, text))
+    nice, ionice = [_datastore_number(ctx, ds, dsid, mad, key, low, high)
+                    for key, low, high in (("NICE", -20, 19), ("IONICE", 0, 7))]
+    return Confinement("" if nice is None else str(nice), "" if ionice is None else str(ionice), None)
 
 
 # ---------------------------------------------------------------------------
@@ -694,12 +866,13 @@ def snapshot_layouts(ctx, host, vm_dir, doc, ids, plan):
     return layouts
 
 
-def cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid):
-    """The records ``ID SRC K BITMAP...`` of a CBT-mode backup (SRC ``VM_DIR/disk.I``, then the K bitmaps that go),
-    checked before a file is touched: each disk qcow2 (read as qcow2, chain in the datastores) and, for backup N,
-    holding a consistent bitmap ``one-<VM_ID>-<N-1>``, which stays."""
+def cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid, live=False):
+    """``(records, bitmaps)`` of a CBT-mode backup: the records ``ID SRC K BITMAP...`` (SRC ``VM_DIR/disk.I``, then
+    the K bitmaps that go) and each disk's bitmap names, checked before a file is touched: each disk qcow2 (read as
+    qcow2, chain in the datastores) and, for backup N, holding a consistent bitmap ``one-<VM_ID>-<N-1>``, which
+    stays. ``live``: the running QEMU has the bitmaps open, so they are ``in-use``."""
     parent = "one-%d-%d" % (vmid, plan.parent_id)
-    records = []
+    records, by_disk = [], {}
     for disk_id in ids:
         info = vm_disk(doc, disk_id)
         if (info.get("DRIVER") or info.get("FORMAT") or "").lower() == "raw":
@@ -713,18 +886,49 @@ def cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid):
         except (KeyError, TypeError, AttributeError):
             fail("%s: cannot read the bitmaps of disk %s: bad qemu-img info output" % (ctx.action, path))
         names = [name for name, _flags in bitmaps]
+        by_disk[disk_id] = list(names)
         if plan.parent_id >= 0:
             flags = dict(bitmaps).get(parent)
             if flags is None:
                 fail("%s: disk %s has no bitmap %s (the changes since backup %d, INCREMENT_MODE=CBT): the backup "
                      "chain (LAST_INCREMENT_ID=%d) does not match the disk; start a new chain with a full backup "
                      "(onevm backup --reset)" % (ctx.action, disk_id, parent, plan.parent_id, plan.parent_id))
-            if "in-use" in flags or "inconsistent" in flags:
+            if "inconsistent" in flags or ("in-use" in flags and not live):
                 fail("%s: disk %s: its bitmap %s is inconsistent (the disk was not closed cleanly): start a new "
                      "chain with a full backup (onevm backup --reset)" % (ctx.action, disk_id, parent))
             names.remove(parent)
         records += [disk_id, path, str(len(names))] + names
-    return records
+    return records, by_disk
+
+
+def _checkpoint_ids(names):
+    """The checkpoint ids stock's clean_checkpoints reads from bitmap names (``one-<VM>-<ID>``, any VM)."""
+    ids = []
+    for name in names:
+        match = re.search(r"one-[0-9]+-([0-9]+)", name)
+        if match:
+            ids.append(str(int(match.group(1))))
+    return " ".join(ids)
+
+
+def _xml_attr(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
+
+
+def _cbt_live_documents(vmid, vm_dir, plan, chosen):
+    """``(backup, checkpoint)``: the documents of stock's start_backup (backup-begin in pull mode from checkpoint
+    ``one-<VM>-<N-1>``, the new checkpoint ``one-<VM>-<N>``), byte for byte; ``chosen``: ``[(TARGET, DISK_ID)]``."""
+    tmp = posixpath.join(vm_dir, "tmp")
+    backup = ("<domainbackup mode='pull'>\n  <incremental>one-%d-%d</incremental>\n"
+              "  <server transport='unix' socket='%s'/>\n  <disks>\n"
+              % (vmid, plan.parent_id, _xml_attr(posixpath.join(vm_dir, "backup.socket"))))
+    for target, disk_id in chosen:
+        backup += ("<disk name='%s' backup='yes' type='file'>\n  <scratch file='%s'/>\n</disk>\n"
+                   % (target, _xml_attr("%s/scracth.%s.qcow2" % (tmp, disk_id))))
+    backup += "  </disks>\n</domainbackup>\n"
+    checkpoint = ("<domaincheckpoint>\n  <name>one-%d-%d</name>\n  <disks>\n%s  </disks>\n</domaincheckpoint>\n"
+                  % (vmid, plan.backup_id, "".join("<disk name='%s'/>" % target for target, _d in chosen)))
+    return backup, checkpoint
 
 
 def _disk_ids(ctx, text):
@@ -749,9 +953,13 @@ def _backup_args(ctx, args):
     return host, vm_dir, _disk_ids(ctx, disks), deploy_id, vmid
 
 
-def _run_backup(ctx, host, bck, script, argv, data, msg):
+def _run_backup(ctx, host, bck, script, argv, data, msg, confined=None):
+    """Runs the backup ``script`` on the host (``confined``: in the systemd user slice ``(name, text)``)."""
+    command = ["sh", "-c", script, "sh"] + argv
+    if confined:
+        command = ["sh", "-c", SCRIPT_SLICE, "sh"] + list(confined) + command
     try:
-        ssh_exec_and_log(ctx, host, ["sh", "-c", script, "sh"] + argv, msg, data=data)
+        ssh_exec_and_log(ctx, host, command, msg, data=data)
     except Interrupted:
         ssh_capture(ctx, host, ["sh", "-c", SCRIPT_CANCEL, "sh", bck], timeout=30)
         log_error(ctx, "Backup cancelled: %s" % bck)
@@ -771,7 +979,8 @@ def _targets(ctx, doc):
 
 
 def _checkpoint(vmid, targets):
-    """The checkpoint document stock leaves in VM_DIR/tmp for a live full backup (unused by ours)."""
+    """The checkpoint document stock leaves in VM_DIR/tmp for a live full backup (with INCREMENT_MODE=CBT, the
+    checkpoint one-<VM_ID>-0 created with the snapshot)."""
     return "<domaincheckpoint>\n   <name>one-%d-0</name>\n   <disks>%s</disks>\n </domaincheckpoint>\n" % (
         vmid, "".join("<disk name='%s'/>" % target for target in targets))
 
@@ -780,7 +989,7 @@ def prebackup(ctx, args, live=False):
     """prebackup(_live) host:VM_DIR DISK_ID:..:DISK_ID DEPLOY_ID BJ_ID VM_ID DS_ID, the VM's XML on stdin."""
     host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
     raw, doc = read_vm_xml(ctx)
-    plan = check_backup_mode(ctx, doc, live=live)
+    plan = check_backup_mode(ctx, doc)
     bck, _extra = backup_dirs(ctx, vm_dir, vmid)
     dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()
     if live and not _DOMAIN.match(dom):
@@ -788,34 +997,37 @@ def prebackup(ctx, args, live=False):
     for disk_id in ids:
         if not vm_disk(doc, disk_id):
             fail("%s: disk %s is not in the VM's template" % (ctx.action, disk_id))
-    records = []
+    records, bitmaps = [], {}
     if plan.snapshot:
         layouts = snapshot_layouts(ctx, host, vm_dir, doc, ids, plan)
         formats = dict((disk_id, "qcow2") for disk_id in ids)
     elif plan.cbt:
-        records = cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid)
+        records, bitmaps = cbt_records(ctx, host, vm_dir, doc, ids, plan, vmid, live=live)
+        formats = dict((disk_id, "qcow2") for disk_id in ids)
     else:
         formats = dict((disk_id, disk_format(ctx, host, vm_dir, disk_id, vm_disk(doc, disk_id))) for disk_id in ids)
-    nice, ionice = confinement(ctx, doc)
+    conf = confinement(ctx, doc, vm_dir)
     tpm = "yes" if (doc.findtext("./TEMPLATE/TPM/MODEL") or "").strip() else "no"
-    head = [bck, vm_dir, tpm, dom, nice, ionice]
-    data = ruby_base64(raw)
-    msg = "Error preparing disk files"
+    head = [bck, vm_dir, tpm, dom, conf.nice, conf.ionice]
+
+    def run(script, argv):
+        _run_backup(ctx, host, bck, script, argv, ruby_base64(raw), "Error preparing disk files", conf.slice)
+
     if not live and plan.snapshot:
         script, argv = _snapshot_backup(ctx, host, vm_dir, ids, layouts, plan)
-        _run_backup(ctx, host, bck, script, head + argv, data, msg)
+        run(script, head + argv)
         return
-    if plan.cbt:   # powered off (check_backup_mode refuses a live one)
+    if plan.cbt and not live:
         new = "one-%d-%d" % (vmid, plan.backup_id)
         if plan.parent_id < 0:
-            _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_CBT_FULL, head + [new] + records, data, msg)
+            run(SCRIPT_PREBACKUP_CBT_FULL, head + [new] + records)
         else:
             argv = head + [str(plan.backup_id), "one-%d-%d" % (vmid, plan.parent_id), new] + records
-            _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_CBT_INCREMENT, argv, data, msg)
+            run(SCRIPT_PREBACKUP_CBT_INCREMENT, argv)
         return
     if not live:
         pairs = [x for disk_id in ids for x in (disk_id, formats[disk_id])]
-        _run_backup(ctx, host, bck, SCRIPT_PREBACKUP, head + pairs, data, msg)
+        run(SCRIPT_PREBACKUP, head + pairs)
         return
     freeze = _config(doc, "FS_FREEZE").upper() or "NONE"
     targets = _targets(ctx, doc)
@@ -824,13 +1036,33 @@ def prebackup(ctx, args, live=False):
     if plan.snapshot:
         script, argv = _snapshot_backup_live(ctx, vm_dir, targets, layouts, plan)
         name = "one-%d-backup" % vmid if plan.parent_id < 0 else str(plan.backup_id)
-        _run_backup(ctx, host, bck, script, head + [uri, name, freeze, checkpoint] + argv, data, msg)
+        run(script, head + [uri, name, freeze, checkpoint] + argv)
         return
+    chosen = [(target, disk_id) for target, disk_id in targets if disk_id in formats]
+    cbt = []
+    if plan.cbt:   # stock's checkpoints: over the backup's disks; the first disk's bitmaps (clean_checkpoints)
+        ckdisks = "<disks>%s</disks>" % "".join("<disk name='%s'/>" % target for target, _d in chosen)
+        cbt = [str(vmid), ckdisks, _checkpoint_ids(bitmaps[ids[0]])]
+    if plan.cbt and plan.parent_id >= 0:
+        disks = []
+        for target, disk_id in chosen:
+            size = str(vm_disk(doc, disk_id).get("SIZE", "")).strip()
+            if not size.isdigit():
+                fail("%s: disk %s has no usable SIZE (%r) for its scratch file" % (ctx.action, disk_id, size))
+            disks += [target, disk_id, size]
+        documents = list(_cbt_live_documents(vmid, vm_dir, plan, chosen))
+        argv = head + [uri, freeze] + cbt[:1] + [str(plan.backup_id), str(plan.parent_id)] + cbt[1:] + documents
+        run(SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT, argv + disks)
+        return
+    if plan.cbt:
+        removals = [str(len(ids))] + [x for disk_id in ids
+                                      for x in [disk_id, str(len(bitmaps[disk_id]))] + bitmaps[disk_id]]
+        cbt += removals
     disks = []
     for target, disk_id in targets:
         disks += [target, disk_id, formats[disk_id]] if disk_id in formats else [target, "-", "-"]
-    argv = head + [uri, "one-%d-backup" % vmid, freeze, checkpoint] + disks
-    _run_backup(ctx, host, bck, SCRIPT_PREBACKUP_LIVE, argv, data, msg)
+    argv = head + [uri, "one-%d-backup" % vmid, freeze, checkpoint] + cbt + disks
+    run(SCRIPT_PREBACKUP_CBT_LIVE_FULL if plan.cbt else SCRIPT_PREBACKUP_LIVE, argv)
 
 
 def _snapshot_backup(ctx, host, vm_dir, ids, layouts, plan):
@@ -895,7 +1127,8 @@ def postbackup(ctx, args, live=False):
     bck, extra = backup_dirs(ctx, vm_dir, vmid)
     if not live:
         argv = ["sh", "-c", SCRIPT_POSTBACKUP, "sh", bck, extra]
-    elif backup_plan(ctx, doc, strict=False, live=True).snapshot:
+    elif backup_plan(ctx, doc, strict=False).parent_id >= 0 or backup_plan(ctx, doc, strict=False).snapshot:
+        # a SNAPSHOT-mode backup's overlay stays (the disk's next increment); a CBT increment took no snapshot
         argv = ["sh", "-c", SCRIPT_POSTBACKUP_SNAPSHOT_LIVE, "sh", bck, vm_dir, extra]
     else:
         dom = (doc.findtext("./DEPLOY_ID") or deploy_id or "").strip()

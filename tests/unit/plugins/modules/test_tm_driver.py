@@ -170,11 +170,12 @@ def test_installed_executables_run(run_module, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert dst.read_bytes() == src.read_bytes()
     assert "INFO: clone: Cloning" in proc.stderr
-    # the backup actions (module_utils/tm/backup.py) are installed too: a live CBT incremental backup is refused
+    # the backup actions (module_utils/tm/backup.py) are installed too: an interactive backup is refused
     proc = subprocess.run([sys.executable, str(dest / "tm" / "nfs_shared" / "prebackup_live"), "x:/a/b", "0", "d", "-",
                            "5", "100"], capture_output=True, text=True, check=False,
-                          input="<VM><ID>5</ID><BACKUPS><BACKUP_CONFIG><MODE>INCREMENT</MODE></BACKUP_CONFIG></BACKUPS></VM>")
-    assert proc.returncode == 1 and "INCREMENT_MODE=CBT (changed block tracking, libvirt checkpoints) are not " \
+                          input="<VM><ID>5</ID><BACKUPS><BACKUP_CONFIG><MODE>INCREMENT</MODE><INTERACTIVE>YES"
+                                "</INTERACTIVE></BACKUP_CONFIG></BACKUPS></VM>")
+    assert proc.returncode == 1 and "interactive backups (BACKUP_CONFIG INTERACTIVE=YES) are not " \
         "supported" in proc.stderr, proc.stderr
 
 

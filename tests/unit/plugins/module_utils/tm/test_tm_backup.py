@@ -178,6 +178,41 @@ def test_confinement_comes_from_the_backup_datastore(run, vm_dir, doubles, tmp_p
     assert res.rc == 1 and "RSYNC_NICE='x; rm' is not a number from -20 to 19" in res.err
 
 
+def test_slice_limits_confine_the_backup_in_a_systemd_user_slice(run, vm_dir, doubles, tmp_path, fake_ssh,
+                                                                  monkeypatch):
+    """RSYNC_CPU_QUOTA/_MEMORY_MAX_MB/_MAX_RIOPS set: the backup runs through systemd-run in backup.100.slice,
+    whose unit file lands in ~/.config/systemd/user (systemd-run and systemctl: recording test doubles that run the
+    command); nice/ionice are left out, as stock. A bad limit is refused naming it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for name, body in (("systemd-run", 'while [ $# -gt 0 ]; do case $1 in -*) o="$o $1"; shift ;; *) break ;; '
+                                       'esac; done\necho "systemd-run$o" >>%s\nexec "$@"\n' % doubles),
+                       ("systemctl", 'echo "systemctl $*" >>%s\n' % doubles)):
+        (tmp_path / "bin" / name).write_text("#!/bin/sh\n" + body)
+        (tmp_path / "bin" / name).chmod(0o755)
+    (tmp_path / "ds-100.xml").write_text(
+        "<DATASTORE><ID>100</ID><DS_MAD>rsync</DS_MAD><TEMPLATE><RSYNC_NICE>7</RSYNC_NICE><RSYNC_CPU_QUOTA>150"
+        "</RSYNC_CPU_QUOTA><RSYNC_MEMORY_MAX_MB>512</RSYNC_MEMORY_MAX_MB><RSYNC_MAX_RIOPS>40</RSYNC_MAX_RIOPS>"
+        "<RSYNC_MAX_WIOPS>-1</RSYNC_MAX_WIOPS></TEMPLATE></DATASTORE>")
+    config = "<LAST_DATASTORE_ID>100</LAST_DATASTORE_ID>"
+    res = run("prebackup", *args_for(vm_dir), stdin=vm_xml(config=config), SSH=str(fake_ssh))
+    assert res.rc == 0, res
+    assert sorted(os.listdir(vm_dir / "backup")) == ["disk.0.0", "disk.1.0", "vm.xml"]
+    unit = home / ".config" / "systemd" / "user" / "backup.100.slice"
+    assert unit.read_text() == ("[Slice]\nCPUQuota=150%%\nMemoryMax=512M\nIOReadIOPSMax=%s 40\nIOWriteIOPSMax=\n\n"
+                                % vm_dir)
+    assert doubles.read_text().splitlines()[1:] == [
+        "systemctl --user daemon-reload", "systemd-run --user --quiet --pipe --collect --wait --slice=backup.100.slice"]
+    for key, value, message in (("CPU_QUOTA", "50%", "RSYNC_CPU_QUOTA='50%' is not a number from 1 up"),
+                                ("MAX_WIOPS", "0", "RSYNC_MAX_WIOPS='0' is not a number from 1 up")):
+        (tmp_path / "ds-100.xml").write_text("<DATASTORE><ID>100</ID><DS_MAD>rsync</DS_MAD><TEMPLATE><RSYNC_%s>%s"
+                                             "</RSYNC_%s></TEMPLATE></DATASTORE>" % (key, value, key))
+        unit.unlink(missing_ok=True)
+        res = run("prebackup", *args_for(vm_dir), stdin=vm_xml(config=config), SSH=str(fake_ssh))
+        assert res.rc == 1 and message in res.err, res
+        assert not unit.exists()
+
+
 def test_live_backup_and_its_virsh_calls(run, vm_dir, doubles):
     disks = (("0", "vda", "raw"), ("1", "vdb", "qcow2"), ("2", "vdc", "raw"))
     stdin = vm_xml(config="<FS_FREEZE>SUSPEND</FS_FREEZE>", disks=disks)
@@ -482,14 +517,123 @@ def _bitmaps(path):
     return sorted(b["name"] for b in (_info(path).get("format-specific", {}).get("data", {}).get("bitmaps") or []))
 
 
-@pytest.mark.parametrize("mode", ["", "CBT"])
-def test_cbt_live_is_refused(run, vm_dir, doubles, mode):
-    before = sorted(os.listdir(vm_dir))
-    res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=cbt_xml(-1, mode))
-    assert res.rc == 1, res
-    assert ("live incremental backups with BACKUP_CONFIG INCREMENT_MODE=CBT (changed block tracking, libvirt "
-            "checkpoints) are not supported by this driver") in res.err
-    assert sorted(os.listdir(vm_dir)) == before and not doubles.exists()
+def _cbt_double():
+    """The emulating test double of virsh of the differential suite (libvirt's checkpoints as qcow2 bitmaps, its
+    pull-mode backup served by qemu-nbd): tests/differential/virsh_cbt_double.py."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    path = os.path.join(os.path.dirname(__file__), *([os.pardir] * 4 + ["differential", "virsh_cbt_double.py"]))
+    spec = importlib.util.spec_from_file_location("virsh_cbt_double", os.path.normpath(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cbt_live_xml(last):
+    disks = "".join("<DISK><DISK_ID>%s</DISK_ID><TARGET>%s</TARGET><DRIVER>%s</DRIVER><SIZE>4</SIZE></DISK>" % d
+                    for d in (("0", "vda", "raw"), ("1", "vdb", "qcow2")))
+    return ("<VM><ID>%d</ID><DEPLOY_ID>one-%d</DEPLOY_ID><TEMPLATE>%s</TEMPLATE><HISTORY_RECORDS><HISTORY>"
+            "<DS_ID>0</DS_ID></HISTORY></HISTORY_RECORDS><BACKUPS><BACKUP_CONFIG><MODE>INCREMENT</MODE>"
+            "<FS_FREEZE>AGENT</FS_FREEZE><LAST_INCREMENT_ID>%d</LAST_INCREMENT_ID></BACKUP_CONFIG></BACKUPS></VM>"
+            % (VMID, VMID, disks, last))
+
+
+@pytest.fixture
+def cbt_virsh(tmp_path, doubles):
+    """The emulating virsh in place of the recording one; the domain one-5 is the VM of ``cbt_live_xml``."""
+    double = _cbt_double()
+    (tmp_path / "bin" / "virsh").write_text(double.SCRIPT % {"log": str(doubles), "mnt": str(tmp_path)})
+    (tmp_path / ("onevm-%d.xml" % VMID)).write_text(cbt_live_xml(-1))
+    yield doubles
+    double.stop_all(str(tmp_path / "virsh-cbt.json"))
+
+
+def _calls(log):
+    calls = [" ".join(c.split()[3:]) if c.startswith("virsh ") else c for c in log.read_text().splitlines()
+             if c.startswith(("virsh ", "virsh-xml "))]
+    log.write_text("")
+    return calls
+
+
+def test_cbt_live_chain_and_its_virsh_calls(run, vm_dir, cbt_virsh, tmp_path):
+    """A full live backup then two live increments (stock's clean_checkpoints, backup_full_live with :cbt,
+    define_parent, backup_nbd_live): the checkpoints are libvirt's, each increment is pulled from libvirt's
+    pull-mode export of the changes since the last checkpoint; the saved chain rebuilt is the disk at each backup."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    disk = vm_dir / "disk.1"
+    subprocess.run(["qemu-img", "bitmap", "-f", "qcow2", "--add", str(disk), "stale"], check=True)
+    _write(disk, 0x11, 0)
+    views = []
+    for last in (-1, 0, 1):
+        stdin = cbt_live_xml(last)
+        res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=stdin)
+        assert res.rc == 0, res
+        backup_id = last + 1
+        expected = ["one-%d-%d" % (VMID, backup_id)] + (["one-%d-%d" % (VMID, last)] if last >= 0 else [])
+        assert _bitmaps(disk) == sorted(expected)
+        calls = _calls(cbt_virsh)
+        if last < 0:
+            assert calls == [
+                "checkpoint-list --name one-5", "domfsfreeze one-5",
+                "snapshot-create-as --name one-5-backup --disk-only --atomic --diskspec vda,snapshot=no --diskspec "
+                "vdb,file=%s/tmp/overlay_1.qcow2 one-5" % vm_dir,
+                "checkpoint-create --xmlfile %s/tmp/checkpoint.xml one-5" % vm_dir,
+                "virsh-xml <domaincheckpoint><name>one-5-0</name><disks><disk name='vdb'/></disks>"
+                "</domaincheckpoint>",
+                "domfsthaw one-5"], calls
+        else:
+            assert calls[:3] == ["checkpoint-list --name one-5", "domfsfreeze one-5",
+                                 "backup-begin --reuse-external --backupxml %s/tmp/backup.xml --checkpointxml "
+                                 "%s/tmp/checkpoint.xml one-5" % (vm_dir, vm_dir)], calls
+            assert calls[5:] == ["domfsthaw one-5", "domjobinfo one-5", "domjobabort one-5",
+                                 "checkpoint-list --name one-5"] + (
+                                     ["checkpoint-delete one-5 one-5-0"] if last == 1 else []), calls
+            assert sorted(os.listdir(vm_dir / "tmp")) == ["backup.xml", "checkpoint.xml", "scracth.1.qcow2"]
+        assert sorted(os.listdir(vm_dir)) == ["backup", "disk.0", "disk.1", "tmp"]   # no socket left
+        assert not _nbd_servers(vm_dir / "backup.socket")
+        info = _info(vm_dir / "backup" / ("disk.1.%d" % backup_id))
+        assert "backing-filename" not in info and info["virtual-size"] == 4 << 20
+        os.rename(vm_dir / "backup" / ("disk.1.%d" % backup_id), saved / ("disk.1.%d" % backup_id))
+        views.append(_guest_view(disk))
+        assert run("postbackup_live", *args_for(vm_dir, "1"), stdin=stdin).rc == 0
+        post = _calls(cbt_virsh)
+        if last < 0:   # the snapshot's overlay merged back
+            assert [c.split()[0] for c in post] == ["blockcommit", "snapshot-delete"], post
+        else:          # an increment took no snapshot
+            assert post == []
+        assert sorted(os.listdir(vm_dir)) == ["disk.0", "disk.1"]
+        _write(disk, 0x20 + backup_id, (1 + backup_id) << 20)
+    for n in (1, 2):
+        alone = _guest_view(saved / ("disk.1.%d" % n))
+        assert alone[n << 20:(n << 20) + 65536] == bytes([0x20 + n - 1]) * 65536
+        assert alone.count(b"\0") == len(alone) - 65536
+    _assert_rebuilt_chain(saved, views)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace for the nbdinfo test double)")
+def test_cbt_live_a_failed_pull_thaws_and_stops_the_backup_job(run, vm_dir, cbt_virsh, tmp_path, fake_ssh):
+    """nbdinfo (a failing test double) fails while libvirt's backup job runs: the job is aborted (its export
+    stopped, the temporary bitmap gone), the action fails; the next increment, from the same checkpoint, works."""
+    assert run("prebackup_live", *args_for(vm_dir, "1"), stdin=cbt_live_xml(-1)).rc == 0
+    assert run("postbackup_live", *args_for(vm_dir, "1"), stdin=cbt_live_xml(-1)).rc == 0
+    _write(vm_dir / "disk.1", 0x30, 1 << 20)
+    _calls(cbt_virsh)
+    fake = tmp_path / "fake-nbdinfo"
+    fake.write_text("#!/bin/sh\necho 'nbdinfo: broken' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    wrapper = tmp_path / "bin" / "session_ssh"
+    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
+                       '\'mount --bind "$0" /usr/bin/nbdinfo && exec "$@"\' %s %s "$@"\n' % (fake, fake_ssh))
+    wrapper.chmod(0o755)
+    res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=cbt_live_xml(0), SSH=str(wrapper))
+    assert res.rc == 1 and "Error preparing disk files" in res.err, res
+    calls = _calls(cbt_virsh)
+    assert calls[-3:] == ["domfsthaw one-5", "domjobinfo one-5", "domjobabort one-5"], calls
+    assert not _nbd_servers(vm_dir / "backup.socket") and not os.path.lexists(vm_dir / "backup.socket")
+    assert "backup-vdb" not in _bitmaps(vm_dir / "disk.1")
+    res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=cbt_live_xml(0))
+    assert res.rc == 0, res
+    assert _guest_view(vm_dir / "backup" / "disk.1.1")[1 << 20:(1 << 20) + 65536] == bytes([0x30]) * 65536
 
 
 def test_cbt_chain_powered_off(run, vm_dir, doubles, tmp_path):
