@@ -8,7 +8,7 @@
 # TEST_JOBS=N runs up to N steps at once (default 3; 1 runs them one by one).
 # The steps share nothing: each scenario has its own containers and network
 # (extensions/molecule/shared/vars/lab.yml), pytest and sanity work in temp directories.
-# Much of a step's time is spent waiting (systemd, sshd, podman, oned's double),
+# Much of a step's time is spent waiting (systemd, sshd, podman, oned),
 # so on two cores three steps at once finish far sooner than one after another.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

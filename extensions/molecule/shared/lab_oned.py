@@ -108,3 +108,48 @@ class OneCLI:
         assert res.rc == 0 or "not available for state" in res.stderr, res.stderr
         self.wait_vm(vmid, ACTIVE, RUNNING)
         return self.vm_host(vmid)
+
+    def backup_through_drivers(self, vmid, *, tm_mad, host, vm_dir,  # pylint: disable=too-many-arguments,too-many-locals
+                               system_ds, backup_ds, rsync_node, workdir, check_prebackup, check_stored):
+        """A full backup of powered-off VM ``vmid`` (disk 0) as the KVM driver makes it, then registered by oned.
+
+        The lab's oned runs the dummy VM driver, whose backup answers at once without the three steps of the KVM
+        driver (one_vmm_exec.rb: TM prebackup, the datastore's backup, TM postbackup). So these steps run here as
+        the KVM driver runs them (its argv, the VM's XML on stdin) on the front-end: ``tm_mad``'s prebackup, the
+        stock rsync datastore's backup, ``tm_mad``'s postbackup. Then ``onevm backup`` registers the backup image,
+        and the backup on ``rsync_node`` is renamed to that image's SOURCE (``dummy-backup-id``, the dummy
+        driver's answer), where the rsync driver's ``ls``, ``downloader.sh`` and ``rm`` look for it.
+
+        ``host`` is ``(name, testinfra host)`` of the VM's host, ``vm_dir`` the VM's directory there, ``workdir`` a
+        directory on the front-end that oneadmin can read. ``check_prebackup(path)`` checks the disk prebackup
+        left on the host, ``check_stored(path)`` the disk the backup stored on ``rsync_node``. Returns the backup
+        image's id, its SOURCE and the VM's backup directory on ``rsync_node``.
+        """
+        host_name, host_node = host
+        deploy_id = self.xml("onevm", "show", str(vmid)).findtext("DEPLOY_ID")
+        self.fe.check_output("runuser -u oneadmin -- env HOME=/var/lib/one onevm show -x %s > %s/vm.xml",
+                             str(vmid), workdir)
+        ds_text = self.one("onedatastore", "show", "-x", str(backup_ds)).stdout
+        vm_text = self.fe.file(workdir + "/vm.xml").content_string
+        self.fe.check_output("printf %%s %s > %s/action.xml",
+                             "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (ds_text, vm_text), workdir)
+        # TM_COMMAND of oned's backup: BACKUP TM_MAD host:VM_DIR DISK_IDS DEPLOY_ID BJ_ID VM_ID DS_ID (the image disk)
+        args = "%s:%s 0 %s - %d %d" % (host_name, vm_dir, deploy_id, vmid, system_ds)
+        remotes = "/var/lib/one/remotes"
+        as_oneadmin(self.fe, "%s/tm/%s/prebackup %s", remotes, tm_mad, args, stdin=workdir + "/vm.xml")
+        check_prebackup(vm_dir + "/backup/disk.0.0")
+        out = as_oneadmin(self.fe, "%s/datastore/rsync/backup %s", remotes, args, stdin=workdir + "/action.xml")
+        backup_id = out.split()[0]
+        as_oneadmin(self.fe, "%s/tm/%s/postbackup %s", remotes, tm_mad, args, stdin=workdir + "/vm.xml")
+        assert not host_node.file(vm_dir + "/backup").exists
+        stored = "/var/lib/one/datastores/%d/%d" % (backup_ds, vmid)
+        check_stored("%s/%s/disk.0.0" % (stored, backup_id))
+        # oned registers the backup image (the dummy driver's id)
+        self.one("onevm", "backup", "-d", str(backup_ds), str(vmid))
+        iid = wait("backup image", lambda: self.xml("onevm", "show", str(vmid)).findtext("BACKUPS/BACKUP_IDS/ID"),
+                   120)
+        wait("backup image READY", lambda: self.xml("oneimage", "show", iid).findtext("STATE") == "1", 120)
+        self.wait_vm(vmid, POWEROFF)
+        source = self.xml("oneimage", "show", iid).findtext("SOURCE")
+        as_oneadmin(rsync_node, "mv %s/%s %s/%s", stored, backup_id, stored, source)
+        return iid, source, stored

@@ -37,7 +37,6 @@ def test_real_oned_answers_on_frontend(host):
     if host.backend.get_hostname() != "fe":
         pytest.skip("front-end only")
     assert host.service("opennebula").is_running
-    assert not host.service("oned-double").is_running
     hosts = {h.findtext("NAME"): h for h in one_xml(host, "one.hostpool.info", -2, -1, -1).findall("HOST")}
     assert sorted(hosts) == ["host1", "host2"]
     assert hosts["host1"].findtext("CLUSTER_ID") == "0" and hosts["host2"].findtext("CLUSTER_ID") == "100"

@@ -252,6 +252,18 @@ def test_backup_and_restore(image, template, backup_ds):
             terminate(vmid)
 
 
+def _check_prebackup(h1, path, want):
+    """disk.0 (a qcow2 overlay of the image) flattened by prebackup: the image's data, no backing file."""
+    assert raw_md5(h1, path) == want
+    info = qemu_info(h1, path)
+    assert info["format"] == "qcow2" and "backing-filename" not in info, info
+
+
+def _check_stored(path, want):
+    """The backup stored on olc-fe (the rsync host) holds the image's data."""
+    assert raw_md5(FE, path) == want
+
+
 def _backup_and_restore(image, backup_ds, vmid):
     h1 = HOSTS["olc-h1"]
     one("onevm", "poweroff", "--hard", str(vmid))
@@ -260,33 +272,10 @@ def _backup_and_restore(image, backup_ds, vmid):
     system_ds = ds_id("nfs_system")
     want = raw_md5(FE, image["source"])
     assert raw_md5(h1, d + "/disk.0") == want
-    deploy_id = xml("onevm", "show", str(vmid)).findtext("DEPLOY_ID")
-    FE.check_output("runuser -u oneadmin -- env HOME=/var/lib/one onevm show -x %s > %s/vm.xml", str(vmid), BK)
-    ds_text = one("onedatastore", "show", "-x", str(backup_ds)).stdout
-    vm_text = FE.file(BK + "/vm.xml").content_string
-    FE.check_output("printf %%s %s > %s/action.xml",
-                    "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (ds_text, vm_text), BK)
-    # TM_COMMAND of oned's backup: BACKUP nfs_shared host:VM_DIR DISK_IDS DEPLOY_ID BJ_ID VM_ID DS_ID (the image disk)
-    args = "olc-h1:%s 0 %s - %d %d" % (d, deploy_id, vmid, system_ds)
-    remotes = "/var/lib/one/remotes"
-    as_oneadmin(FE, "%s/tm/nfs_shared/prebackup %s", remotes, args, stdin=BK + "/vm.xml")
-    # disk.0 (a qcow2 overlay of the image) flattened: the image's data, no backing file
-    assert raw_md5(h1, d + "/backup/disk.0.0") == want
-    info = qemu_info(h1, d + "/backup/disk.0.0")
-    assert info["format"] == "qcow2" and "backing-filename" not in info, info
-    out = as_oneadmin(FE, "%s/datastore/rsync/backup %s", remotes, args, stdin=BK + "/action.xml")
-    backup_id = out.split()[0]
-    as_oneadmin(FE, "%s/tm/nfs_shared/postbackup %s", remotes, args, stdin=BK + "/vm.xml")
-    assert not h1.file(d + "/backup").exists
-    stored = "%s/%d/%d" % (DATASTORES, backup_ds, vmid)
-    assert raw_md5(FE, "%s/%s/disk.0.0" % (stored, backup_id)) == want
-    # oned registers the backup image (the dummy driver's id)
-    one("onevm", "backup", "-d", str(backup_ds), str(vmid))
-    iid = wait("backup image", lambda: xml("onevm", "show", str(vmid)).findtext("BACKUPS/BACKUP_IDS/ID"), 120)
-    wait("backup image READY", lambda: xml("oneimage", "show", iid).findtext("STATE") == "1", 120)
-    wait_vm(vmid, POWEROFF)
-    source = xml("oneimage", "show", iid).findtext("SOURCE")
-    as_oneadmin(FE, "mv %s/%s %s/%s", stored, backup_id, stored, source)
+    iid, source, stored = CLI.backup_through_drivers(
+        vmid, tm_mad="nfs_shared", host=("olc-h1", h1), vm_dir=d, system_ds=system_ds, backup_ds=backup_ds,
+        rsync_node=FE, workdir=BK, check_prebackup=lambda path: _check_prebackup(h1, path, want),
+        check_stored=lambda path: _check_stored(path, want))
     # the disk changes (guest data written into the qcow2 overlay), then oned restores the backup through our restore
     as_oneadmin(h1, "qemu-io -c 'write -P 0xa5 0 64k' %s >/dev/null", d + "/disk.0")
     assert raw_md5(h1, d + "/disk.0") != want

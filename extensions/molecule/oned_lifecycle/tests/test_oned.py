@@ -11,7 +11,6 @@ from conftest import FE, H1, H2, one, wait, xml
 
 def test_real_oned_runs_after_the_roles_oned_conf_edit():
     assert FE.service("opennebula").is_running
-    assert not FE.service("oned-double").is_running
     assert one("onevm", "--version").rc == 0
     version = xml("onezone", "show", "0")  # any authenticated call through the real API
     assert version.findtext("NAME") == "OpenNebula"

@@ -16,7 +16,6 @@ stock rsync backup datastore, restored by ``onevm restore``).
 import pytest
 
 from conftest import ACTIVE, CLI, DONE, NODES, POWEROFF, RUNNING, STOPPED, UNDEPLOYED, md5, wait
-from lab_oned import as_oneadmin
 
 FE, REP, H2 = NODES["ost-fe"], NODES["ost-rep"], NODES["ost-h2"]
 DATASTORES = "/var/lib/one/datastores"
@@ -216,34 +215,17 @@ def test_backup_and_restore(image, template, system_ds, backup_ds):
             terminate(system_ds, vmid)
 
 
+def _assert_exists(node, path):
+    assert node.file(path).exists, (node.backend.hostname, path)
+
+
 def _backup_and_restore(image, system_ds, backup_ds, vmid):
     poweroff(vmid)
     d = vm_dir(system_ds, vmid)
-    deploy_id = xml("onevm", "show", str(vmid)).findtext("DEPLOY_ID")
-    FE.check_output("runuser -u oneadmin -- env HOME=/var/lib/one onevm show -x %s > /var/tmp/ost-bk/vm.xml",
-                    str(vmid))
-    ds_text = one("onedatastore", "show", "-x", str(backup_ds)).stdout
-    vm_text = FE.file("/var/tmp/ost-bk/vm.xml").content_string
-    FE.check_output("printf %s > /var/tmp/ost-bk/action.xml",
-                    "<DS_DRIVER_ACTION_DATA>%s%s</DS_DRIVER_ACTION_DATA>" % (ds_text, vm_text))
-    # TM_COMMAND of oned's backup: BACKUP onestor host:VM_DIR DISK_IDS DEPLOY_ID BJ_ID VM_ID DS_ID (the image disk)
-    args = "ost-h2:%s 0 %s - %d %d" % (d, deploy_id, vmid, system_ds)
-    remotes = "/var/lib/one/remotes"
-    as_oneadmin(FE, "%s/tm/onestor/prebackup %s", remotes, args, stdin="/var/tmp/ost-bk/vm.xml")
-    assert H2.file(d + "/backup/disk.0.0").exists
-    out = as_oneadmin(FE, "%s/datastore/rsync/backup %s", remotes, args, stdin="/var/tmp/ost-bk/action.xml")
-    backup_id = out.split()[0]
-    as_oneadmin(FE, "%s/tm/onestor/postbackup %s", remotes, args, stdin="/var/tmp/ost-bk/vm.xml")
-    assert not H2.file(d + "/backup").exists
-    stored = "%s/%d/%d" % (DATASTORES, backup_ds, vmid)
-    assert REP.file("%s/%s/disk.0.0" % (stored, backup_id)).exists
-    # oned registers the backup image (the dummy driver's id)
-    one("onevm", "backup", "-d", str(backup_ds), str(vmid))
-    iid = wait("backup image", lambda: xml("onevm", "show", str(vmid)).findtext("BACKUPS/BACKUP_IDS/ID"), 120)
-    wait("backup image READY", lambda: xml("oneimage", "show", iid).findtext("STATE") == "1", 120)
-    wait_vm(vmid, POWEROFF)
-    source = xml("oneimage", "show", iid).findtext("SOURCE")
-    as_oneadmin(REP, "mv %s/%s %s/%s", stored, backup_id, stored, source)
+    iid, source, stored = CLI.backup_through_drivers(
+        vmid, tm_mad="onestor", host=("ost-h2", H2), vm_dir=d, system_ds=system_ds, backup_ds=backup_ds,
+        rsync_node=REP, workdir="/var/tmp/ost-bk", check_prebackup=lambda path: _assert_exists(H2, path),
+        check_stored=lambda path: _assert_exists(REP, path))
     # the disk changes, then oned restores the backup through our restore
     H2.check_output("runuser -u oneadmin -- sh -c 'printf changed | dd of=%s conv=notrunc status=none'", d + "/disk.0")
     one("onevm", "restore", str(vmid), iid)

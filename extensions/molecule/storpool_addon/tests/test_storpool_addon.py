@@ -265,7 +265,6 @@ def test_addon_storpoolrc_variables_set_and_comments_kept(host):
 def test_real_oned_runs_after_the_roles_oned_conf_edit(host):
     frontend_only(host)
     assert host.service("opennebula").is_running
-    assert not host.service("oned-double").is_running
     # an authenticated call through real oned's API
     version = oned_xmlrpc(host, "one.system.version")
     assert version[0] and version[1].startswith("7.4."), version
