@@ -259,6 +259,26 @@ def test_a_failed_cleanup_is_logged_not_failed(run, vm_dir, doubles, tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace for the slow qemu-img)")
+def _session_ssh(tmp_path, fake_ssh, double, target):
+    """A fake ssh whose host side runs in its own session, as under sshd (so stopping the local ssh client does not
+    reach it), in a private mount namespace where the test double ``double`` is bound over ``target``."""
+    wrapper = tmp_path / "bin" / "session_ssh"
+    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
+                       '\'mount --bind "$0" "$1" && shift && exec "$@"\' %s %s %s "$@"\n' % (double, target, fake_ssh))
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _chain(run, vm_dir, action, xml):
+    """The three backups of a chain (LAST_INCREMENT_ID -1, 0, 1) of disk 1: yields ``(last, backup id, the VM's
+    XML)`` once each ``action`` (prebackup or prebackup_live) succeeded."""
+    for last in (-1, 0, 1):
+        stdin = xml(last)
+        res = run(action, *args_for(vm_dir, "1"), stdin=stdin)
+        assert res.rc == 0, res
+        yield last, last + 1, stdin
+
+
 def test_a_cancelled_backup_stops_on_the_host(run, vm_dir, doubles, tmp_path, fake_ssh):
     """SIGTERM to the action (oned's backup cancel) stops the conversion on the host, not only the ssh client.
 
@@ -269,10 +289,7 @@ def test_a_cancelled_backup_stops_on_the_host(run, vm_dir, doubles, tmp_path, fa
     slow = tmp_path / "slow-qemu-img"
     slow.write_text('#!/bin/sh\n[ "$1" = convert ] || exit 99\necho $$ >%s\nexec sleep 60\n' % marker)
     slow.chmod(0o755)
-    wrapper = tmp_path / "bin" / "session_ssh"
-    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
-                       '\'mount --bind "$0" /usr/bin/qemu-img && exec "$@"\' %s %s "$@"\n' % (slow, fake_ssh))
-    wrapper.chmod(0o755)
+    wrapper = _session_ssh(tmp_path, fake_ssh, slow, "/usr/bin/qemu-img")
     timer = threading.Thread(target=_term_when, args=(marker,))
     timer.start()
     res = run("prebackup", *args_for(vm_dir, "0"), stdin=vm_xml(disks=(("0", "vda", "raw"),)), SSH=str(wrapper))
@@ -368,6 +385,16 @@ def _assert_rebuilt_chain(saved, views):
     assert _guest_view(saved / "disk.1.0") == views[0] != views[1]
 
 
+def _assert_cbt_chain(saved, views):
+    """A CBT chain's increments hold what the guest wrote since the last backup (pattern 0x20 + N - 1 at N MiB),
+    nothing else; rebuilt, the chain is the disk at each backup."""
+    for n in (1, 2):
+        alone = _guest_view(saved / ("disk.1.%d" % n))
+        assert alone[n << 20:(n << 20) + 65536] == bytes([0x20 + n - 1]) * 65536
+        assert alone.count(b"\0") == len(alone) - 65536
+    _assert_rebuilt_chain(saved, views)
+
+
 def _write(path, pattern, offset):
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P %d %d 64k" % (pattern, offset), str(path)],
                    check=True, capture_output=True)
@@ -380,11 +407,7 @@ def test_snapshot_mode_chain_powered_off(run, vm_dir, doubles, tmp_path):
     saved.mkdir()
     _write(vm_dir / "disk.1", 0x11, 0)
     views = []
-    for last in (-1, 0, 1):
-        stdin = snapshot_xml(last)
-        res = run("prebackup", *args_for(vm_dir, "1"), stdin=stdin)
-        assert res.rc == 0, res
-        backup_id = last + 1
+    for last, backup_id, stdin in _chain(run, vm_dir, "prebackup", snapshot_xml):
         bck = vm_dir / "backup"
         assert sorted(os.listdir(bck)) == ["disk.1.%d" % backup_id, "vm.xml"]
         assert os.readlink(vm_dir / "disk.1") == "disk.1.snap/%d" % (backup_id + 1)
@@ -564,11 +587,7 @@ def test_cbt_live_chain_and_its_virsh_calls(run, vm_dir, cbt_virsh, tmp_path):
     subprocess.run(["qemu-img", "bitmap", "-f", "qcow2", "--add", str(disk), "stale"], check=True)
     _write(disk, 0x11, 0)
     views = []
-    for last in (-1, 0, 1):
-        stdin = cbt_live_xml(last)
-        res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=stdin)
-        assert res.rc == 0, res
-        backup_id = last + 1
+    for last, backup_id, stdin in _chain(run, vm_dir, "prebackup_live", cbt_live_xml):
         expected = ["one-%d-%d" % (VMID, backup_id)] + (["one-%d-%d" % (VMID, last)] if last >= 0 else [])
         assert _bitmaps(disk) == sorted(expected)
         calls = _calls(cbt_virsh)
@@ -603,11 +622,7 @@ def test_cbt_live_chain_and_its_virsh_calls(run, vm_dir, cbt_virsh, tmp_path):
             assert post == []
         assert sorted(os.listdir(vm_dir)) == ["disk.0", "disk.1"]
         _write(disk, 0x20 + backup_id, (1 + backup_id) << 20)
-    for n in (1, 2):
-        alone = _guest_view(saved / ("disk.1.%d" % n))
-        assert alone[n << 20:(n << 20) + 65536] == bytes([0x20 + n - 1]) * 65536
-        assert alone.count(b"\0") == len(alone) - 65536
-    _assert_rebuilt_chain(saved, views)
+    _assert_cbt_chain(saved, views)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace for the nbdinfo test double)")
@@ -621,10 +636,7 @@ def test_cbt_live_a_failed_pull_thaws_and_stops_the_backup_job(run, vm_dir, cbt_
     fake = tmp_path / "fake-nbdinfo"
     fake.write_text("#!/bin/sh\necho 'nbdinfo: broken' >&2\nexit 1\n")
     fake.chmod(0o755)
-    wrapper = tmp_path / "bin" / "session_ssh"
-    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
-                       '\'mount --bind "$0" /usr/bin/nbdinfo && exec "$@"\' %s %s "$@"\n' % (fake, fake_ssh))
-    wrapper.chmod(0o755)
+    wrapper = _session_ssh(tmp_path, fake_ssh, fake, "/usr/bin/nbdinfo")
     res = run("prebackup_live", *args_for(vm_dir, "1"), stdin=cbt_live_xml(0), SSH=str(wrapper))
     assert res.rc == 1 and "Error preparing disk files" in res.err, res
     calls = _calls(cbt_virsh)
@@ -646,11 +658,7 @@ def test_cbt_chain_powered_off(run, vm_dir, doubles, tmp_path):
     _write(disk, 0x11, 0)
     subprocess.run(["qemu-img", "bitmap", "-f", "qcow2", "--add", str(disk), "stale"], check=True)
     views = []
-    for last in (-1, 0, 1):
-        stdin = cbt_xml(last, "CBT" if last else "")
-        res = run("prebackup", *args_for(vm_dir, "1"), stdin=stdin)
-        assert res.rc == 0, res
-        backup_id = last + 1
+    for last, backup_id, stdin in _chain(run, vm_dir, "prebackup", lambda last: cbt_xml(last, "CBT" if last else "")):
         bck = vm_dir / "backup"
         assert sorted(os.listdir(bck)) == ["disk.1.%d" % backup_id, "vm.xml"]
         assert sorted(os.listdir(vm_dir)) == ["backup", "disk.0", "disk.1"]   # no socket left, no snapshot dir
@@ -663,12 +671,7 @@ def test_cbt_chain_powered_off(run, vm_dir, doubles, tmp_path):
         assert run("postbackup", *args_for(vm_dir, "1"), stdin=stdin).rc == 0
         assert not bck.exists()
         _write(disk, 0x20 + backup_id, (1 + backup_id) << 20)
-    # an increment holds what was written since the last backup, nothing else
-    for n in (1, 2):
-        alone = _guest_view(saved / ("disk.1.%d" % n))
-        assert alone[n << 20:(n << 20) + 65536] == bytes([0x20 + n - 1]) * 65536
-        assert alone.count(b"\0") == len(alone) - 65536
-    _assert_rebuilt_chain(saved, views)
+    _assert_cbt_chain(saved, views)
 
 
 def test_cbt_an_increment_refuses_a_disk_without_the_chains_bitmap(run, vm_dir, doubles):
@@ -706,10 +709,7 @@ def test_cbt_qemu_nbd_is_stopped_when_the_pull_fails_or_is_cancelled(run, vm_dir
     fake = tmp_path / "fake-qemu-io"
     fake.write_text('#!/bin/sh\necho $$ >%s\n%s\n' % (marker, "sleep 2; exit 1" if how == "fails" else "exec sleep 60"))
     fake.chmod(0o755)
-    wrapper = tmp_path / "bin" / "session_ssh"
-    wrapper.write_text('#!/bin/sh\nexec setsid -w unshare -m --propagation private sh -c '
-                       '\'mount --bind "$0" /usr/bin/qemu-io && exec "$@"\' %s %s "$@"\n' % (fake, fake_ssh))
-    wrapper.chmod(0o755)
+    wrapper = _session_ssh(tmp_path, fake_ssh, fake, "/usr/bin/qemu-io")
     sock = vm_dir / "disk.1.socket"
     seen = []
     timer = threading.Thread(target=_cbt_watch, args=(marker, sock, seen, how == "cancelled"))
