@@ -179,7 +179,7 @@ def test_confinement_comes_from_the_backup_datastore(run, vm_dir, doubles, tmp_p
 
 
 def test_slice_limits_confine_the_backup_in_a_systemd_user_slice(run, vm_dir, doubles, tmp_path, fake_ssh,
-                                                                  monkeypatch):
+                                                                 monkeypatch):
     """RSYNC_CPU_QUOTA/_MEMORY_MAX_MB/_MAX_RIOPS set: the backup runs through systemd-run in backup.100.slice,
     whose unit file lands in ~/.config/systemd/user (systemd-run and systemctl: recording test doubles that run the
     command); nice/ionice are left out, as stock. A bad limit is refused naming it."""
