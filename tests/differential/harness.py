@@ -275,11 +275,12 @@ class World:
         self.ruby_lib = None      # RUBYLIB of the hosts' ssh sessions
         self.vartmp = base / "vartmp"
         (self.vartmp / "one").mkdir(parents=True)
-        _write(self.bin / "virsh", FAKE_VIRSH % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
+        log = {"log": shlex.quote(str(self.fake / "calls.log"))}   # where the recording doubles log
+        _write(self.bin / "virsh", FAKE_VIRSH % log, 0o755)
         for name in ("lxc-freeze", "lxc-unfreeze"):
-            _write(self.bin / name, FAKE_LXC % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
-        _write(self.bin / "systemd-run", FAKE_SYSTEMD_RUN % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
-        _write(self.bin / "systemctl", FAKE_SYSTEMCTL % {"log": shlex.quote(str(self.fake / "calls.log"))}, 0o755)
+            _write(self.bin / name, FAKE_LXC % log, 0o755)
+        _write(self.bin / "systemd-run", FAKE_SYSTEMD_RUN % log, 0o755)
+        _write(self.bin / "systemctl", FAKE_SYSTEMCTL % log, 0o755)
         self.home_config = base / "home-config"   # each machine's ~/.config (systemd user units)
         for machine in MACHINES:
             (self.home_config / machine).mkdir(parents=True)
@@ -315,12 +316,13 @@ class World:
         # stock ssh/mv calls plain `ssh HOST`: its config is the world's, in the namespace only
         # (ssh reads the passwd entry's home, not $HOME; a machine that never used ssh has no ~/.ssh yet: made
         # here, empty and 0700 as ssh-keygen would make it, because a bind mount needs a directory to cover)
-        home_ssh = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
+        home = pwd.getpwuid(os.getuid()).pw_dir
+        home_ssh = os.path.join(home, ".ssh")
         os.makedirs(home_ssh, mode=0o700, exist_ok=True)
         script += 'mount --bind "${%d}" "${%d}" || exit 97\n' % (len(args) + 1, len(args) + 2)
         args += [str(self.dotssh), home_ssh]
         # the machine's own ~/.config, where a confined backup writes its systemd user slice
-        home_config = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".config")
+        home_config = os.path.join(home, ".config")
         os.makedirs(home_config, mode=0o700, exist_ok=True)
         script += 'mount --bind "${%d}" "${%d}" || exit 97\n' % (len(args) + 1, len(args) + 2)
         args += [str(self.home_config / machine), home_config]

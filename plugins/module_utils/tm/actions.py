@@ -311,6 +311,12 @@ def last_history(doc, name, back=0):
     return (records[-1 - back].findtext(name) or "").strip() if len(records) > back else ""
 
 
+def xml_quoteattr(value):
+    """``value`` as a single-quoted XML attribute value (``'...'``), as stock's libvirt documents quote them."""
+    from xml.sax.saxutils import escape  # pylint: disable=import-outside-toplevel
+    return "'%s'" % escape(value, {"'": "&apos;", '"': "&quot;"})
+
+
 def disk_id_of(path):
     """N of ``.../disk.N``; None for other names."""
     name = os.path.basename(path)

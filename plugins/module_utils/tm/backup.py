@@ -90,7 +90,7 @@ import re
 import sys
 from collections import namedtuple
 
-from .actions import DATASTORE_LOCATION, SH_PRELUDE, _outside_files, checked_image, id_arg, vm_disk
+from .actions import DATASTORE_LOCATION, SH_PRELUDE, _outside_files, checked_image, id_arg, vm_disk, xml_quoteattr
 from .common import (Interrupted, TMError, fail, host_path, log_error, need_args, run_command, ssh_capture,
                      ssh_exec_and_log)
 from .copy import fetch_command
@@ -134,6 +134,27 @@ SCRIPT_PREBACKUP = SH_PRELUDE + 'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice
 # The domain gets an external disk-only snapshot on empty overlays in $dir/tmp (the guest frozen meanwhile,
 # thawed on any exit), then each backed-up disk's file, which the domain no longer writes, is converted.
 # postbackup_live merges the overlays back.
+# Shared by the live backup scripts. _SH_GUEST: guest_freeze freezes the guest for FS_FREEZE $freeze (AGENT:
+# domfsfreeze, SUSPEND: suspend), guest_thaw undoes it if it was done; $uri, $dom. _SH_LIVE_TMP: an empty $dir/tmp.
+# _SH_LIVE_ARGS: the first ten arguments of SCRIPT_PREBACKUP_LIVE read, the backup directory made, the guest
+# thawed on any exit.
+_SH_GUEST = (
+    'thaw=\n'
+    'guest_freeze() {\n'
+    '  case "$freeze" in\n'
+    '    AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
+    '    SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
+    '  esac\n'
+    '}\n'
+    'guest_thaw() {\n'
+    '  if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+    '}\n'
+)
+_SH_LIVE_TMP = 'tmp="$dir/tmp"\nrm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
+_SH_LIVE_ARGS = SH_PRELUDE + (
+    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
+) + _SH_LIVE_TMP + _SH_BACKUP_DIR + _SH_GUEST + "trap 'guest_thaw' EXIT\n"
+
 # Shared by the live CBT scripts (stock backup_kvm.rb's checkpoints, redefine_checkpoints, clean_checkpoints): $uri,
 # $dom, $tmp, $vid (VM_ID), $ckdisks (the <disks> of the backup's targets), $firstbm (the checkpoint ids of the first
 # disk's bitmaps one-<VM>-<ID>, read before the backup). ck_ids: $ids, libvirt's checkpoint ids (one-<VM>-<ID>, as
@@ -169,11 +190,7 @@ _SH_CHECKPOINTS = (
 def _prebackup_live_script(cbt):
     """The live full backup's script; ``cbt``: INCREMENT_MODE=CBT's first backup (stock's clean_checkpoints(all),
     the disks' bitmaps removed, the checkpoint one-<VM_ID>-0 created with the snapshot)."""
-    return SH_PRELUDE + (
-        'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
-        'tmp="$dir/tmp"\n'
-        'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
-    ) + _SH_BACKUP_DIR + ((
+    return _SH_LIVE_ARGS + ((
         'vid=$1; ckdisks=$2; firstbm=$3; shift 3\n'
     ) + _SH_CHECKPOINTS + (
         'clean all\n'
@@ -198,17 +215,12 @@ def _prebackup_live_script(cbt):
         'done\n'
         'shift\n'
         'printf "%s" "$ckpt" >"$tmp/checkpoint.xml"\n'
-        'thaw=\n'
-        "trap 'if [ -n \"$thaw\" ]; then virsh --connect \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
-        'case "$freeze" in\n'
-        '  AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
-        '  SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
-        'esac\n'
+        'guest_freeze\n'
         'virsh --connect "$uri" snapshot-create-as --name "$name" --disk-only --atomic "$@" "$dom"\n'
     ) + (
         'virsh --connect "$uri" checkpoint-create --xmlfile "$tmp/checkpoint.xml" "$dom"\n' if cbt else ''
     ) + (
-        'if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+        'guest_thaw\n'
         'printf "%s" "$srcs" | while read -r id fmt src; do\n'
         '  $c qemu-img convert -m 4 -f "$fmt" -O qcow2 -U "$src" "$bck/disk.$id.0"\n'
         'done\n'
@@ -361,26 +373,17 @@ SCRIPT_PREBACKUP_SNAPSHOT_INCREMENT = SH_PRELUDE + (
 # Live: $1..$10 as SCRIPT_PREBACKUP_LIVE ($8: the domain snapshot's name for the first backup, N for backup N),
 # then K, K records TGT ID HOW SRC SNAP SLINK (first backup) or TGT ID SRC SNAP NAME SLINK (backup N; NAME:
 # disk.I.snap/NAME is the overlay), then the --diskspec arguments. The domain is frozen for the snapshot only.
-_SH_LIVE_HEAD = SH_PRELUDE + (
-    'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; name=$8; freeze=$9; ckpt=${10}; shift 10\n'
-    'tmp="$dir/tmp"\n'
-    'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
-) + _SH_BACKUP_DIR + (
-    'thaw=\n'
-    "trap 'if [ -n \"$thaw\" ]; then virsh --connect \"$uri\" \"$thaw\" \"$dom\"; fi' EXIT\n"
+_SH_LIVE_HEAD = _SH_LIVE_ARGS + (
     'snapshot() {\n'
     '  shift $((1 + 6 * $1))\n'
-    '  case "$freeze" in\n'
-    '    AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
-    '    SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
-    '  esac\n'
+    '  guest_freeze\n'
     '  if [ "$first" = yes ]; then\n'
     '    virsh --connect "$uri" snapshot-create-as --name "$name" --disk-only --atomic "$@" --no-metadata '
     '--reuse-external "$dom"\n'
     '  else\n'
     '    virsh --connect "$uri" snapshot-create-as --disk-only --atomic --reuse-external --no-metadata "$@" "$dom"\n'
     '  fi\n'
-    '  if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+    '  guest_thaw\n'
     '}\n'
 )
 
@@ -551,10 +554,8 @@ SCRIPT_PREBACKUP_CBT_INCREMENT = SH_PRELUDE + (
 SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT = SH_PRELUDE + (
     'bck=$1; dir=$2; tpm=$3; dom=$4; nice=$5; ionice=$6; uri=$7; freeze=$8; vid=$9; b=${10}; p=${11}\n'
     'ckdisks=${12}; firstbm=${13}; bxml=${14}; cxml=${15}; shift 15\n'
-    'tmp="$dir/tmp"\n'
-    'rm -rf -- "$tmp"; mkdir -p -- "$tmp"\n'
-) + _SH_BACKUP_DIR + _SH_CHECKPOINTS + _SH_PULL + (
-    'thaw=; job=\n'
+) + _SH_LIVE_TMP + _SH_BACKUP_DIR + _SH_GUEST + _SH_CHECKPOINTS + _SH_PULL + (
+    'job=\n'
     'stop_job() {\n'
     '  job=\n'
     '  info=$(virsh --connect "$uri" domjobinfo "$dom")\n'
@@ -565,7 +566,7 @@ SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT = SH_PRELUDE + (
     '  fi\n'
     '}\n'
     'cleanup() {\n'
-    '  if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom" || :; thaw=; fi\n'
+    '  guest_thaw || :\n'
     '  if [ -n "$job" ]; then stop_job || :; fi\n'
     '}\n'
     "trap 'cleanup' EXIT\n"
@@ -579,10 +580,7 @@ SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT = SH_PRELUDE + (
     'fi\n'
     'if ! has "$p" "$ids"; then redefine "$p"; fi\n'
     'job=yes\n'
-    'case "$freeze" in\n'
-    '  AGENT) virsh --connect "$uri" domfsfreeze "$dom"; thaw=domfsthaw ;;\n'
-    '  SUSPEND) virsh --connect "$uri" suspend "$dom"; thaw=resume ;;\n'
-    'esac\n'
+    'guest_freeze\n'
     'set -- "$@" -END-\n'
     'while [ "$1" != -END- ]; do\n'
     '  tgt=$1; id=$2; size=$3; shift 3\n'
@@ -594,7 +592,7 @@ SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT = SH_PRELUDE + (
     'printf "%s" "$cxml" >"$tmp/checkpoint.xml"\n'
     'virsh --connect "$uri" backup-begin --reuse-external --backupxml "$tmp/backup.xml" '
     '--checkpointxml "$tmp/checkpoint.xml" "$dom"\n'
-    'if [ -n "$thaw" ]; then virsh --connect "$uri" "$thaw" "$dom"; thaw=; fi\n'
+    'guest_thaw\n'
     'while [ $# -gt 0 ]; do\n'
     '  pull_changes "nbd+unix:///$1?socket=$dir/backup.socket" "qemu:dirty-bitmap:backup-$1" "$bck/disk.$2.$b"\n'
     '  shift 2\n'
@@ -911,23 +909,19 @@ def _checkpoint_ids(names):
     return " ".join(ids)
 
 
-def _xml_attr(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
-
-
 def _cbt_live_documents(vmid, vm_dir, plan, chosen):
     """``(backup, checkpoint)``: the documents of stock's start_backup (backup-begin in pull mode from checkpoint
     ``one-<VM>-<N-1>``, the new checkpoint ``one-<VM>-<N>``), byte for byte; ``chosen``: ``[(TARGET, DISK_ID)]``."""
     tmp = posixpath.join(vm_dir, "tmp")
     backup = ("<domainbackup mode='pull'>\n  <incremental>one-%d-%d</incremental>\n"
-              "  <server transport='unix' socket='%s'/>\n  <disks>\n"
-              % (vmid, plan.parent_id, _xml_attr(posixpath.join(vm_dir, "backup.socket"))))
+              "  <server transport='unix' socket=%s/>\n  <disks>\n"
+              % (vmid, plan.parent_id, xml_quoteattr(posixpath.join(vm_dir, "backup.socket"))))
     for target, disk_id in chosen:
-        backup += ("<disk name='%s' backup='yes' type='file'>\n  <scratch file='%s'/>\n</disk>\n"
-                   % (target, _xml_attr("%s/scracth.%s.qcow2" % (tmp, disk_id))))
+        backup += ("<disk name='%s' backup='yes' type='file'>\n  <scratch file=%s/>\n</disk>\n"
+                   % (target, xml_quoteattr("%s/scracth.%s.qcow2" % (tmp, disk_id))))
     backup += "  </disks>\n</domainbackup>\n"
     checkpoint = ("<domaincheckpoint>\n  <name>one-%d-%d</name>\n  <disks>\n%s  </disks>\n</domaincheckpoint>\n"
-                  % (vmid, plan.backup_id, "".join("<disk name='%s'/>" % target for target, _d in chosen)))
+                  % (vmid, plan.backup_id, _disk_names([target for target, _d in chosen])))
     return backup, checkpoint
 
 
@@ -978,11 +972,16 @@ def _targets(ctx, doc):
     return disks
 
 
+def _disk_names(targets):
+    """The ``<disk name='TARGET'/>`` elements of stock's checkpoint documents (TARGETs checked by _targets)."""
+    return "".join("<disk name='%s'/>" % target for target in targets)
+
+
 def _checkpoint(vmid, targets):
     """The checkpoint document stock leaves in VM_DIR/tmp for a live full backup (with INCREMENT_MODE=CBT, the
     checkpoint one-<VM_ID>-0 created with the snapshot)."""
     return "<domaincheckpoint>\n   <name>one-%d-0</name>\n   <disks>%s</disks>\n </domaincheckpoint>\n" % (
-        vmid, "".join("<disk name='%s'/>" % target for target in targets))
+        vmid, _disk_names(targets))
 
 
 def prebackup(ctx, args, live=False):
@@ -1032,17 +1031,18 @@ def prebackup(ctx, args, live=False):
     freeze = _config(doc, "FS_FREEZE").upper() or "NONE"
     targets = _targets(ctx, doc)
     uri = ctx.setting("LIBVIRT_URI", "qemu:///system")
-    checkpoint = _checkpoint(vmid, [target for target, disk_id in targets if disk_id in formats])
+    chosen = [(target, disk_id) for target, disk_id in targets if disk_id in formats]   # the backup's, in order
+    checkpoint = _checkpoint(vmid, [target for target, _d in chosen])
     if plan.snapshot:
         script, argv = _snapshot_backup_live(ctx, vm_dir, targets, layouts, plan)
         name = "one-%d-backup" % vmid if plan.parent_id < 0 else str(plan.backup_id)
         run(script, head + [uri, name, freeze, checkpoint] + argv)
         return
-    chosen = [(target, disk_id) for target, disk_id in targets if disk_id in formats]
     cbt = []
     if plan.cbt:   # stock's checkpoints: over the backup's disks; the first disk's bitmaps (clean_checkpoints)
-        ckdisks = "<disks>%s</disks>" % "".join("<disk name='%s'/>" % target for target, _d in chosen)
-        cbt = [str(vmid), ckdisks, _checkpoint_ids(bitmaps[ids[0]])]
+        ckdisks = "<disks>%s</disks>" % _disk_names([target for target, _d in chosen])
+        firstbm = _checkpoint_ids(bitmaps[ids[0]])
+        cbt = [str(vmid), ckdisks, firstbm]
     if plan.cbt and plan.parent_id >= 0:
         disks = []
         for target, disk_id in chosen:
@@ -1051,7 +1051,7 @@ def prebackup(ctx, args, live=False):
                 fail("%s: disk %s has no usable SIZE (%r) for its scratch file" % (ctx.action, disk_id, size))
             disks += [target, disk_id, size]
         documents = list(_cbt_live_documents(vmid, vm_dir, plan, chosen))
-        argv = head + [uri, freeze] + cbt[:1] + [str(plan.backup_id), str(plan.parent_id)] + cbt[1:] + documents
+        argv = head + [uri, freeze, str(vmid), str(plan.backup_id), str(plan.parent_id), ckdisks, firstbm] + documents
         run(SCRIPT_PREBACKUP_CBT_LIVE_INCREMENT, argv + disks)
         return
     if plan.cbt:
@@ -1125,9 +1125,10 @@ def postbackup(ctx, args, live=False):
     host, vm_dir, ids, deploy_id, vmid = _backup_args(ctx, args)
     _text, doc = read_vm_xml(ctx)
     bck, extra = backup_dirs(ctx, vm_dir, vmid)
+    plan = backup_plan(ctx, doc, strict=False) if live else None
     if not live:
         argv = ["sh", "-c", SCRIPT_POSTBACKUP, "sh", bck, extra]
-    elif backup_plan(ctx, doc, strict=False).parent_id >= 0 or backup_plan(ctx, doc, strict=False).snapshot:
+    elif plan.parent_id >= 0 or plan.snapshot:
         # a SNAPSHOT-mode backup's overlay stays (the disk's next increment); a CBT increment took no snapshot
         argv = ["sh", "-c", SCRIPT_POSTBACKUP_SNAPSHOT_LIVE, "sh", bck, vm_dir, extra]
     else:

@@ -24,7 +24,8 @@ import os
 
 from ..actions import (SCRIPT_COPY, SCRIPT_LINK, SH_COMMIT, SH_PRELUDE, SH_TEMP, check_delete, checked_image, context,
                        disk_id_of, download_image, enable_local_monitoring, grow, id_arg, last_history, make_context,
-                       make_image, mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document)
+                       make_image, mv_local_disks, number_arg, resize_vm_disk, transfer_tree, vm_disk, vm_document,
+                       xml_quoteattr)
 from ..common import (arg_path, exec_and_log, fail, host_path, is_disk, lock_for, log, need_args,
                       runs_local, ssh_capture, ssh_exec_and_log, ssh_make_path, ssh_script)
 from .. import backup
@@ -472,18 +473,15 @@ def _domain_snapshot_xml(doc, disk_id, snap_id, snap_path):
     """The domainsnapshot document stock writes: the disk (by TARGET) external at ``snap_path``, every other no."""
     from xml.sax.saxutils import escape
 
-    def quoteattr(value):
-        return "'%s'" % escape(value, {"'": "&apos;", '"': "&quot;"})
-
     target = vm_disk(doc, disk_id).get("TARGET", "")
     disks = []
     for item in doc.findall("./TEMPLATE/DISK"):
         name = (item.findtext("TARGET") or "").strip()
         if name == target:
             disks.append("<disk name=%s snapshot='external'><source file=%s/></disk>" % (
-                quoteattr(name), quoteattr(snap_path)))
+                xml_quoteattr(name), xml_quoteattr(snap_path)))
         else:
-            disks.append("<disk name=%s snapshot='no'/>" % quoteattr(name))
+            disks.append("<disk name=%s snapshot='no'/>" % xml_quoteattr(name))
     return ("<domainsnapshot><name>%s</name><description>%s</description><disks>%s</disks></domainsnapshot>" % (
         escape("%s-%s" % (disk_id, snap_id)), escape("snap %s-%s" % (disk_id, snap_id)), "".join(disks)))
 
